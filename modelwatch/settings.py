@@ -1,0 +1,259 @@
+"""Typed settings loaded from params.yaml, with every store resolved under one project home."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from modelwatch.errors import ConfigError
+
+HOME_ENV = "MODELWATCH_HOME"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProjectSettings(_Frozen):
+    model_name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    task: Literal["regression", "classification"]
+    home: str = ".modelwatch"
+
+
+class DataSettings(_Frozen):
+    """What the columns of a batch mean. Nothing dataset-specific lives in code."""
+
+    id: str
+    target: str
+    timestamp: str | None = None
+    prediction: str = "prediction"
+    features: list[str] = Field(min_length=1)
+    categorical: list[str] = []
+    positive_label: str | int | None = None
+    segments: list[str] = []
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DataSettings:
+        unknown = sorted(set(self.categorical) - set(self.features))
+        if unknown:
+            raise ValueError(f"categorical columns {unknown} are not in data.features")
+        unknown = sorted(set(self.segments) - set(self.features))
+        if unknown:
+            raise ValueError(f"segment columns {unknown} are not in data.features")
+        reserved = {self.id, self.target, self.prediction} & set(self.features)
+        if reserved:
+            raise ValueError(f"data.features must not contain id/target/prediction {sorted(reserved)}")
+        return self
+
+    @property
+    def numeric(self) -> list[str]:
+        return [c for c in self.features if c not in self.categorical]
+
+
+class DemoSettings(_Frozen):
+    """How the bundled dataset is cut into a reference period and production batches."""
+
+    source: str
+    add_row_id: bool = False
+    reference_rows: int | None = Field(None, gt=0)
+    reference_end: str | None = None
+    batch_freq: str | None = None
+    batch_rows: int | None = Field(None, gt=0)
+    max_batches: int | None = Field(None, gt=0)
+    label_delay_batches: int = Field(1, ge=0)
+    bad_batch_after: int | None = Field(None, ge=0)
+    bad_batch_column: str | None = None
+    bad_batch_factor: float = 100.0
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> DemoSettings:
+        if (self.reference_rows is None) == (self.reference_end is None):
+            raise ValueError("set exactly one of demo.reference_rows and demo.reference_end")
+        if (self.batch_rows is None) == (self.batch_freq is None):
+            raise ValueError("set exactly one of demo.batch_rows and demo.batch_freq")
+        return self
+
+
+class ColumnRule(_Frozen):
+    min: float | None = None
+    max: float | None = None
+    values: list[str | int | float] | None = None
+    max_missing_share: float | None = Field(None, ge=0, le=1)
+
+
+class ValidationSettings(_Frozen):
+    min_rows: int = Field(1, ge=1)
+    max_rows: int = Field(1_000_000, ge=1)
+    max_missing_share: float = Field(0.0, ge=0, le=1)
+    infer_ranges: bool = True
+    range_margin: float = Field(0.1, ge=0)
+    infer_categories: bool = True
+    rules: dict[str, ColumnRule] = {}
+
+
+class DriftSettings(_Frozen):
+    numeric_test: Literal["ks", "wasserstein"] = "ks"
+    categorical_test: Literal["chi2"] = "chi2"
+    p_value_threshold: float = Field(0.05, gt=0, lt=1)
+    wasserstein_threshold: float = Field(0.1, gt=0)
+    dataset_drift_share: float = Field(0.5, gt=0, le=1)
+    min_rows: int = Field(30, ge=2)
+
+
+class PerformanceSettings(_Frozen):
+    min_segment_rows: int = Field(30, ge=1)
+
+
+class RetrainSettings(_Frozen):
+    max_drift_share: float = Field(0.5, gt=0, le=1)
+    max_performance_drop: float = Field(0.2, gt=0)
+    performance_metric: str = "mae"
+    max_model_age_batches: int = Field(26, ge=1)
+    cooldown_batches: int = Field(0, ge=0)
+
+
+class TrainingSettings(_Frozen):
+    window_batches: int = Field(8, ge=1)
+    holdout_batches: int = Field(1, ge=1)
+    model: Literal[
+        "hist_gradient_boosting", "random_forest", "linear", "dummy"
+    ] = "hist_gradient_boosting"
+    seed: int = 0
+    hyperparameters: dict[str, float | int | str | bool | None] = {}
+
+
+class PromotionSettings(_Frozen):
+    metric: str
+    min_improvement: float = Field(0.0, ge=0)
+    guard_metrics: dict[str, float] = {}
+
+
+class TrackingSettings(_Frozen):
+    experiment: str = Field(min_length=1)
+
+
+class Settings(_Frozen):
+    project: ProjectSettings
+    data: DataSettings
+    demo: DemoSettings | None = None
+    validation: ValidationSettings = ValidationSettings()
+    drift: DriftSettings = DriftSettings()
+    performance: PerformanceSettings = PerformanceSettings()
+    retrain: RetrainSettings = RetrainSettings()
+    training: TrainingSettings = TrainingSettings()
+    promotion: PromotionSettings
+    tracking: TrackingSettings
+
+    @model_validator(mode="after")
+    def _metrics_match_task(self) -> Settings:
+        from modelwatch.performance import METRIC_DIRECTIONS
+
+        allowed = METRIC_DIRECTIONS[self.project.task]
+        for key, name in [("promotion.metric", self.promotion.metric),
+                          ("retrain.performance_metric", self.retrain.performance_metric),
+                          *[("promotion.guard_metrics", g) for g in self.promotion.guard_metrics]]:
+            if name not in allowed:
+                raise ValueError(
+                    f"{key}: {name!r} is not a {self.project.task} metric "
+                    f"(accepted: {', '.join(sorted(allowed))})")
+        return self
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Every store modelwatch writes, under one home folder (MODELWATCH_HOME moves it)."""
+
+    project_root: Path
+    params_file: Path
+    home: Path
+
+    @property
+    def mlflow_db(self) -> Path:
+        return self.home / "mlflow.db"
+
+    @property
+    def tracking_uri(self) -> str:
+        return f"sqlite:///{self.mlflow_db}"
+
+    @property
+    def artifact_root(self) -> Path:
+        return self.home / "mlartifacts"
+
+    @property
+    def prefect_home(self) -> Path:
+        return self.home / "prefect"
+
+    @property
+    def data_repo(self) -> Path:
+        return self.home / "datarepo"
+
+    @property
+    def dvc_remote(self) -> Path:
+        return self.home / "dvc-remote"
+
+    @property
+    def incoming(self) -> Path:
+        return self.home / "incoming"
+
+    @property
+    def incoming_batches(self) -> Path:
+        return self.incoming / "batches"
+
+    @property
+    def incoming_labels(self) -> Path:
+        return self.incoming / "labels"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.data_repo / "data" / "quarantine"
+
+    def resolve(self, relative: str) -> Path:
+        """Resolve a path from params.yaml against the directory of params.yaml."""
+        p = Path(relative)
+        return p if p.is_absolute() else (self.project_root / p).resolve()
+
+
+@dataclass(frozen=True)
+class LoadedSettings:
+    settings: Settings
+    paths: Paths
+
+
+def load_settings(path: Path | str) -> LoadedSettings:
+    """Returns the validated settings of a params file and the resolved store paths.
+
+    Raises:
+        ConfigError: the file is missing, not YAML, or a key is unknown or has a bad value.
+    """
+    path = Path(path).resolve()
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from None
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
+    try:
+        settings = Settings.model_validate(raw or {})
+    except ValidationError as exc:
+        raise ConfigError("\n".join(_format_error(path, e) for e in exc.errors())) from None
+    env_home = os.environ.get(HOME_ENV)
+    home = Path(env_home) if env_home else Path(settings.project.home)
+    if not home.is_absolute():
+        home = path.parent / home
+    return LoadedSettings(settings, Paths(path.parent, path, home.resolve()))
+
+
+def _format_error(path: Path, err: dict) -> str:
+    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        return f"{path}: {loc}: unknown key (got {err['input']!r})"
+    if err["type"] == "missing":
+        return f"{path}: {loc}: required key is missing"
+    return f"{path}: {loc}: {err['msg']} (got {err['input']!r})"
