@@ -107,6 +107,7 @@ class DriftSettings(_Frozen):
 
 class PerformanceSettings(_Frozen):
     min_segment_rows: int = Field(30, ge=1)
+    min_label_coverage: float = Field(0.95, gt=0, le=1)
 
 
 class RetrainSettings(_Frozen):

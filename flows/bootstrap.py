@@ -1,0 +1,38 @@
+"""bootstrap: train the first champion on the reference period and version the reference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+
+from flows.common import DEFAULT_PARAMS
+from modelwatch import io, promotion, registry
+from tasks.project import open_project
+from tasks.registry import apply_promotion
+from tasks.training import train_candidate, write_window
+from tasks.versioning import set_reference
+
+
+@flow(name="bootstrap", flow_run_name="bootstrap")
+def bootstrap(reference_path: Path, params_path: Path = DEFAULT_PARAMS) -> str:
+    """Returns the champion version: trained now, or the existing one (bootstrap runs once)."""
+    proj = open_project(params_path)
+    existing = registry.get_alias(proj.client, proj.model_name, registry.CHAMPION)
+    if existing is not None:
+        get_run_logger().info("champion %s already exists; nothing to do", existing.version)
+        return existing.version
+    reference = io.read_csv_file(Path(reference_path))
+    set_reference(proj, reference, "reference for the first champion")
+    versions = write_window(proj, reference, None, "window-000", "training window: reference")
+    reason = "bootstrap: first model, trained on the reference period"
+    cand = train_candidate(proj, reference, versions, reason, 0, "window-000")
+    metric = proj.settings.promotion.metric
+    decision = promotion.compare_models(
+        cand.cv_metrics, None, proj.settings.promotion, proj.settings.project.task,
+        candidate_version=cand.version, champion_version=None)
+    baseline = cand.cv_metrics[proj.settings.retrain.performance_metric]
+    apply_promotion(proj, decision, cand.run_id, baseline, cand.cv_metrics, None)
+    get_run_logger().info("first champion %s (cv %s %.4g)", cand.version, metric,
+                          cand.cv_metrics[metric])
+    return cand.version

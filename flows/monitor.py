@@ -1,0 +1,70 @@
+"""monitor-batch: validate, score, measure drift and performance, log, decide, retrain when due."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from prefect import flow
+from prefect.states import Failed
+
+from flows.common import DEFAULT_PARAMS, run_name
+from flows.retrain import retrain
+from modelwatch import drift, history, policy, promotion, validation
+from tasks.drift import compute_drift
+from tasks.performance import Evaluation, evaluate_labelled_batches
+from tasks.policy import decide_retraining
+from tasks.project import open_project
+from tasks.registry import load_champion, score_batch
+from tasks.tracking import log_monitoring_run, log_rejection, record_outcome
+from tasks.validation import quarantine_batch, validate_batch
+from tasks.versioning import load_reference, stage_batch, version_files
+
+
+@dataclass(frozen=True)
+class MonitorResult:
+    batch_id: str
+    index: int
+    validation: validation.ValidationResult
+    drift: drift.DriftReport
+    evaluations: tuple[Evaluation, ...]
+    decision: policy.RetrainDecision
+    promotion: promotion.PromotionDecision | None
+    run_id: str
+
+
+@flow(name="monitor-batch", flow_run_name=lambda: run_name("monitor", "batch_path"))
+def monitor_batch(batch_path: Path, params_path: Path = DEFAULT_PARAMS,
+                  force_retrain: bool = False, retrain_reason: str | None = None):
+    """Processes one production batch; a failing batch ends Failed("Rejected") in quarantine."""
+    batch_path = Path(batch_path)
+    proj = open_project(params_path)
+    index = history.next_batch_index(proj.client, proj.experiments.monitoring)
+    reference = load_reference(proj)
+    model, champion = load_champion(proj)
+    batch, checked = validate_batch(batch_path, reference, proj)
+    if not checked.success:
+        folder = quarantine_batch(batch_path, checked, proj)
+        log_rejection(proj, index, batch_path, checked, folder, champion.version)
+        return Failed(name="Rejected", message=f"rejected: {checked.summary()}; kept in {folder}")
+    batch_id = batch_path.stem
+    predictions = score_batch(model, batch, proj)
+    files = stage_batch(proj, batch_path, batch, predictions, batch_id)
+    versions = version_files(proj, files, f"accept {batch_id} (step {index})")
+    ref_scores = score_batch(model, reference, proj)
+    pred_col = proj.settings.data.prediction
+    report = compute_drift(reference, batch, proj.settings.data, proj.settings.drift,
+                           ref_scores[pred_col], predictions[pred_col])
+    decision = decide_retraining(proj, index, report.drift_share, force_retrain, retrain_reason)
+    run_id = log_monitoring_run(proj, index, batch_id, checked, batch, report, predictions,
+                                decision, versions, champion.version,
+                                champion.tags.get("reference_md5", ""))
+    evaluations = evaluate_labelled_batches(proj)
+    outcome = None
+    if decision.retrain:
+        outcome = retrain(reason=f"{batch_id}: {decision.summary()}", params_path=params_path,
+                          batch_index=index)
+        record_outcome(run_id, f"promoted v{outcome.candidate_version}" if outcome.promote
+                       else f"kept v{outcome.champion_version}")
+    return MonitorResult(batch_id, index, checked, report, tuple(evaluations), decision, outcome,
+                         run_id)

@@ -1,0 +1,85 @@
+"""What happened so far, read back from MLflow: batch runs, evaluations, retrains."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from modelwatch import registry, tracking
+
+ACCEPTED = "accepted"
+REJECTED = "rejected"
+LAST_RETRAIN_TAG = "modelwatch.last_retrain_batch"
+
+
+@dataclass(frozen=True)
+class BatchRun:
+    run_id: str
+    batch_id: str
+    index: int
+    status: str
+    evaluated: bool
+    champion_version: str | None
+    metrics: dict[str, float]
+    tags: dict[str, str]
+
+
+def _to_batch_run(run: Any) -> BatchRun:
+    tags = run.data.tags
+    return BatchRun(run.info.run_id, tags.get("batch_id", ""), int(tags.get("batch_index", 0)),
+                    tags.get("validation_status", ""), tags.get("labels_evaluated") == "true",
+                    tags.get("champion_version"), dict(run.data.metrics), dict(tags))
+
+
+def batch_runs(client: Any, experiment_id: str) -> list[BatchRun]:
+    """Returns every monitoring run, oldest batch first."""
+    runs = tracking.find_runs(client, experiment_id, "tags.batch_id != ''")
+    return sorted((_to_batch_run(r) for r in runs), key=lambda b: b.index)
+
+
+def next_batch_index(client: Any, experiment_id: str) -> int:
+    """Returns the step of the next batch: one more than the highest recorded so far."""
+    runs = batch_runs(client, experiment_id)
+    return max((b.index for b in runs), default=0) + 1
+
+
+def find_batch(client: Any, experiment_id: str, batch_id: str) -> BatchRun | None:
+    """Returns the accepted monitoring run of a batch id, if any."""
+    for b in batch_runs(client, experiment_id):
+        if b.batch_id == batch_id and b.status == ACCEPTED:
+            return b
+    return None
+
+
+def latest_realized(client: Any, experiment_id: str, metric: str, champion_version: str
+                    ) -> float | None:
+    """Returns the most recent realized value of a performance metric on a batch that the
+    given champion version scored (older batches say nothing about this model)."""
+    key = f"performance.{metric}"
+    evaluated = [b for b in batch_runs(client, experiment_id)
+                 if key in b.metrics and b.champion_version == champion_version]
+    return evaluated[-1].metrics[key] if evaluated else None
+
+
+def last_retrain_batch(client: Any, model_name: str) -> int | None:
+    """Returns the batch index of the last retrain, from the registered model's tags."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        tags = client.get_registered_model(model_name).tags
+    except MlflowException:
+        return None
+    value = tags.get(LAST_RETRAIN_TAG)
+    return int(value) if value not in (None, "") else None
+
+
+def record_retrain(client: Any, model_name: str, batch_index: int) -> None:
+    client.set_registered_model_tag(model_name, LAST_RETRAIN_TAG, str(batch_index))
+
+
+def champion_age(client: Any, model_name: str, batch_index: int) -> int:
+    """Returns how many batches have passed since the champion's training data ended."""
+    champ = registry.get_alias(client, model_name, registry.CHAMPION)
+    if champ is None:
+        return 0
+    return batch_index - int(champ.tags.get("trained_through_batch", "0"))

@@ -1,0 +1,123 @@
+"""A project opened for work: settings, resolved stores, MLflow client and experiment ids."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from modelwatch import io, tracking, versioning
+from modelwatch.errors import VersioningError
+from modelwatch.settings import Paths, Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+REFERENCE = "data/reference/reference.csv"
+WINDOW = "data/windows/train.csv"
+HOLDOUT = "data/windows/holdout.csv"
+MODEL_FILE = "models/model.joblib"
+TRAIN_METRICS = "metrics/train.json"
+
+
+@dataclass(frozen=True)
+class Project:
+    settings: Settings
+    paths: Paths
+    client: Any
+    experiments: tracking.Experiments
+
+    @property
+    def model_name(self) -> str:
+        return self.settings.project.model_name
+
+    def repo_path(self, rel: str) -> Path:
+        return self.paths.data_repo / rel
+
+
+def open_project(params_path: Path | str) -> Project:
+    """Loads params, creates missing stores (data repo, experiments); returns the project.
+
+    Raises:
+        ConfigError: params file invalid.
+    """
+    loaded = load_settings(params_path)
+    paths = loaded.paths
+    for folder in (paths.home, paths.incoming_batches, paths.incoming_labels, paths.artifact_root):
+        folder.mkdir(parents=True, exist_ok=True)
+    versioning.init_data_repo(paths.data_repo, paths.dvc_remote, paths.params_file)
+    client = tracking.configure(paths)
+    experiments = tracking.ensure_experiments(client, loaded.settings.tracking.experiment,
+                                              paths.artifact_root)
+    return Project(loaded.settings, paths, client, experiments)
+
+
+def load_reference(project: Project) -> pd.DataFrame:
+    """Returns the drift/validation reference: the current champion's training data.
+
+    Raises:
+        VersioningError: no reference has been versioned yet (bootstrap not run).
+    """
+    path = project.repo_path(REFERENCE)
+    if not path.exists():
+        raise VersioningError(f"{path}: no reference data yet (run `modelwatch bootstrap` first)")
+    return io.read_csv_file(path)
+
+
+def ingest_labels(project: Project) -> list[Path]:
+    """Moves label files that arrived in incoming/labels into the data repo; returns new paths."""
+    dest = project.repo_path("data/labels")
+    dest.mkdir(parents=True, exist_ok=True)
+    new = []
+    for src in sorted(project.paths.incoming_labels.glob("*.csv")):
+        target = dest / src.name
+        if target.exists() and io.file_md5(target) == io.file_md5(src):
+            src.unlink()
+            continue
+        shutil.copyfile(src, target)
+        src.unlink()
+        new.append(target)
+    return new
+
+
+def all_labels(project: Project) -> pd.DataFrame:
+    """Returns every label received so far (id, target), later files winning on duplicate ids."""
+    data = project.settings.data
+    files = sorted(project.repo_path("data/labels").glob("*.csv"))
+    if not files:
+        return pd.DataFrame({data.id: pd.Series(dtype="int64"), data.target: pd.Series()})
+    frames = [io.read_csv_file(f)[[data.id, data.target]] for f in files]
+    return pd.concat(frames, ignore_index=True).drop_duplicates(data.id, keep="last")
+
+
+def labelled_batches(project: Project) -> list[tuple[str, pd.DataFrame]]:
+    """Returns (batch id, inputs joined with labels) for accepted batches whose labels arrived,
+    in processing order."""
+    data = project.settings.data
+    labels = all_labels(project)
+    out = []
+    for path in sorted(project.repo_path("data/batches").glob("*.csv")):
+        batch = io.read_csv_file(path)
+        joined = batch.merge(labels, on=data.id, how="inner")
+        if len(joined) == len(batch):
+            out.append((path.stem, joined))
+    return out
+
+
+def store_for_repo(project: Project, src: Path, rel_dir: str, name: str | None = None) -> Path:
+    """Copies a file into the data repository folder rel_dir; returns the new path."""
+    target = project.repo_path(rel_dir) / (name or src.name)
+    if target.exists() and target.resolve() == src.resolve():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, target)
+    return target
+
+
+def require_file(path: Path) -> Path:
+    if not path.exists():
+        raise VersioningError(f"{path}: expected file is missing")
+    return path

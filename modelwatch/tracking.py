@@ -1,0 +1,136 @@
+"""MLflow tracking adapter: experiments, monitoring runs, training runs, logged models."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from modelwatch.settings import Paths
+
+log = logging.getLogger(__name__)
+
+PIP_REQUIREMENTS = ["scikit-learn==1.9.1", "pandas==3.1.1", "numpy==2.4.6", "scipy==1.17.1"]
+
+
+@dataclass(frozen=True)
+class Experiments:
+    monitoring: str
+    training: str
+
+
+def configure(paths: Paths) -> Any:
+    """Points MLflow at the project's SQLite store; returns an MlflowClient."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    import mlflow
+    from mlflow import MlflowClient
+
+    paths.home.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(paths.tracking_uri)
+    mlflow.set_registry_uri(paths.tracking_uri)
+    return MlflowClient(tracking_uri=paths.tracking_uri, registry_uri=paths.tracking_uri)
+
+
+def ensure_experiments(client: Any, name: str, artifact_root: Path) -> Experiments:
+    """Creates (once) the monitoring and training experiments with explicit artifact locations."""
+    ids = []
+    for suffix in ("monitoring", "training"):
+        full = f"{name}-{suffix}"
+        exp = client.get_experiment_by_name(full)
+        if exp is None:
+            location = (artifact_root / full).as_uri()
+            ids.append(client.create_experiment(full, artifact_location=location))
+        else:
+            ids.append(exp.experiment_id)
+    return Experiments(*ids)
+
+
+@contextmanager
+def run(experiment_id: str, run_name: str, tags: Mapping[str, str]) -> Iterator[str]:
+    """Starts an MLflow run (fluent API, so log_model and log_input attach to it); yields its id."""
+    import mlflow
+
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=dict(tags)) as r:
+        yield r.info.run_id
+
+
+@contextmanager
+def resume(run_id: str) -> Iterator[str]:
+    """Re-opens a finished run to add late results (e.g. metrics once labels arrive)."""
+    import mlflow
+
+    with mlflow.start_run(run_id=run_id) as r:
+        yield r.info.run_id
+
+
+def log_metrics(metrics: Mapping[str, float], step: int) -> None:
+    """Logs finite metrics of the active run in one call, at a step (the batch index)."""
+    import math
+
+    import mlflow
+
+    clean = {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
+    if clean:
+        mlflow.log_metrics(clean, step=step)
+
+
+def log_json(payload: Mapping[str, Any], artifact_file: str) -> None:
+    import mlflow
+
+    mlflow.log_dict(dict(payload), artifact_file)
+
+
+def log_text(text: str, artifact_file: str) -> None:
+    import mlflow
+
+    mlflow.log_text(text, artifact_file)
+
+
+def set_tags(tags: Mapping[str, object]) -> None:
+    import mlflow
+
+    mlflow.set_tags({k: str(v) for k, v in tags.items() if v is not None})
+
+
+def log_dataset(frame: pd.DataFrame, name: str, source: str, context: str, md5: str,
+                targets: str | None = None) -> None:
+    """Records dataset lineage (name, digest, DVC md5) as an MLflow run input."""
+    import warnings
+
+    import mlflow
+
+    with warnings.catch_warnings():
+        # MLflow cannot tell which local source class a plain path is; the path is still recorded.
+        warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
+        ds = mlflow.data.from_pandas(frame, source=source, name=name, targets=targets)
+    mlflow.log_input(ds, context=context, tags={"dvc_md5": md5})
+
+
+def log_sklearn_model(model: Any, example: pd.DataFrame, registered_name: str) -> tuple[str, str]:
+    """Logs a fitted pipeline (skops, signature, input example) and registers it.
+
+    Returns:
+        The model URI and the new registered version.
+    """
+    import mlflow
+    import skops.io
+    from mlflow.models import infer_signature
+
+    trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))  # our own, just fitted
+    info = mlflow.sklearn.log_model(
+        model, name="model", signature=infer_signature(example, model.predict(example)),
+        input_example=example.head(3), pip_requirements=PIP_REQUIREMENTS,
+        skops_trusted_types=trusted, registered_model_name=registered_name)
+    return info.model_uri, str(info.registered_model_version)
+
+
+def find_runs(client: Any, experiment_id: str, filter_string: str) -> list[Any]:
+    """Returns runs of an experiment matching an MLflow filter, newest first."""
+    return list(client.search_runs([experiment_id], filter_string=filter_string,
+                                   order_by=["attributes.start_time DESC"], max_results=1000))

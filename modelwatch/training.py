@@ -1,0 +1,137 @@
+"""Build, fit and cross-validate the scikit-learn pipeline described in params.yaml."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.compose import ColumnTransformer
+from sklearn.dummy import DummyClassifier, DummyRegressor
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+
+from modelwatch import performance
+from modelwatch.errors import ConfigError, InsufficientDataError
+from modelwatch.settings import DataSettings, TrainingSettings
+
+log = logging.getLogger(__name__)
+
+_ESTIMATORS = {
+    ("regression", "hist_gradient_boosting"): HistGradientBoostingRegressor,
+    ("classification", "hist_gradient_boosting"): HistGradientBoostingClassifier,
+    ("regression", "random_forest"): RandomForestRegressor,
+    ("classification", "random_forest"): RandomForestClassifier,
+    ("regression", "linear"): Ridge,
+    ("classification", "linear"): LogisticRegression,
+    ("regression", "dummy"): DummyRegressor,
+    ("classification", "dummy"): DummyClassifier,
+}
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    pipeline: Pipeline
+    cv_metrics: dict[str, float]
+    n_rows: int
+
+
+def build_pipeline(data: DataSettings, training: TrainingSettings, task: str) -> Pipeline:
+    """Returns an unfitted pipeline: encoding of categorical columns, then the estimator.
+
+    Raises:
+        ConfigError: a hyperparameter is not accepted by the chosen estimator.
+    """
+    cls = _ESTIMATORS[(task, training.model)]
+    params = dict(training.hyperparameters)
+    if "random_state" in cls().get_params():
+        params.setdefault("random_state", training.seed)
+    if training.model == "hist_gradient_boosting" and data.categorical:
+        params["categorical_features"] = list(range(len(data.categorical)))
+    try:
+        estimator: BaseEstimator = cls(**params)
+    except TypeError as exc:
+        raise ConfigError(f"training.hyperparameters: not accepted by {cls.__name__}: {exc}") from None
+    if training.model in ("linear",):
+        encoder = ColumnTransformer(
+            [("cat", OneHotEncoder(handle_unknown="ignore"), data.categorical),
+             ("num", StandardScaler(), data.numeric)])
+    else:
+        encoder = ColumnTransformer(
+            [("cat", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
+                                    encoded_missing_value=np.nan), data.categorical),
+             ("num", "passthrough", data.numeric)])
+    return Pipeline([("encode", encoder), ("model", estimator)])
+
+
+def split_xy(frame: pd.DataFrame, data: DataSettings) -> tuple[pd.DataFrame, pd.Series]:
+    """Returns the feature frame (in configured order) and the target of a labelled frame."""
+    return frame[data.features].copy(), frame[data.target].copy()
+
+
+def fit_model(frame: pd.DataFrame, data: DataSettings, training: TrainingSettings, task: str,
+              cv_folds: int = 5) -> TrainedModel:
+    """Returns the pipeline fitted on all rows and its k-fold cross-validated metrics.
+
+    Raises:
+        InsufficientDataError: fewer rows than folds, or a single class for classification.
+    """
+    x, y = split_xy(frame.dropna(subset=[data.target]), data)
+    if len(x) < max(cv_folds * 2, 10):
+        raise InsufficientDataError(f"training window has {len(x)} labelled rows, need at least "
+                                    f"{max(cv_folds * 2, 10)}")
+    if task == "classification" and y.nunique() < 2:
+        raise InsufficientDataError(f"training window has a single class {y.iloc[0]!r}")
+    cv_metrics = _cross_validate(x, y, data, training, task, cv_folds)
+    pipe = build_pipeline(data, training, task).fit(x, y)
+    return TrainedModel(pipe, cv_metrics, len(x))
+
+
+def _cross_validate(x: pd.DataFrame, y: pd.Series, data: DataSettings, training: TrainingSettings,
+                    task: str, folds: int) -> dict[str, float]:
+    if task == "classification" and y.value_counts().min() >= folds:
+        splitter = StratifiedKFold(folds, shuffle=True, random_state=training.seed)
+    else:
+        splitter = KFold(folds, shuffle=True, random_state=training.seed)
+    preds = pd.Series(index=y.index, dtype=object if task == "classification" else float)
+    scores = pd.Series(index=y.index, dtype=float)
+    for train_idx, test_idx in splitter.split(x, y):
+        pipe = build_pipeline(data, training, task).fit(x.iloc[train_idx], y.iloc[train_idx])
+        preds.iloc[test_idx] = pipe.predict(x.iloc[test_idx])
+        if task == "classification":
+            scores.iloc[test_idx] = positive_scores(pipe, x.iloc[test_idx], data.positive_label)
+    if task == "classification":
+        return performance.compute_metrics(y, preds.astype(y.dtype), task, y_score=scores,
+                                           positive_label=data.positive_label)
+    return performance.compute_metrics(y, preds.astype(float), task)
+
+
+def positive_scores(model: Pipeline, x: pd.DataFrame, positive_label: object) -> np.ndarray:
+    """Returns the predicted probability of the positive class (the last class if none is set)."""
+    proba = model.predict_proba(x)
+    classes = [str(c) for c in model.classes_]
+    idx = classes.index(str(positive_label)) if str(positive_label) in classes else len(classes) - 1
+    return proba[:, idx]
+
+
+def save_model(model: Pipeline, path: Path) -> None:
+    """Writes the fitted pipeline with joblib (an output of the DVC train stage)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump(model, path)
+
+
+def load_model(path: Path) -> Pipeline:
+    """Reads a pipeline written by save_model."""
+    return joblib.load(path)

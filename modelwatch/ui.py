@@ -1,0 +1,70 @@
+"""Start the Prefect UI and the MLflow UI on the project's own stores; stop both on Ctrl-C."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from modelwatch.settings import load_settings
+
+log = logging.getLogger(__name__)
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return True
+        except OSError:
+            time.sleep(1)
+    return False
+
+
+def serve(params: Path, home: Path, prefect_port: int, mlflow_port: int) -> int:
+    """Runs both servers until interrupted; returns the exit code."""
+    paths = load_settings(params).paths
+    bindir = Path(sys.executable).parent
+    env = dict(os.environ, PREFECT_HOME=str(paths.prefect_home),
+               PREFECT_SERVER_API_PORT=str(prefect_port), PREFECT_SERVER_API_HOST="127.0.0.1",
+               PREFECT_SERVER_ANALYTICS_ENABLED="false", MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    env.pop("PREFECT_API_URL", None)
+    procs = {
+        "Prefect": (subprocess.Popen([str(bindir / "prefect"), "server", "start", "--host",
+                                      "127.0.0.1", "--port", str(prefect_port)], env=env),
+                    f"http://127.0.0.1:{prefect_port}/api/health"),
+        "MLflow": (subprocess.Popen([str(bindir / "mlflow"), "server", "--backend-store-uri",
+                                     paths.tracking_uri, "--artifacts-destination",
+                                     str(paths.artifact_root), "--host", "127.0.0.1", "--port",
+                                     str(mlflow_port), "--workers", "1"], env=env),
+                   f"http://127.0.0.1:{mlflow_port}/health"),
+    }
+    try:
+        for name, (proc, url) in procs.items():
+            if not _wait_healthy(url, proc, timeout=180):
+                sys.stderr.write(f"modelwatch: error: {name} server did not start ({url})\n")
+                return 1
+        sys.stdout.write(f"Prefect UI: http://127.0.0.1:{prefect_port}\n"
+                         f"MLflow UI:  http://127.0.0.1:{mlflow_port}\n"
+                         f"(stores under {home}; Ctrl-C stops both)\n")
+        sys.stdout.flush()
+        while all(p.poll() is None for p, _ in procs.values()):
+            time.sleep(1)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for proc, _ in procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc, _ in procs.values():
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()

@@ -1,0 +1,58 @@
+"""Choose the training window and the holdout that neither champion nor challenger has seen."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from modelwatch.errors import InsufficientDataError
+from modelwatch.settings import TrainingSettings
+
+
+@dataclass(frozen=True)
+class LabelledBatch:
+    batch_id: str
+    index: int
+    frame: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class TrainingWindow:
+    train: pd.DataFrame
+    holdout: pd.DataFrame
+    train_batches: tuple[str, ...]
+    holdout_batches: tuple[str, ...]
+    through_index: int
+
+    def describe(self) -> str:
+        return (f"train on {len(self.train)} rows ({', '.join(self.train_batches)}); "
+                f"compare on {len(self.holdout)} rows ({', '.join(self.holdout_batches)})")
+
+
+def build_window(reference: pd.DataFrame, labelled: list[LabelledBatch],
+                 settings: TrainingSettings) -> TrainingWindow:
+    """Returns the newest `holdout_batches` labelled batches as holdout and the
+    `window_batches` before them as training data (the reference fills in when too few).
+
+    Raises:
+        InsufficientDataError: fewer labelled batches than the holdout needs.
+    """
+    ordered = sorted(labelled, key=lambda b: b.index)
+    if len(ordered) < settings.holdout_batches:
+        raise InsufficientDataError(
+            f"{len(ordered)} labelled batch(es) so far; comparing models needs "
+            f"{settings.holdout_batches} that no model was trained on (training.holdout_batches)")
+    holdout = ordered[len(ordered) - settings.holdout_batches:]
+    before = ordered[: len(ordered) - settings.holdout_batches][-settings.window_batches:]
+    parts = [b.frame for b in before]
+    names = [b.batch_id for b in before]
+    if len(before) < settings.window_batches:
+        parts.insert(0, reference)
+        names.insert(0, "reference")
+    cols = list(reference.columns)
+    return TrainingWindow(
+        train=pd.concat([p[cols] for p in parts], ignore_index=True),
+        holdout=pd.concat([b.frame[cols] for b in holdout], ignore_index=True),
+        train_batches=tuple(names), holdout_batches=tuple(b.batch_id for b in holdout),
+        through_index=before[-1].index if before else 0)

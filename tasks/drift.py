@@ -1,0 +1,25 @@
+"""Drift of features, predictions and target against the champion's reference."""
+
+from __future__ import annotations
+
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from modelwatch import drift
+from modelwatch.settings import DataSettings, DriftSettings
+
+
+@task(cache_policy=NO_CACHE)
+def compute_drift(reference: pd.DataFrame, batch: pd.DataFrame, data: DataSettings,
+                  settings: DriftSettings, prediction_reference: pd.Series,
+                  prediction_current: pd.Series) -> drift.DriftReport:
+    """Prefect wrapper: run state, a one-line log, a table in the UI."""
+    report = drift.compute_drift(reference, batch, data, settings,
+                                 prediction_reference=prediction_reference,
+                                 prediction_current=prediction_current)
+    get_run_logger().info("%s", report.summary())
+    create_table_artifact(key="drift-by-feature", table=report.to_rows(),
+                          description=report.summary()[:500])
+    return report

@@ -1,0 +1,46 @@
+"""Version datasets in the git+DVC data repository."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from modelwatch import io, project, versioning
+from modelwatch.project import Project
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
+def version_files(proj: Project, files: list[Path], message: str, tag: str | None = None
+                  ) -> dict[str, versioning.DataVersion]:
+    """dvc add + git commit (+ tag) of files already inside the data repo; returns rel -> version."""
+    versions = versioning.track(proj.paths.data_repo, files, message, tag=tag)
+    get_run_logger().info("versioned %d file(s) at %s: %s", len(versions),
+                          versions[0].commit[:8] if versions else "-", message)
+    return {v.path: v for v in versions}
+
+
+@task(cache_policy=NO_CACHE)
+def stage_batch(proj: Project, batch_path: Path, batch: pd.DataFrame, predictions: pd.DataFrame,
+                batch_id: str) -> list[Path]:
+    """Copies an accepted batch and its predictions into the data repo; returns their paths."""
+    stored = project.store_for_repo(proj, batch_path, "data/batches", f"{batch_id}.csv")
+    pred_path = proj.repo_path("data/predictions") / f"{batch_id}.csv"
+    io.write_csv(predictions, pred_path)
+    return [stored, pred_path, *project.ingest_labels(proj)]
+
+
+@task(cache_policy=NO_CACHE)
+def load_reference(proj: Project) -> pd.DataFrame:
+    """Returns the champion's reference data from the data repo."""
+    return project.load_reference(proj)
+
+
+@task(cache_policy=NO_CACHE)
+def set_reference(proj: Project, frame: pd.DataFrame, message: str) -> versioning.DataVersion:
+    """Writes and versions the drift/validation reference (the champion's training data)."""
+    path = proj.repo_path(project.REFERENCE)
+    io.write_csv(frame, path)
+    return versioning.track(proj.paths.data_repo, [path], message)[0]
