@@ -16,7 +16,7 @@ from tasks.performance import Evaluation, evaluate_labelled_batches
 from tasks.policy import decide_retraining
 from tasks.project import open_project
 from tasks.registry import load_champion, score_batch
-from tasks.tracking import log_monitoring_run, log_rejection, record_outcome
+from tasks.tracking import describe_retrain, log_monitoring_run, log_rejection, record_outcome
 from tasks.validation import quarantine_batch, validate_batch
 from tasks.versioning import load_reference, stage_batch, version_files
 
@@ -62,9 +62,9 @@ def monitor_batch(batch_path: Path, params_path: Path = DEFAULT_PARAMS,
     evaluations = evaluate_labelled_batches(proj)
     outcome = None
     if decision.retrain:
-        outcome = retrain(reason=f"{batch_id}: {decision.summary()}", params_path=params_path,
-                          batch_index=index)
-        record_outcome(run_id, f"promoted v{outcome.candidate_version}" if outcome.promote
-                       else f"kept v{outcome.champion_version}")
+        state = retrain(reason=f"{batch_id}: {decision.summary()}", params_path=params_path,
+                        batch_index=index, return_state=True)
+        outcome = state.result(raise_on_failure=False) if state.is_completed() else None
+        record_outcome(run_id, describe_retrain(state, outcome))
     return MonitorResult(batch_id, index, checked, report, tuple(evaluations), decision, outcome,
                          run_id)

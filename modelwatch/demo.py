@@ -87,6 +87,8 @@ def prepare_demo(source: Path, data: DataSettings, demo: DemoSettings, out_dir: 
         ConfigError: the demo section does not fit the source file.
     """
     frame = load_source(source, data, demo)
+    if demo.shuffle_seed is not None:   # a stationary control stream: time order destroyed
+        frame = frame.sample(frac=1.0, random_state=demo.shuffle_seed).reset_index(drop=True)
     reference, rest = _split_reference(frame, data, demo)
     if len(reference) == 0 or len(rest) == 0:
         raise ConfigError(f"demo: the reference rule leaves {len(reference)} reference rows and "

@@ -66,6 +66,7 @@ class DemoSettings(_Frozen):
     batch_rows: int | None = Field(None, gt=0)
     max_batches: int | None = Field(None, gt=0)
     label_delay_batches: int = Field(1, ge=0)
+    shuffle_seed: int | None = None
     bad_batch_after: int | None = Field(None, ge=0)
     bad_batch_column: str | None = None
     bad_batch_factor: float = 100.0

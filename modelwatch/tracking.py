@@ -108,6 +108,8 @@ def log_dataset(frame: pd.DataFrame, name: str, source: str, context: str, md5: 
     with warnings.catch_warnings():
         # MLflow cannot tell which local source class a plain path is; the path is still recorded.
         warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
+        # see log_sklearn_model: the integer-column schema hint does not apply here
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
         ds = mlflow.data.from_pandas(frame, source=source, name=name, targets=targets)
     mlflow.log_input(ds, context=context, tags={"dvc_md5": md5})
 
@@ -122,11 +124,17 @@ def log_sklearn_model(model: Any, example: pd.DataFrame, registered_name: str) -
     import skops.io
     from mlflow.models import infer_signature
 
+    import warnings
+
     trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))  # our own, just fitted
-    info = mlflow.sklearn.log_model(
-        model, name="model", signature=infer_signature(example, model.predict(example)),
-        input_example=example.head(3), pip_requirements=PIP_REQUIREMENTS,
-        skops_trusted_types=trusted, registered_model_name=registered_name)
+    with warnings.catch_warnings():
+        # The hint says integer inputs cannot carry NaN; validation rejects missing values before
+        # scoring and modelwatch loads the sklearn flavour, so the pyfunc schema is not enforced.
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+        info = mlflow.sklearn.log_model(
+            model, name="model", signature=infer_signature(example, model.predict(example)),
+            input_example=example.head(3), pip_requirements=PIP_REQUIREMENTS,
+            skops_trusted_types=trusted, registered_model_name=registered_name)
     return info.model_uri, str(info.registered_model_version)
 
 

@@ -11,8 +11,6 @@ import json
 import sys
 from pathlib import Path
 
-import yaml
-
 from modelwatch.errors import ModelwatchError
 
 
@@ -40,7 +38,6 @@ def main(argv: list[str] | None = None) -> int:
     payload = {"rows": trained.n_rows, "cv": trained.cv_metrics,
                "model": settings.training.model, "seed": settings.training.seed}
     args.metrics.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-    sys.stdout.write(yaml.safe_dump({"trained": payload}))
     return 0
 
 

@@ -25,7 +25,17 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-NUMERIC_DTYPES = ["int64", "float64", "Int64", "Float64", "int32", "float32"]
+# "Int64"/"Float64" do not match pandas' nullable dtypes in GX's type check; the class names do.
+NUMERIC_DTYPES = [
+    "int64",
+    "float64",
+    "Int64",
+    "Float64",
+    "int32",
+    "float32",
+    "Int64Dtype",
+    "Float64Dtype",
+]
 RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 5}
 MAX_SET_SHOWN = 10
 
@@ -33,6 +43,8 @@ TO_EXIST = "expect_column_to_exist"
 MATCH_SET = "expect_table_columns_to_match_set"
 ROW_COUNT = "expect_table_row_count_to_be_between"
 IN_TYPES = "expect_column_values_to_be_in_type_list"
+OF_TYPE = "expect_column_values_to_be_of_type"
+TYPE_CHECKS = (IN_TYPES, OF_TYPE)
 NOT_NULL = "expect_column_values_to_not_be_null"
 BETWEEN = "expect_column_values_to_be_between"
 IN_SET = "expect_column_values_to_be_in_set"
@@ -85,15 +97,21 @@ class ValidationResult:
         verdict = "passed" if self.success else "rejected"
         lines = [f"# Validation report: {self.batch_name}", "", f"**Result: {verdict}**", ""]
         if self.failures:
-            lines += ["| column | problem | expected | unexpected | examples |",
-                      "|---|---|---|---|---|"]
+            lines += [
+                "| column | problem | expected | unexpected | examples |",
+                "|---|---|---|---|---|",
+            ]
             for f in self.failures:
                 count = "" if f.unexpected_count is None else str(f.unexpected_count)
                 cells = [f.column or "(table)", f.message, f.expected, count, _join(f.examples)]
                 lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
             lines.append("")
-        lines += [f"- rows: {self.n_rows}", f"- expectations evaluated: {self.evaluated}",
-                  f"- expectations failed: {self.failed}", f"- problems: {len(self.failures)}"]
+        lines += [
+            f"- rows: {self.n_rows}",
+            f"- expectations evaluated: {self.evaluated}",
+            f"- expectations failed: {self.failed}",
+            f"- problems: {len(self.failures)}",
+        ]
         return "\n".join(lines) + "\n"
 
     @classmethod
@@ -102,8 +120,12 @@ class ValidationResult:
         head, sep, rest = message.partition(": ")
         if sep and Path(head).name == batch_name:
             message = rest  # the summary already names the file
-        failure = ValidationFailure("read_file", None, " ".join(message.split()),
-                                    expected="a CSV file with a header and at least one row")
+        failure = ValidationFailure(
+            "read_file",
+            None,
+            " ".join(message.split()),
+            expected="a CSV file with a header and at least one row",
+        )
         return cls(batch_name, False, 0, 0, 1, (failure,))
 
 
@@ -112,8 +134,9 @@ def expected_columns(data: DataSettings) -> list[str]:
     return [data.id, *([data.timestamp] if data.timestamp else []), *data.features]
 
 
-def build_suite(reference: pd.DataFrame, data: DataSettings,
-                settings: ValidationSettings) -> gx.ExpectationSuite:
+def build_suite(
+    reference: pd.DataFrame, data: DataSettings, settings: ValidationSettings
+) -> gx.ExpectationSuite:
     """Returns an in-memory suite: the batch schema, row count, ids, and per-column dtype, nulls,
     range and categories (from validation.rules, else inferred from the reference).
 
@@ -135,7 +158,9 @@ def build_suite(reference: pd.DataFrame, data: DataSettings,
 
     expectations: list = [
         gxe.ExpectTableColumnsToMatchSet(column_set=columns, exact_match=True),
-        gxe.ExpectTableRowCountToBeBetween(min_value=settings.min_rows, max_value=settings.max_rows),
+        gxe.ExpectTableRowCountToBeBetween(
+            min_value=settings.min_rows, max_value=settings.max_rows
+        ),
         *[gxe.ExpectColumnToExist(column=column) for column in columns],
         gxe.ExpectColumnValuesToBeUnique(column=data.id),
         gxe.ExpectColumnValuesToNotBeNull(column=data.id),
@@ -144,16 +169,20 @@ def build_suite(reference: pd.DataFrame, data: DataSettings,
         share = settings.rules.get(column, ColumnRule()).max_missing_share
         share = settings.max_missing_share if share is None else share
         expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=column, mostly=1 - share))
-    expectations += [gxe.ExpectColumnValuesToBeInTypeList(
-        column=column, type_list=_accepted_dtypes(reference[column])) for column in data.features]
+    expectations += [_type_expectation(column, reference[column]) for column in data.features]
     for column in columns:
         expectations += _value_expectations(column, reference[column], data, settings)
     # Passed to the constructor: add_expectation() would need an active GX context.
     return gx.ExpectationSuite(name="modelwatch-batch", expectations=expectations)
 
 
-def validate_frame(batch: pd.DataFrame, reference: pd.DataFrame, data: DataSettings,
-                   settings: ValidationSettings, batch_name: str) -> ValidationResult:
+def validate_frame(
+    batch: pd.DataFrame,
+    reference: pd.DataFrame,
+    data: DataSettings,
+    settings: ValidationSettings,
+    batch_name: str,
+) -> ValidationResult:
     """Returns the result of running the suite built from `reference` on `batch` with GX.
 
     An ephemeral GX context is created per call: it costs ~0.03 s, well below the validation.
@@ -168,19 +197,27 @@ def validate_frame(batch: pd.DataFrame, reference: pd.DataFrame, data: DataSetti
     context = gx.get_context(mode="ephemeral")
     # TQDM_DISABLE does not work: GX passes disable= explicitly.
     context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
-    definition = (context.data_sources.add_pandas("modelwatch")
-                  .add_dataframe_asset("batch").add_batch_definition_whole_dataframe("whole"))
+    definition = (
+        context.data_sources.add_pandas("modelwatch")
+        .add_dataframe_asset("batch")
+        .add_batch_definition_whole_dataframe("whole")
+    )
     outcome = definition.get_batch(batch_parameters={"dataframe": batch}).validate(
-        suite, result_format=RESULT_FORMAT)
+        suite, result_format=RESULT_FORMAT
+    )
     failures = describe_failures(outcome.results, batch, expected_columns(data))
     stats = outcome.statistics
     if not outcome.success and not failures:  # cannot happen unless GX adds a failure kind
         failures = (ValidationFailure("unknown", None, "great_expectations reported a failure"),)
     result = ValidationResult(
-        batch_name=batch_name, success=bool(outcome.success), n_rows=len(batch),
+        batch_name=batch_name,
+        success=bool(outcome.success),
+        n_rows=len(batch),
         evaluated=int(stats["evaluated_expectations"]),
-        failed=int(stats["unsuccessful_expectations"]), failures=failures)
-    logger.info("%s", result.summary())
+        failed=int(stats["unsuccessful_expectations"]),
+        failures=failures,
+    )
+    logger.debug("%s", result.summary())
     return result
 
 
@@ -195,19 +232,26 @@ def quarantine_batch(batch_path: Path, result: ValidationResult, quarantine_dir:
     folder = Path(quarantine_dir) / batch_path.stem
     folder.mkdir(parents=True, exist_ok=True)
     kept = _keep_copy(batch_path, folder) if batch_path.is_file() else None
-    report = {**result.to_dict(), "source": str(batch_path),
-              "quarantined_file": kept.name if kept else None,
-              "md5": file_md5(kept) if kept else None}
+    report = {
+        **result.to_dict(),
+        "source": str(batch_path),
+        "quarantined_file": kept.name if kept else None,
+        "md5": file_md5(kept) if kept else None,
+    }
     write_text(json.dumps(report, indent=2, default=str) + "\n", folder / "report.json")
-    where = (f"- original: `{batch_path}`\n- quarantined copy: `{kept.name}` (md5 {report['md5']})"
-             if kept else f"- original: `{batch_path}` (no file to copy)")
+    where = (
+        f"- original: `{batch_path}`\n- quarantined copy: `{kept.name}` (md5 {report['md5']})"
+        if kept
+        else f"- original: `{batch_path}` (no file to copy)"
+    )
     write_text(result.to_markdown() + where + "\n", folder / "report.md")
-    logger.warning("quarantined %s in %s: %s", batch_path.name, folder, result.summary())
+    logger.info("quarantined %s in %s: %s", batch_path.name, folder, result.summary())
     return folder
 
 
-def describe_failures(results: list[ExpectationValidationResult], batch: pd.DataFrame,
-                      columns: list[str]) -> tuple[ValidationFailure, ...]:
+def describe_failures(
+    results: list[ExpectationValidationResult], batch: pd.DataFrame, columns: list[str]
+) -> tuple[ValidationFailure, ...]:
     """Returns one readable failure per problem, schema problems first, then by column order.
 
     Expectations on a missing column error inside GX, and range / set checks on a column of the
@@ -216,14 +260,18 @@ def describe_failures(results: list[ExpectationValidationResult], batch: pd.Data
     failed = [r for r in results if not r.success]
     missing = {c for c in columns if c not in batch.columns}
     missing |= {_column(r) for r in failed if r.expectation_config.type == TO_EXIST}
-    wrong_dtype = {_column(r) for r in failed if r.expectation_config.type == IN_TYPES
-                   and _exception_message(r.exception_info or {}) is None} - missing
+    wrong_dtype = {
+        _column(r)
+        for r in failed
+        if r.expectation_config.type in TYPE_CHECKS
+        and _exception_message(r.exception_info or {}) is None
+    } - missing
     out: list[ValidationFailure] = []
     for r in failed:
         kind, column = r.expectation_config.type, _column(r)
         if kind != TO_EXIST and column in missing:
             continue
-        if kind not in (IN_TYPES, NOT_NULL) and column in wrong_dtype:
+        if kind not in (*TYPE_CHECKS, NOT_NULL) and column in wrong_dtype:
             continue
         out.extend(_describe(r, batch, columns))
 
@@ -239,48 +287,66 @@ def describe_failures(results: list[ExpectationValidationResult], batch: pd.Data
 
 def _check_settings(settings: ValidationSettings, columns: list[str]) -> None:
     if settings.min_rows > settings.max_rows:
-        raise ConfigError(f"validation.min_rows ({settings.min_rows}) is greater than "
-                          f"validation.max_rows ({settings.max_rows})")
+        raise ConfigError(
+            f"validation.min_rows ({settings.min_rows}) is greater than "
+            f"validation.max_rows ({settings.max_rows})"
+        )
     for column, rule in settings.rules.items():
         if column not in columns:
-            raise ConfigError(f"validation.rules.{column}: {column!r} is not a batch column "
-                              f"(accepted: {', '.join(columns)})")
+            raise ConfigError(
+                f"validation.rules.{column}: {column!r} is not a batch column "
+                f"(accepted: {', '.join(columns)})"
+            )
         if rule.min is not None and rule.max is not None and rule.min > rule.max:
-            raise ConfigError(f"validation.rules.{column}: min {rule.min} is greater than "
-                              f"max {rule.max}")
+            raise ConfigError(
+                f"validation.rules.{column}: min {rule.min} is greater than max {rule.max}"
+            )
 
 
 def _is_number(series: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
 
 
-def _accepted_dtypes(reference: pd.Series) -> list[str]:
-    if _is_number(reference):
-        own = str(reference.dtype)
-        return NUMERIC_DTYPES + ([own] if own not in NUMERIC_DTYPES else [])
-    return [str(reference.dtype)]  # pandas 3 strings are "str" ("object" would not match)
+def _type_expectation(column: str, reference: pd.Series) -> Any:
+    import great_expectations.expectations as gxe
+
+    own = str(reference.dtype)
+    if own == "str":  # pandas 3 strings: only this check with "str" matches them in GX
+        return gxe.ExpectColumnValuesToBeOfType(column=column, type_="str")
+    if _is_number(reference):  # an int column with a missing value is read back as float
+        accepted = NUMERIC_DTYPES + ([own] if own not in NUMERIC_DTYPES else [])
+        return gxe.ExpectColumnValuesToBeInTypeList(column=column, type_list=accepted)
+    return gxe.ExpectColumnValuesToBeInTypeList(column=column, type_list=[own])
 
 
-def _value_expectations(column: str, reference: pd.Series, data: DataSettings,
-                        settings: ValidationSettings) -> list:
+def _value_expectations(
+    column: str, reference: pd.Series, data: DataSettings, settings: ValidationSettings
+) -> list:
     import great_expectations.expectations as gxe
 
     rule = settings.rules.get(column, ColumnRule())
     known = reference.dropna()
     out = []
     if rule.min is not None or rule.max is not None:
-        out.append(gxe.ExpectColumnValuesToBeBetween(
-            column=column, min_value=rule.min, max_value=rule.max))
+        out.append(
+            gxe.ExpectColumnValuesToBeBetween(column=column, min_value=rule.min, max_value=rule.max)
+        )
     elif settings.infer_ranges and column in data.numeric and _is_number(reference) and len(known):
         low, high = float(known.min()), float(known.max())
         margin = settings.range_margin * (high - low)
-        out.append(gxe.ExpectColumnValuesToBeBetween(
-            column=column, min_value=low - margin, max_value=high + margin))
+        out.append(
+            gxe.ExpectColumnValuesToBeBetween(
+                column=column, min_value=low - margin, max_value=high + margin
+            )
+        )
     if rule.values is not None:
         out.append(gxe.ExpectColumnValuesToBeInSet(column=column, value_set=list(rule.values)))
     elif settings.infer_categories and column in data.categorical and len(known):
-        out.append(gxe.ExpectColumnValuesToBeInSet(
-            column=column, value_set=_sorted(known.unique().tolist())))
+        out.append(
+            gxe.ExpectColumnValuesToBeInSet(
+                column=column, value_set=_sorted(known.unique().tolist())
+            )
+        )
     return out
 
 
@@ -307,85 +373,91 @@ def _exception_message(info: dict) -> str | None:
     return None
 
 
-def _describe(r: ExpectationValidationResult, batch: pd.DataFrame,
-              columns: list[str]) -> list[ValidationFailure]:
+def _describe(
+    r: ExpectationValidationResult, batch: pd.DataFrame, columns: list[str]
+) -> list[ValidationFailure]:
     kind, kw, res = r.expectation_config.type, r.expectation_config.kwargs, dict(r.result)
-    column = kw.get("column")
+    column, count = kw.get("column"), res.get("unexpected_count")
+    examples = _examples(res.get("partial_unexpected_list") or [])
+    where = f"column {column!r}: "
+
+    def fail(message: str, expected: str = "") -> list[ValidationFailure]:
+        return [ValidationFailure(kind, column, message, count, examples, expected)]
+
     error = _exception_message(r.exception_info or {})
     if error is not None:
-        where = f"column {column!r}: " if column else ""
-        return [ValidationFailure(kind, column, f"{where}{kind} could not be evaluated: "
-                                  + " ".join(error.split()))]
-    count = res.get("unexpected_count")
-    examples = _examples(res.get("partial_unexpected_list") or [])
+        prefix = where if column else ""
+        return fail(f"{prefix}{kind} could not be evaluated: {' '.join(error.split())}")
     if kind == TO_EXIST:
-        return [ValidationFailure(kind, column, f"column {column!r} is missing",
-                                  expected=f"column {column!r}")]
+        return fail(f"column {column!r} is missing", f"column {column!r}")
     if kind == MATCH_SET:
         extra = res.get("details", {}).get("mismatched", {}).get("unexpected", [])
         schema = f"[{', '.join(columns)}]"
-        return [ValidationFailure(kind, c, f"column {c!r} is not in the expected schema {schema}",
-                                  expected=f"columns {schema}") for c in extra]
+        message = "column {!r} is not in the expected schema " + schema
+        return [ValidationFailure(kind, c, message.format(c), expected=schema) for c in extra]
     if kind == ROW_COUNT:
         bounds = f"{kw.get('min_value')} to {kw.get('max_value')} rows"
-        return [ValidationFailure(kind, None, f"{res.get('observed_value')} rows, expected "
-                                  f"{bounds}", expected=bounds)]
-    if kind == IN_TYPES:
-        return [_dtype_failure(column, kw["type_list"], res.get("observed_value"), batch)]
+        return fail(f"{_n(res.get('observed_value'), 'row')}, expected {bounds}", bounds)
+    if kind in TYPE_CHECKS:
+        accepted = kw.get("type_list") or [kw.get("type_")]
+        return [_dtype_failure(kind, column, accepted, batch)]
     if kind == BETWEEN:
-        interval = _interval(kw.get("min_value"), kw.get("max_value"))
-        text = f"column {column!r}: {count} values {interval}"
-        return [ValidationFailure(kind, column, text + _eg(examples), count, examples,
-                                  expected=f"values {interval.replace('outside', 'in')}")]
+        problem, accepted = _interval(kw.get("min_value"), kw.get("max_value"))
+        return fail(f"{where}{_n(count, 'value')} {problem}{_eg(examples)}", accepted)
     if kind == IN_SET:
         shown = _shown_set(kw.get("value_set") or [])
-        return [ValidationFailure(kind, column, f"column {column!r}: {count} values not in "
-                                  f"{shown}{_eg(examples)}", count, examples,
-                                  expected=f"one of {shown}")]
+        return fail(f"{where}{_n(count, 'value')} not in {shown}{_eg(examples)}", f"one of {shown}")
     if kind == UNIQUE:
-        return [ValidationFailure(kind, column, f"column {column!r}: {count} duplicate ids"
-                                  f"{_eg(examples)}", count, examples, expected="unique ids")]
+        return fail(f"{where}{_n(count, 'duplicate id')}{_eg(examples)}", "unique ids")
     if kind == NOT_NULL:
         return [_null_failure(column, kw.get("mostly", 1.0), res)]
-    return [ValidationFailure(kind, column, f"column {column!r}: {kind} failed"
-                              + (f" for {count} values" if count else "") + _eg(examples),
-                              count, examples)]
+    return fail(f"{where}{kind} failed" + (f" for {_n(count, 'value')}" if count else ""))
 
 
-def _dtype_failure(column: str, accepted: list[str], observed: Any,
-                   batch: pd.DataFrame) -> ValidationFailure:
+def _dtype_failure(
+    kind: str, column: str, accepted: list[str], batch: pd.DataFrame
+) -> ValidationFailure:
     numeric = set(NUMERIC_DTYPES) <= set(accepted)
     wanted = "numeric" if numeric else " or ".join(accepted)
-    text = f"column {column!r} has dtype {observed}, expected {wanted}"
+    # The frame's dtype, not GX's observed_value: GX reports Int64 as "int64".
+    text = f"column {column!r} has dtype {batch[column].dtype}, expected {wanted}"
     count, examples = None, ()
-    if numeric and column in batch.columns:
+    if numeric:
         values = batch[column].dropna()
         bad = values[pd.to_numeric(values, errors="coerce").isna()]
         if len(bad):
             count, examples = len(bad), _examples(bad.head(20).tolist())
-            text += f" ({count} non-numeric values, e.g. {_join(examples)})"
-    return ValidationFailure(IN_TYPES, column, text, count, examples, expected=f"{wanted} dtype")
+            text += f" ({_n(count, 'non-numeric value')}, e.g. {_join(examples)})"
+    return ValidationFailure(kind, column, text, count, examples, expected=f"{wanted} dtype")
 
 
 def _null_failure(column: str, mostly: float, res: dict) -> ValidationFailure:
     count = res.get("unexpected_count")
+    text = f"column {column!r}: {_n(count, 'missing value')}"
     if mostly >= 1:
-        rows = res.get("partial_unexpected_index_list") or []
-        where = f" (e.g. rows {', '.join(map(str, rows))})" if rows else ""
-        return ValidationFailure(NOT_NULL, column, f"column {column!r}: {count} missing values"
-                                 f"{where}", count, expected="no missing values")
+        rows = ", ".join(map(str, res.get("partial_unexpected_index_list") or []))
+        where = f" ({'row' if count == 1 else 'e.g. rows'} {rows})" if rows else ""
+        return ValidationFailure(
+            NOT_NULL, column, text + where, count, expected="no missing values"
+        )
     allowed = f"at most {_num(100 * (1 - mostly))}% missing"
     share = f"{_num(round(res.get('unexpected_percent') or 0.0, 1))}%"
-    return ValidationFailure(NOT_NULL, column, f"column {column!r}: {count} missing values "
-                             f"({share}, {allowed})", count, expected=allowed)
+    return ValidationFailure(
+        NOT_NULL, column, f"{text} ({share}, {allowed})", count, expected=allowed
+    )
 
 
-def _interval(low: float | None, high: float | None) -> str:
+def _interval(low: float | None, high: float | None) -> tuple[str, str]:
+    """Returns what is wrong and what is accepted, e.g. ("outside [0, 1]", "values in [0, 1]")."""
     if low is None:
-        return f"above {_num(high)}"
+        return f"above {_num(high)}", f"values <= {_num(high)}"
     if high is None:
-        return f"below {_num(low)}"
-    return f"outside [{_num(low)}, {_num(high)}]"
+        return f"below {_num(low)}", f"values >= {_num(low)}"
+    return f"outside [{_num(low)}, {_num(high)}]", f"values in [{_num(low)}, {_num(high)}]"
+
+
+def _n(count: Any, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 def _num(x: Any) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from prefect import get_run_logger, task
@@ -92,3 +93,14 @@ def record_outcome(run_id: str, outcome: str) -> None:
     """Tags a monitoring run with what its retrain ended in (promoted vN / kept vM)."""
     with tracking.resume(run_id):
         tracking.set_tags({"retrain_outcome": outcome})
+
+
+def describe_retrain(state: Any, outcome: Any) -> str:
+    """Returns what a retrain subflow ended in: promoted vN, kept vM, or why it did not run."""
+    if outcome is not None:
+        return (f"promoted v{outcome.candidate_version}" if outcome.promote
+                else f"kept v{outcome.champion_version}")
+    message = state.message or state.name
+    if "InsufficientDataError" in message:
+        return "deferred: " + message.split("InsufficientDataError: ", 1)[-1]
+    return f"failed: {message}"

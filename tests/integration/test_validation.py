@@ -23,6 +23,10 @@ from modelwatch.validation import (
 ROOT = Path(__file__).parents[2]
 DATA = ROOT / "tests" / "data"
 SOURCE = ROOT / "data" / "demo" / "bike_sharing" / "hour.csv"
+SCHEMA = (
+    "[instant, dteday, season, mnth, hr, holiday, weekday, workingday, weathersit, "
+    "temp, atemp, hum, windspeed]"
+)
 
 
 @pytest.fixture(scope="module")
@@ -69,17 +73,20 @@ def test_suite_has_one_expectation_per_check(reference, settings):
     suite = build_suite(reference, settings.data, settings.validation)
     kinds = pd.Series([e.expectation_type for e in suite.expectations]).value_counts().to_dict()
     assert kinds == {
-        "expect_column_to_exist": 13,                       # id, timestamp, 11 features
+        "expect_column_to_exist": 13,  # id, timestamp, 11 features
         "expect_column_values_to_not_be_null": 13,
         "expect_column_values_to_be_in_type_list": 11,
-        "expect_column_values_to_be_between": 7,            # rules with min/max
-        "expect_column_values_to_be_in_set": 4,             # rules with values
+        "expect_column_values_to_be_between": 7,  # rules with min/max
+        "expect_column_values_to_be_in_set": 4,  # rules with values
         "expect_table_columns_to_match_set": 1,
         "expect_table_row_count_to_be_between": 1,
         "expect_column_values_to_be_unique": 1,
     }
-    hum = next(e for e in suite.expectations
-               if e.expectation_type == "expect_column_values_to_be_between" and e.column == "hum")
+    hum = next(
+        e
+        for e in suite.expectations
+        if e.expectation_type == "expect_column_values_to_be_between" and e.column == "hum"
+    )
     assert (hum.min_value, hum.max_value) == (0, 1)
 
 
@@ -92,20 +99,32 @@ def test_good_batch_passes(reference, settings, ok_batch):
     pd.testing.assert_frame_equal(ok_batch, unchanged)  # the input frame is not modified
 
 
-@pytest.mark.parametrize(("name", "column", "message"), [
-    ("bike_missing_column.csv", "hum", "column 'hum' is missing"),
-    ("bike_extra_column.csv", "foo",
-     "column 'foo' is not in the expected schema [instant, dteday, season, mnth, hr, holiday, "
-     "weekday, workingday, weathersit, temp, atemp, hum, windspeed]"),
-    ("bike_wrong_dtype.csv", "temp",
-     "column 'temp' has dtype str, expected numeric (2 non-numeric values, e.g. 'warm')"),
-    ("bike_out_of_range.csv", "hum",
-     "column 'hum': 60 values outside [0, 1] (e.g. 81.0, 80.0, 75.0)"),
-    ("bike_missing_id.csv", "instant", "column 'instant': 2 missing values (e.g. rows 4, 9)"),
-    ("bike_duplicate_ids.csv", "instant", "column 'instant': 5 duplicate ids (e.g. 5, 8)"),
-])
+@pytest.mark.parametrize(
+    ("name", "column", "message"),
+    [
+        ("bike_missing_column.csv", "hum", "column 'hum' is missing"),
+        (
+            "bike_extra_column.csv",
+            "foo",
+            f"column 'foo' is not in the expected schema {SCHEMA}",
+        ),
+        (
+            "bike_wrong_dtype.csv",
+            "temp",
+            "column 'temp' has dtype str, expected numeric (2 non-numeric values, e.g. 'warm')",
+        ),
+        (
+            "bike_out_of_range.csv",
+            "hum",
+            "column 'hum': 60 values outside [0, 1] (e.g. 81.0, 80.0, 75.0)",
+        ),
+        ("bike_missing_id.csv", "instant", "column 'instant': 2 missing values (e.g. rows 4, 9)"),
+        ("bike_duplicate_ids.csv", "instant", "column 'instant': 5 duplicate ids (e.g. 5, 8)"),
+    ],
+)
 def test_bad_batch_is_rejected_with_one_readable_failure(
-        tmp_path, reference, settings, name, column, message):
+    tmp_path, reference, settings, name, column, message
+):
     result = validate_file(name, reference, settings)
     assert result.success is False
     assert [(f.column, f.message) for f in result.failures] == [(column, message)]
@@ -158,15 +177,16 @@ def test_several_problems_are_all_named_schema_first(reference, settings, ok_bat
     assert [f.column for f in result.failures] == ["atemp", "foo", "season", "hum"]
     assert result.summary() == (
         "b.csv: rejected: column 'atemp' is missing; "
-        "column 'foo' is not in the expected schema [instant, dteday, season, mnth, hr, holiday, "
-        "weekday, workingday, weathersit, temp, atemp, hum, windspeed]; "
+        f"column 'foo' is not in the expected schema {SCHEMA}; "
         "column 'season': 3 values not in {1, 2, 3, 4} (e.g. 7); "
-        "column 'hum': 60 values outside [0, 1] (e.g. 81.0, 80.0, 75.0)")
+        "column 'hum': 60 values outside [0, 1] (e.g. 81.0, 80.0, 75.0)"
+    )
 
 
 def test_too_few_rows(reference, settings, ok_batch):
-    result = validate_frame(ok_batch.head(10), reference, settings.data, settings.validation,
-                            "tiny.csv")
+    result = validate_frame(
+        ok_batch.head(10), reference, settings.data, settings.validation, "tiny.csv"
+    )
     assert result.summary() == "tiny.csv: rejected: 10 rows, expected 24 to 100000 rows"
     assert result.failures[0].column is None
 
@@ -174,7 +194,7 @@ def test_too_few_rows(reference, settings, ok_batch):
 def test_inferred_range_and_categories_come_from_the_reference(reference, settings, ok_batch):
     """No rules: temp must lie in the reference range widened by range_margin * span."""
     inferred = ValidationSettings(min_rows=24, max_rows=100_000, range_margin=0.1)
-    low, high = reference["temp"].min(), reference["temp"].max()
+    low, high = float(reference["temp"].min()), float(reference["temp"].max())
     top = high + 0.1 * (high - low)
     seen = sorted(reference["weathersit"].unique().tolist())
     unseen = next(v for v in range(1, 10) if v not in seen)
@@ -186,8 +206,8 @@ def test_inferred_range_and_categories_come_from_the_reference(reference, settin
     batch.loc[5, "weathersit"] = unseen
     result = validate_frame(batch, reference, settings.data, inferred, "b.csv")
     assert [f.message for f in result.failures] == [
-        f"column 'weathersit': 1 values not in {{{', '.join(map(str, seen))}}} (e.g. {unseen})",
-        f"column 'temp': 1 values outside [{low - 0.1 * (high - low):g}, {top:g}] "
+        f"column 'weathersit': 1 value not in {{{', '.join(map(str, seen))}}} (e.g. {unseen})",
+        f"column 'temp': 1 value outside [{low - 0.1 * (high - low):g}, {top:g}] "
         f"(e.g. {top + 0.01!r})",
     ]
 
@@ -196,40 +216,63 @@ def test_missing_share_within_and_beyond_the_allowed_share(reference, settings, 
     rules = {**settings.validation.rules, "hum": ColumnRule(min=0, max=1, max_missing_share=0.05)}
     lenient = settings.validation.model_copy(update={"rules": rules})
     few = ok_batch.copy()
-    few.loc[[7, 8], "hum"] = np.nan                                     # 3.3 %
+    few.loc[[7, 8], "hum"] = np.nan  # 3.3 %
     assert validate_frame(few, reference, settings.data, lenient, "few.csv").success is True
     many = ok_batch.copy()
-    many.loc[range(6), "hum"] = np.nan                                  # 10 %
+    many.loc[range(6), "hum"] = np.nan  # 10 %
     result = validate_frame(many, reference, settings.data, lenient, "many.csv")
-    assert result.summary() == ("many.csv: rejected: column 'hum': 6 missing values "
-                                "(10%, at most 5% missing)")
+    assert result.summary() == (
+        "many.csv: rejected: column 'hum': 6 missing values (10%, at most 5% missing)"
+    )
     strict = validate_frame(few, reference, settings.data, settings.validation, "few.csv")
     assert strict.summary() == "few.csv: rejected: column 'hum': 2 missing values (e.g. rows 7, 8)"
+
+
+def test_one_sided_rule(reference, settings):
+    rules = {**settings.validation.rules, "hum": ColumnRule(max=1)}
+    one_sided = settings.validation.model_copy(update={"rules": rules})
+    result = validate_file("bike_out_of_range.csv", reference, settings, one_sided)
+    assert [(f.message, f.expected) for f in result.failures] == [
+        ("column 'hum': 60 values above 1 (e.g. 81.0, 80.0, 75.0)", "values <= 1")
+    ]
+
+
+def test_nullable_dtypes_count_as_numeric(reference, settings, ok_batch):
+    batch = ok_batch.astype({"mnth": "Int64", "temp": "Float64"})
+    assert validate_frame(batch, reference, settings.data, settings.validation, "n.csv").success
+    batch.loc[3, "mnth"] = pd.NA
+    result = validate_frame(batch, reference, settings.data, settings.validation, "n.csv")
+    assert result.summary() == "n.csv: rejected: column 'mnth': 1 missing value (row 3)"
 
 
 def test_string_features_are_checked_as_str_and_categories():
     data = DataSettings(id="id", target="y", features=["color", "x"], categorical=["color"])
     rules = ValidationSettings(min_rows=1, max_rows=100)
-    reference = pd.DataFrame({"id": [1, 2, 3], "color": ["red", "blue", "red"],
-                              "x": [0.0, 1.0, 2.0], "y": [1, 0, 1]})
+    reference = pd.DataFrame(
+        {"id": [1, 2, 3], "color": ["red", "blue", "red"], "x": [0.0, 1.0, 2.0], "y": [1, 0, 1]}
+    )
     assert str(reference["color"].dtype) == "str"
     good = pd.DataFrame({"id": [7, 8], "color": ["blue", "red"], "x": [0.5, 1.5]})
     assert validate_frame(good, reference, data, rules, "good.csv").success is True
 
     unseen = good.assign(color=["blue", "purple"])
     result = validate_frame(unseen, reference, data, rules, "unseen.csv")
-    assert result.summary() == ("unseen.csv: rejected: column 'color': 1 values not in "
-                                "{'blue', 'red'} (e.g. 'purple')")
+    assert result.summary() == (
+        "unseen.csv: rejected: column 'color': 1 value not in {'blue', 'red'} (e.g. 'purple')"
+    )
 
-    numbers = good.assign(color=[1, 2])                 # the in-set failure folds into the dtype
+    numbers = good.assign(color=[1, 2])  # the in-set failure folds into the dtype
     result = validate_frame(numbers, reference, data, rules, "numbers.csv")
     assert result.summary() == "numbers.csv: rejected: column 'color' has dtype int64, expected str"
 
 
 def test_rule_for_an_unknown_column_is_a_config_error(reference, settings):
     bad = settings.validation.model_copy(update={"rules": {"humidity": ColumnRule(min=0)}})
-    with pytest.raises(ConfigError, match=r"validation\.rules\.humidity: 'humidity' is not a "
-                                          r"batch column \(accepted: instant, dteday, season"):
+    with pytest.raises(
+        ConfigError,
+        match=r"validation\.rules\.humidity: 'humidity' is not a "
+        r"batch column \(accepted: instant, dteday, season",
+    ):
         build_suite(reference, settings.data, bad)
 
 
@@ -247,14 +290,22 @@ def test_reference_without_a_batch_column_is_a_schema_error(reference, settings)
 def test_result_serialises_to_json_and_markdown(reference, settings):
     result = validate_file("bike_out_of_range.csv", reference, settings)
     data = json.loads(json.dumps(result.to_dict()))
-    assert data["failures"] == [{
-        "expectation": "expect_column_values_to_be_between", "column": "hum",
-        "message": "column 'hum': 60 values outside [0, 1] (e.g. 81.0, 80.0, 75.0)",
-        "unexpected_count": 60, "examples": [81.0, 80.0, 75.0], "expected": "values in [0, 1]"}]
+    assert data["failures"] == [
+        {
+            "expectation": "expect_column_values_to_be_between",
+            "column": "hum",
+            "message": "column 'hum': 60 values outside [0, 1] (e.g. 81.0, 80.0, 75.0)",
+            "unexpected_count": 60,
+            "examples": [81.0, 80.0, 75.0],
+            "expected": "values in [0, 1]",
+        }
+    ]
     assert (data["n_rows"], data["evaluated"], data["failed"]) == (60, 51, 1)
     markdown = result.to_markdown()
-    assert ("| hum | column 'hum': 60 values outside [0, 1] (e.g. 81.0, 80.0, 75.0) "
-            "| values in [0, 1] | 60 | 81.0, 80.0, 75.0 |") in markdown
+    assert (
+        "| hum | column 'hum': 60 values outside [0, 1] (e.g. 81.0, 80.0, 75.0) "
+        "| values in [0, 1] | 60 | 81.0, 80.0, 75.0 |"
+    ) in markdown
     assert "- expectations evaluated: 51\n- expectations failed: 1\n" in markdown
 
 
@@ -267,15 +318,16 @@ def test_requarantine_overwrites_the_report_and_keeps_every_file(tmp_path, refer
     source = tmp_path / "incoming" / "batch_2011-05-07.csv"
     source.parent.mkdir()
     source.write_bytes((DATA / "bike_out_of_range.csv").read_bytes())
-    first = validate_frame(read_csv_file(source), reference, settings.data, settings.validation,
-                           source.name)
+    first = validate_frame(
+        read_csv_file(source), reference, settings.data, settings.validation, source.name
+    )
     folder = quarantine_batch(source, first, tmp_path / "q")
     second = ValidationResult.from_error(source.name, "second look")
     assert quarantine_batch(source, second, tmp_path / "q") == folder
     assert (folder / source.name).read_bytes() == source.read_bytes()
     assert json.loads((folder / "report.json").read_text())["summary"] == second.summary()
 
-    source.write_bytes((DATA / "bike_missing_column.csv").read_bytes())   # same name, new bytes
+    source.write_bytes((DATA / "bike_missing_column.csv").read_bytes())  # same name, new bytes
     quarantine_batch(source, second, tmp_path / "q")
     assert (folder / source.name).read_bytes() == (DATA / "bike_out_of_range.csv").read_bytes()
     copies = sorted(p.name for p in folder.glob("batch_2011-05-07*.csv"))
@@ -290,11 +342,11 @@ def test_quarantine_of_a_vanished_file_still_writes_the_report(tmp_path):
     folder = quarantine_batch(tmp_path / "gone.csv", result, tmp_path / "q")
     assert sorted(p.name for p in folder.iterdir()) == ["report.json", "report.md"]
     assert json.loads((folder / "report.json").read_text())["summary"] == (
-        "gone.csv: rejected: file not found")
+        "gone.csv: rejected: file not found"
+    )
 
 
 def test_importing_validation_does_not_import_great_expectations():
-    code = ("import sys, modelwatch.validation; "
-            "print('great_expectations' in sys.modules)")
+    code = "import sys, modelwatch.validation; print('great_expectations' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -10,8 +10,21 @@ from modelwatch.errors import SchemaError
 from modelwatch.io import atomic_target, file_md5, read_csv_file, write_csv, write_text
 
 DATA = Path(__file__).parents[1] / "data"
-BATCH_COLUMNS = ["instant", "dteday", "season", "mnth", "hr", "holiday", "weekday", "workingday",
-                 "weathersit", "temp", "atemp", "hum", "windspeed"]
+BATCH_COLUMNS = [
+    "instant",
+    "dteday",
+    "season",
+    "mnth",
+    "hr",
+    "holiday",
+    "weekday",
+    "workingday",
+    "weathersit",
+    "temp",
+    "atemp",
+    "hum",
+    "windspeed",
+]
 
 
 def test_read_csv_file_returns_rows_and_pandas3_dtypes():
@@ -24,11 +37,14 @@ def test_read_csv_file_returns_rows_and_pandas3_dtypes():
     assert frame.loc[0, "hum"] == pytest.approx(0.81)
 
 
-@pytest.mark.parametrize(("name", "reason"), [
-    ("bike_empty.csv", "file is empty (0 bytes), no rows"),
-    ("bike_header_only.csv", "no rows (only a header: instant, dteday, season"),
-    ("bike_unparsable.csv", "not a readable CSV file: 'utf-8' codec can't decode byte 0x89"),
-])
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("bike_empty.csv", "file is empty (0 bytes), no rows"),
+        ("bike_header_only.csv", "no rows (only a header: instant, dteday, season"),
+        ("bike_unparsable.csv", "not a readable CSV file: 'utf-8' codec can't decode byte 0x89"),
+    ],
+)
 def test_read_csv_file_rejects_broken_files_naming_them(name, reason):
     path = DATA / name
     before = path.read_bytes()
@@ -48,10 +64,13 @@ def test_read_csv_file_directory(tmp_path):
         read_csv_file(tmp_path)
 
 
-@pytest.mark.parametrize(("content", "reason"), [
-    ('a,b\n1,"2\n3,4\n', "EOF inside string starting at row 1"),
-    ("a,b\n1,2\n3,4,5\n", "Expected 2 fields in line 3, saw 3"),
-])
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ('a,b\n1,"2\n3,4\n', "EOF inside string starting at row 1"),
+        ("a,b\n1,2\n3,4,5\n", "Expected 2 fields in line 3, saw 3"),
+    ],
+)
 def test_read_csv_file_unparsable_text(tmp_path, content, reason):
     path = tmp_path / "broken.csv"
     path.write_text(content)

@@ -1,0 +1,36 @@
+# One line per target; CI (.ci/run) calls `make test`, exactly what the README says.
+VENV := .venv
+BIN := $(VENV)/bin
+UV := $(BIN)/uv
+export PYTHONDONTWRITEBYTECODE :=
+
+.PHONY: setup demo demo-bank test test-fast lint ui bench clean
+
+$(UV):
+	python3 -m venv $(VENV) && $(BIN)/pip install --quiet --disable-pip-version-check uv==0.13.9
+
+$(VENV)/.synced: uv.lock pyproject.toml | $(UV)
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --inexact --compile-bytecode --python $(BIN)/python && touch $@
+
+setup: $(VENV)/.synced
+
+demo: setup
+	$(BIN)/modelwatch --params params.yaml demo
+
+demo-bank: setup
+	$(BIN)/modelwatch --params params.bank.yaml demo
+
+test: setup
+	$(BIN)/pytest -m "slow or not slow"
+
+test-fast: setup
+	$(BIN)/pytest
+
+lint: setup
+	$(BIN)/ruff check . && $(BIN)/ruff format --check modelwatch/drift
+
+ui: setup
+	$(BIN)/modelwatch --params params.yaml ui
+
+clean:
+	rm -rf .modelwatch .modelwatch-bank

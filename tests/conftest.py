@@ -1,0 +1,36 @@
+"""Shared fixtures: a throw-away project (params file + MODELWATCH_HOME) per test or module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(20261123)
+
+
+def write_params(base: str, folder: Path, **overrides: dict) -> Path:
+    """Copies a shipped params file into folder with absolute data paths and section overrides."""
+    raw = yaml.safe_load((ROOT / base).read_text())
+    if raw.get("demo"):
+        raw["demo"]["source"] = str(ROOT / raw["demo"]["source"])
+    for section, values in overrides.items():
+        raw[section] = {**(raw.get(section) or {}), **values}
+    raw["project"]["home"] = str(folder / "home")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / Path(base).name
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _no_outside_home(monkeypatch):
+    """Tests put every store in tmp folders named by their params files, never the user's home."""
+    monkeypatch.delenv("MODELWATCH_HOME", raising=False)

@@ -1,0 +1,19 @@
+"""End-to-end tests run real Prefect flows against a temporary Prefect server (one per session)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "modelwatch")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prefect_backend():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield

@@ -1,0 +1,165 @@
+"""A shortened replay of the bike-sharing year through real flows; assertions on stored state."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import scipy.stats
+import sklearn.metrics
+
+from modelwatch import history, registry, tracking, versioning
+from modelwatch.project import WINDOW
+from modelwatch.settings import load_settings
+from tests.conftest import write_params
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def bike(tmp_path_factory):
+    """Replays 6 weekly batches (+ one injected sensor-fault batch after batch 3)."""
+    from flows.replay import replay
+
+    folder = tmp_path_factory.mktemp("bike")
+    params = write_params("params.yaml", folder,
+                          demo={"max_batches": 6, "bad_batch_after": 3})
+    rows = replay(params_path=params)
+    loaded = load_settings(params)
+    client = tracking.configure(loaded.paths)
+    exps = tracking.ensure_experiments(client, loaded.settings.tracking.experiment,
+                                       loaded.paths.artifact_root)
+    return {"params": params, "rows": rows, "loaded": loaded, "client": client, "exps": exps}
+
+
+def _training_runs(ctx) -> list:
+    return tracking.find_runs(ctx["client"], ctx["exps"].training, "tags.window_tag != ''")
+
+
+def test_replay_table_has_one_row_per_batch(bike):
+    ids = [r["batch"] for r in bike["rows"]]
+    assert len(ids) == 7
+    assert ids[3] == "batch-003-2011-02-12-sensor-fault"
+    assert [r["validation"] for r in bike["rows"]].count("rejected") == 1
+
+
+def test_every_monitoring_run_has_metrics_and_lineage(bike):
+    runs = history.batch_runs(bike["client"], bike["exps"].monitoring)
+    accepted = [r for r in runs if r.status == history.ACCEPTED]
+    assert len(accepted) == 6
+    root = bike["loaded"].paths.data_repo
+    for run in accepted:
+        assert {"rows", "drift_share", "retrain", "drifted_features"} <= set(run.metrics)
+        rel = f"data/batches/{run.batch_id}.csv"
+        assert run.tags["data_md5"] == versioning.dvc_md5(root, rel)
+        assert run.tags["data_md5"] == hashlib.md5((root / rel).read_bytes()).hexdigest()
+        assert run.tags["champion_version"] in {"1", "2", "3", "4", "5", "6", "7"}
+        assert run.tags["prefect.flow_run_id"]
+    # labels arrive one batch late: all but the last accepted batch have realized error
+    evaluated = [r.batch_id for r in accepted if "performance.mae" in r.metrics]
+    assert evaluated == [r.batch_id for r in accepted[:-1]]
+
+
+def test_realized_mae_matches_sklearn(bike):
+    """Reference: sklearn.metrics.mean_absolute_error on stored predictions joined to labels."""
+    root = bike["loaded"].paths.data_repo
+    run = history.batch_runs(bike["client"], bike["exps"].monitoring)[0]
+    preds = pd.read_csv(root / f"data/predictions/{run.batch_id}.csv")
+    labels = pd.read_csv(root / f"data/labels/{run.batch_id}.csv")
+    joined = preds.merge(labels, on="instant")
+    want = sklearn.metrics.mean_absolute_error(joined["cnt"], joined["prediction"])
+    assert run.metrics["performance.mae"] == pytest.approx(want, rel=1e-9)
+
+
+def test_drift_is_reported_and_matches_scipy(bike):
+    """Reference: scipy.stats.ks_2samp (two-sided) on the reference and the batch column."""
+    client, root = bike["client"], bike["loaded"].paths.data_repo
+    run = history.batch_runs(client, bike["exps"].monitoring)[0]
+    assert run.tags["dataset_drift"] == "true"      # winter reference vs February weeks
+    report = json.loads(Path(client.download_artifacts(run.run_id, "drift_report.json")).read_text())
+    temp = next(f for f in report["features"] if f["column"] == "temp")
+    ref_bytes = versioning.read_version(root, WINDOW, "window-000")   # the first champion's data
+    ref = pd.read_csv(io.BytesIO(ref_bytes))
+    cur = pd.read_csv(root / f"data/batches/{run.batch_id}.csv")
+    want = scipy.stats.ks_2samp(ref["temp"], cur["temp"])
+    assert temp["p_value"] == pytest.approx(want.pvalue, rel=1e-9)
+    assert temp["drifted"] is True
+
+
+def test_better_candidate_promoted_and_aliases_moved(bike):
+    client, name = bike["client"], bike["loaded"].settings.project.model_name
+    promoted = [r for r in _training_runs(bike) if r.data.tags.get("promotion") == "promoted"
+                and r.data.tags.get("champion_version_before")]
+    assert promoted, "no retrain was promoted in the shortened replay"
+    last = promoted[0]   # newest first
+    m = last.data.metrics
+    assert m["challenger.mae"] < m["champion.mae"] * (1 - 0.02)
+    aliases = registry.aliases(client, name)
+    version = client.search_model_versions(f"run_id='{last.info.run_id}'")[0].version
+    assert aliases["champion"] == str(version)
+    assert aliases["previous_champion"] == last.data.tags["champion_version_before"]
+
+
+def test_worse_candidate_is_rejected_registry_unchanged(bike, tmp_path):
+    from flows.retrain import retrain
+
+    client, name = bike["client"], bike["loaded"].settings.project.model_name
+    before = registry.aliases(client, name)
+    dummy = write_params("params.yaml", tmp_path, training={"model": "dummy", "hyperparameters": {}})
+    raw = dummy.read_text().replace(str(tmp_path / "home"), str(bike["loaded"].paths.home))
+    dummy.write_text(raw)
+    decision = retrain(reason="test: a mean predictor must never replace the champion",
+                       params_path=dummy)
+    assert decision.promote is False
+    after = registry.aliases(client, name)
+    assert after["champion"] == before["champion"]
+    assert after.get("previous_champion") == before.get("previous_champion")
+    assert after["challenger"] == decision.candidate_version != before["champion"]
+    mv = client.get_model_version(name, decision.candidate_version)
+    assert mv.tags["promotion"] == "rejected"
+
+
+def test_earlier_window_restored_byte_identical(bike):
+    """Reference: hashlib.md5 of the restored bytes against the md5 logged at training time."""
+    root = bike["loaded"].paths.data_repo
+    tags = versioning.tags(root, "window-*")
+    assert len(tags) >= 3     # reference window + at least two retrains
+    runs = {r.data.tags["window_tag"]: r for r in _training_runs(bike)}
+    first = versioning.read_version(root, WINDOW, tags[1])
+    assert hashlib.md5(first).hexdigest() == runs[tags[1]].data.tags["window_md5"]
+    current = (root / WINDOW).read_bytes()
+    assert first != current
+
+
+def test_bad_batch_quarantined_with_report(bike):
+    root = bike["loaded"].paths.data_repo
+    folder = root / "data/quarantine/batch-003-2011-02-12-sensor-fault"
+    assert (folder / "batch-003-2011-02-12-sensor-fault.csv").exists()
+    report = (folder / "report.md").read_text()
+    assert "hum" in report
+    rejected = [r for r in history.batch_runs(bike["client"], bike["exps"].monitoring)
+                if r.status == history.REJECTED]
+    assert [r.batch_id for r in rejected] == ["batch-003-2011-02-12-sensor-fault"]
+    assert not (root / "data/batches/batch-003-2011-02-12-sensor-fault.csv").exists()
+
+
+def test_shuffled_control_stream_reports_no_dataset_drift(tmp_path):
+    """A stationary control: the same rows in random order must not look drifted."""
+    from flows.replay import replay
+
+    params = write_params("params.yaml", tmp_path, demo={
+        "reference_end": None, "reference_rows": 1500, "batch_freq": None, "batch_rows": 168,
+        "max_batches": 4, "shuffle_seed": 7, "bad_batch_after": None})
+    replay(params_path=params)
+    loaded = load_settings(params)
+    client = tracking.configure(loaded.paths)
+    exps = tracking.ensure_experiments(client, loaded.settings.tracking.experiment,
+                                       loaded.paths.artifact_root)
+    runs = history.batch_runs(client, exps.monitoring)
+    assert len(runs) == 4
+    assert [r.tags["dataset_drift"] for r in runs] == ["false"] * 4
+    assert max(r.metrics["drift_share"] for r in runs) < 0.5
