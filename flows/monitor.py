@@ -40,7 +40,7 @@ def monitor_batch(batch_path: Path, params_path: Path = DEFAULT_PARAMS,
     batch_path = Path(batch_path)
     proj = open_project(params_path)
     index = history.next_batch_index(proj.client, proj.experiments.monitoring)
-    reference = load_reference(proj)
+    reference, reference_md5 = load_reference(proj)
     model, champion = load_champion(proj)
     batch, checked = validate_batch(batch_path, reference, proj)
     if not checked.success:
@@ -57,8 +57,7 @@ def monitor_batch(batch_path: Path, params_path: Path = DEFAULT_PARAMS,
                            ref_scores[pred_col], predictions[pred_col])
     decision = decide_retraining(proj, index, report.drift_share, force_retrain, retrain_reason)
     run_id = log_monitoring_run(proj, index, batch_id, checked, batch, report, predictions,
-                                decision, versions, champion.version,
-                                champion.tags.get("reference_md5", ""))
+                                decision, versions, champion.version, reference_md5)
     evaluations = evaluate_labelled_batches(proj)
     outcome = None
     if decision.retrain:

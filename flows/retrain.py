@@ -8,6 +8,7 @@ from prefect import flow
 
 from flows.common import DEFAULT_PARAMS
 from modelwatch import history, promotion, registry, versioning
+from modelwatch.errors import ConfigError
 from tasks.project import open_project
 from tasks.registry import apply_promotion
 from tasks.training import build_training_window, score_on_holdout, train_candidate, write_window
@@ -18,7 +19,7 @@ def retrain(reason: str, params_path: Path = DEFAULT_PARAMS, batch_index: int | 
             ) -> promotion.PromotionDecision:
     """Retrains and promotes the challenger only if it beats the champion on the holdout."""
     if not reason or not reason.strip():
-        raise ValueError("retrain needs a reason (who or what asked for it, and why)")
+        raise ConfigError("retrain needs a reason: who or what asked for it, and why")
     proj = open_project(params_path)
     window = build_training_window(proj)
     tag = f"window-{len(versioning.tags(proj.paths.data_repo, 'window-*')) + 1:03d}"

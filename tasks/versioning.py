@@ -33,9 +33,10 @@ def stage_batch(proj: Project, batch_path: Path, batch: pd.DataFrame, prediction
 
 
 @task(cache_policy=NO_CACHE)
-def load_reference(proj: Project) -> pd.DataFrame:
-    """Returns the champion's reference data from the data repo."""
-    return project.load_reference(proj)
+def load_reference(proj: Project) -> tuple[pd.DataFrame, str]:
+    """Returns the champion's reference data from the data repo and its DVC md5."""
+    frame = project.load_reference(proj)
+    return frame, versioning.dvc_md5(proj.paths.data_repo, project.REFERENCE)
 
 
 @task(cache_policy=NO_CACHE)

@@ -26,8 +26,8 @@ def bike(tmp_path_factory):
     from flows.replay import replay
 
     folder = tmp_path_factory.mktemp("bike")
-    params = write_params("params.yaml", folder,
-                          demo={"max_batches": 6, "bad_batch_after": 3})
+    params = write_params("params.yaml", folder, demo={"max_batches": 6, "bad_batch_after": 3},
+                          retrain={"cooldown_batches": 2})
     rows = replay(params_path=params)
     loaded = load_settings(params)
     client = tracking.configure(loaded.paths)

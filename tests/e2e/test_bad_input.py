@@ -1,0 +1,79 @@
+"""Every kind of bad batch through the real monitor-batch flow: clear message, quarantine, no harm."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from modelwatch import demo, history, registry, tracking
+from modelwatch.settings import load_settings
+from tests.conftest import write_params
+
+pytestmark = pytest.mark.slow
+DATA = Path(__file__).resolve().parent.parent / "data"
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A bootstrapped bike project (champion v1) that no test may change."""
+    from flows.bootstrap import bootstrap
+
+    folder = tmp_path_factory.mktemp("bad-input")
+    params = write_params("params.yaml", folder)
+    loaded = load_settings(params)
+    plan = demo.prepare_demo(loaded.paths.resolve(loaded.settings.demo.source),
+                             loaded.settings.data, loaded.settings.demo, folder / "demo")
+    bootstrap(reference_path=plan.reference, params_path=params)
+    client = tracking.configure(loaded.paths)
+    exps = tracking.ensure_experiments(client, loaded.settings.tracking.experiment,
+                                       loaded.paths.artifact_root)
+    return {"params": params, "loaded": loaded, "client": client, "exps": exps, "folder": folder}
+
+
+@pytest.mark.parametrize(("name", "fragment"), [
+    ("bike_missing_column.csv", "column 'hum' is missing"),
+    ("bike_extra_column.csv", "column 'foo' is not in the expected schema"),
+    ("bike_wrong_dtype.csv", "column 'temp' has dtype str, expected numeric"),
+    ("bike_empty.csv", "file is empty (0 bytes)"),
+    ("bike_header_only.csv", "no rows"),
+    ("bike_unparsable.csv", "not a readable CSV file"),
+    ("bike_out_of_range.csv", "column 'hum': 60 values outside [0, 1]"),
+    ("bike_no_id_column.csv", "column 'instant' is missing"),
+    ("bike_missing_id.csv", "column 'instant': 2 missing values"),
+    ("bike_duplicate_ids.csv", "column 'instant': 5 duplicate ids"),
+])
+def test_bad_batch_rejected_quarantined_champion_untouched(project, tmp_path, name, fragment):
+    from flows.monitor import monitor_batch
+
+    client, loaded = project["client"], project["loaded"]
+    model = loaded.settings.project.model_name
+    before = registry.aliases(client, model)
+    batch = tmp_path / name
+    shutil.copyfile(DATA / name, batch)
+    state = monitor_batch(batch_path=batch, params_path=project["params"], return_state=True)
+
+    assert state.is_failed() and state.name == "Rejected"
+    assert name in state.message and fragment in state.message
+    kept = loaded.paths.quarantine / batch.stem
+    assert (kept / name).read_bytes() == (DATA / name).read_bytes()
+    assert fragment in (kept / "report.md").read_text()
+    assert batch.exists()                                  # the user's file is left in place
+    assert registry.aliases(client, model) == before == {"champion": "1", "challenger": "1"}
+    runs = [r for r in history.batch_runs(client, project["exps"].monitoring)
+            if r.batch_id == batch.stem]
+    assert [r.status for r in runs] == [history.REJECTED]
+    assert not (loaded.paths.data_repo / "data/batches" / name).exists()
+
+
+def test_good_batch_passes_the_same_flow(project, tmp_path):
+    """Control for the cases above: the valid file is accepted and versioned."""
+    from flows.monitor import monitor_batch
+
+    batch = tmp_path / "bike_ok.csv"
+    shutil.copyfile(DATA / "bike_ok.csv", batch)
+    state = monitor_batch(batch_path=batch, params_path=project["params"], return_state=True)
+    assert state.is_completed()
+    stored = project["loaded"].paths.data_repo / "data/batches/bike_ok.csv"
+    assert stored.read_bytes() == batch.read_bytes()
