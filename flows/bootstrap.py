@@ -29,10 +29,16 @@ def bootstrap(reference_path: Path, params_path: Path = DEFAULT_PARAMS) -> str:
     cand = train_candidate(proj, reference, versions, reason, 0, "window-000")
     metric = proj.settings.promotion.metric
     decision = promotion.compare_models(
-        cand.cv_metrics, None, proj.settings.promotion, proj.settings.project.task,
-        candidate_version=cand.version, champion_version=None)
+        cand.cv_metrics,
+        None,
+        proj.settings.promotion,
+        proj.settings.project.task,
+        candidate_version=cand.version,
+        champion_version=None,
+    )
     baseline = cand.cv_metrics[proj.settings.retrain.performance_metric]
     apply_promotion(proj, decision, cand.run_id, baseline, cand.cv_metrics, None)
-    get_run_logger().info("first champion %s (cv %s %.4g)", cand.version, metric,
-                          cand.cv_metrics[metric])
+    get_run_logger().info(
+        "first champion %s (cv %s %.4g)", cand.version, metric, cand.cv_metrics[metric]
+    )
     return cand.version

@@ -34,8 +34,12 @@ class MonitorResult:
 
 
 @flow(name="monitor-batch", flow_run_name=lambda: run_name("monitor", "batch_path"))
-def monitor_batch(batch_path: Path, params_path: Path = DEFAULT_PARAMS,
-                  force_retrain: bool = False, retrain_reason: str | None = None):
+def monitor_batch(
+    batch_path: Path,
+    params_path: Path = DEFAULT_PARAMS,
+    force_retrain: bool = False,
+    retrain_reason: str | None = None,
+):
     """Processes one production batch; a failing batch ends Failed("Rejected") in quarantine."""
     batch_path = Path(batch_path)
     proj = open_project(params_path)
@@ -53,17 +57,39 @@ def monitor_batch(batch_path: Path, params_path: Path = DEFAULT_PARAMS,
     versions = version_files(proj, files, f"accept {batch_id} (step {index})")
     ref_scores = score_batch(model, reference, proj)
     pred_col = proj.settings.data.prediction
-    report = compute_drift(reference, batch, proj.settings.data, proj.settings.drift,
-                           ref_scores[pred_col], predictions[pred_col])
+    report = compute_drift(
+        reference,
+        batch,
+        proj.settings.data,
+        proj.settings.drift,
+        ref_scores[pred_col],
+        predictions[pred_col],
+    )
     decision = decide_retraining(proj, index, report.drift_share, force_retrain, retrain_reason)
-    run_id = log_monitoring_run(proj, index, batch_id, checked, batch, report, predictions,
-                                decision, versions, champion.version, reference_md5)
+    run_id = log_monitoring_run(
+        proj,
+        index,
+        batch_id,
+        checked,
+        batch,
+        report,
+        predictions,
+        decision,
+        versions,
+        champion.version,
+        reference_md5,
+    )
     evaluations = evaluate_labelled_batches(proj)
     outcome = None
     if decision.retrain:
-        state = retrain(reason=f"{batch_id}: {decision.summary()}", params_path=params_path,
-                        batch_index=index, return_state=True)
+        state = retrain(
+            reason=f"{batch_id}: {decision.summary()}",
+            params_path=params_path,
+            batch_index=index,
+            return_state=True,
+        )
         outcome = state.result(raise_on_failure=False) if state.is_completed() else None
         record_outcome(run_id, describe_retrain(state, outcome))
-    return MonitorResult(batch_id, index, checked, report, tuple(evaluations), decision, outcome,
-                         run_id)
+    return MonitorResult(
+        batch_id, index, checked, report, tuple(evaluations), decision, outcome, run_id
+    )

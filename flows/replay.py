@@ -22,8 +22,9 @@ def replay(params_path: Path = DEFAULT_PARAMS, max_batches: int | None = None) -
     settings, paths = loaded.settings, loaded.paths
     if settings.demo is None:
         raise ValueError(f"{paths.params_file}: no demo section; replay needs one")
-    plan = demo.prepare_demo(paths.resolve(settings.demo.source), settings.data, settings.demo,
-                             paths.home / "demo")
+    plan = demo.prepare_demo(
+        paths.resolve(settings.demo.source), settings.data, settings.demo, paths.home / "demo"
+    )
     bootstrap(reference_path=plan.reference, params_path=params_path)
     logger = get_run_logger()
     batches = [b for b in plan.batches if max_batches is None or b.index <= max_batches]

@@ -1,4 +1,4 @@
-"""retrain: train a challenger on versioned data, compare on unseen labelled data, promote or keep."""
+"""retrain: train a challenger on versioned data; promote it only if better on unseen data."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from tasks.training import build_training_window, score_on_holdout, train_candid
 
 
 @flow(name="retrain", flow_run_name="retrain")
-def retrain(reason: str, params_path: Path = DEFAULT_PARAMS, batch_index: int | None = None
-            ) -> promotion.PromotionDecision:
+def retrain(
+    reason: str, params_path: Path = DEFAULT_PARAMS, batch_index: int | None = None
+) -> promotion.PromotionDecision:
     """Retrains and promotes the challenger only if it beats the champion on the holdout."""
     if not reason or not reason.strip():
         raise ConfigError("retrain needs a reason: who or what asked for it, and why")
@@ -29,8 +30,13 @@ def retrain(reason: str, params_path: Path = DEFAULT_PARAMS, batch_index: int | 
     champion = registry.get_alias(proj.client, proj.model_name, registry.CHAMPION)
     champ_scores = score_on_holdout(proj, window.holdout, registry.CHAMPION) if champion else None
     decision = promotion.compare_models(
-        cand_scores, champ_scores, proj.settings.promotion, proj.settings.project.task,
-        candidate_version=cand.version, champion_version=champion.version if champion else None)
+        cand_scores,
+        champ_scores,
+        proj.settings.promotion,
+        proj.settings.project.task,
+        candidate_version=cand.version,
+        champion_version=champion.version if champion else None,
+    )
     baseline = cand_scores[proj.settings.retrain.performance_metric]
     apply_promotion(proj, decision, cand.run_id, baseline, cand_scores, champ_scores)
     if decision.promote:

@@ -41,14 +41,22 @@ def _reason(value: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="modelwatch", description="Monitor, retrain and safely promote a tabular model.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--params", type=_existing_file, default=None,
-                        help="params file (default: ./params.yaml)")
+        prog="modelwatch",
+        description="Monitor, retrain and safely promote a tabular model.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--params", type=_existing_file, default=None, help="params file (default: ./params.yaml)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="bootstrap and replay the bundled batches, print a table")
-    demo.add_argument("--max-batches", type=_positive_int, default=None,
-                      help="replay only the first N batches (default: demo.max_batches)")
+    demo.add_argument(
+        "--max-batches",
+        type=_positive_int,
+        default=None,
+        help="replay only the first N batches (default: demo.max_batches)",
+    )
     run = sub.add_parser("run", help="run monitor-batch on one batch file")
     run.add_argument("batch", type=_existing_file)
     run.add_argument("--force-retrain", action="store_true", help="retrain after this batch")
@@ -106,9 +114,13 @@ def _dispatch(args: argparse.Namespace, params: Path, home: Path) -> int:
     if args.command == "run":
         from flows.monitor import monitor_batch
 
-        state = monitor_batch(batch_path=args.batch, params_path=params,
-                              force_retrain=args.force_retrain, retrain_reason=args.reason,
-                              return_state=True)
+        state = monitor_batch(
+            batch_path=args.batch,
+            params_path=params,
+            force_retrain=args.force_retrain,
+            retrain_reason=args.reason,
+            return_state=True,
+        )
         _out(f"{args.batch.name}: {state.name}: {state.message or ''}".rstrip(": "))
         return 0 if state.is_completed() else 2
     if args.command == "bootstrap":
@@ -130,9 +142,11 @@ def _dispatch(args: argparse.Namespace, params: Path, home: Path) -> int:
 
 
 def _ui_hint(params: Path, home: Path) -> str:
-    return (f"\nStores are under {home}. To look at them:\n"
-            f"  make ui          # or: modelwatch --params {params} ui\n"
-            f"  Prefect UI: http://127.0.0.1:4200   MLflow UI: http://127.0.0.1:5000")
+    return (
+        f"\nStores are under {home}. To look at them:\n"
+        f"  make ui          # or: modelwatch --params {params} ui\n"
+        f"  Prefect UI: http://127.0.0.1:4200   MLflow UI: http://127.0.0.1:5000"
+    )
 
 
 def _out(text: str) -> None:

@@ -30,7 +30,9 @@ class DemoPlan:
 
     def labels_due(self, index: int) -> list[DemoBatch]:
         """Returns the batches whose labels have arrived by the time batch `index` comes in."""
-        return [b for b in self.batches if b.labels is not None and b.index <= index - self.label_delay]
+        return [
+            b for b in self.batches if b.labels is not None and b.index <= index - self.label_delay
+        ]
 
 
 def load_source(path: Path, data: DataSettings, demo: DemoSettings) -> pd.DataFrame:
@@ -49,10 +51,11 @@ def load_source(path: Path, data: DataSettings, demo: DemoSettings) -> pd.DataFr
     return frame
 
 
-def _split_reference(frame: pd.DataFrame, data: DataSettings, demo: DemoSettings
-                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _split_reference(
+    frame: pd.DataFrame, data: DataSettings, demo: DemoSettings
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     if demo.reference_rows is not None:
-        return frame.iloc[: demo.reference_rows], frame.iloc[demo.reference_rows:]
+        return frame.iloc[: demo.reference_rows], frame.iloc[demo.reference_rows :]
     if data.timestamp is None:
         raise ConfigError("demo.reference_end needs data.timestamp")
     ts = pd.to_datetime(frame[data.timestamp])
@@ -60,17 +63,19 @@ def _split_reference(frame: pd.DataFrame, data: DataSettings, demo: DemoSettings
     return frame[cut], frame[~cut]
 
 
-def _cut_batches(rest: pd.DataFrame, data: DataSettings, demo: DemoSettings
-                 ) -> list[tuple[str, pd.DataFrame]]:
+def _cut_batches(
+    rest: pd.DataFrame, data: DataSettings, demo: DemoSettings
+) -> list[tuple[str, pd.DataFrame]]:
     if demo.batch_rows is not None:
         starts = range(0, len(rest), demo.batch_rows)
-        return [(f"rows{s}", rest.iloc[s: s + demo.batch_rows]) for s in starts]
+        return [(f"rows{s}", rest.iloc[s : s + demo.batch_rows]) for s in starts]
     if data.timestamp is None:
         raise ConfigError("demo.batch_freq needs data.timestamp")
     ts = pd.to_datetime(rest[data.timestamp])
     try:
-        groups = rest.set_index(ts).groupby(pd.Grouper(freq=demo.batch_freq, label="left",
-                                                       closed="left"))
+        groups = rest.set_index(ts).groupby(
+            pd.Grouper(freq=demo.batch_freq, label="left", closed="left")
+        )
     except ValueError as exc:
         raise ConfigError(f"demo.batch_freq: {exc} (got {demo.batch_freq!r})") from None
     out = []
@@ -87,12 +92,14 @@ def prepare_demo(source: Path, data: DataSettings, demo: DemoSettings, out_dir: 
         ConfigError: the demo section does not fit the source file.
     """
     frame = load_source(source, data, demo)
-    if demo.shuffle_seed is not None:   # a stationary control stream: time order destroyed
+    if demo.shuffle_seed is not None:  # a stationary control stream: time order destroyed
         frame = frame.sample(frac=1.0, random_state=demo.shuffle_seed).reset_index(drop=True)
     reference, rest = _split_reference(frame, data, demo)
     if len(reference) == 0 or len(rest) == 0:
-        raise ConfigError(f"demo: the reference rule leaves {len(reference)} reference rows and "
-                          f"{len(rest)} production rows; both must be non-empty")
+        raise ConfigError(
+            f"demo: the reference rule leaves {len(reference)} reference rows and "
+            f"{len(rest)} production rows; both must be non-empty"
+        )
     inputs_cols = [data.id, *([data.timestamp] if data.timestamp else []), *data.features]
     io.write_csv(reference[[*inputs_cols, data.target]], out_dir / "reference.csv")
     cuts = _cut_batches(rest, data, demo)[: demo.max_batches]
@@ -109,8 +116,9 @@ def prepare_demo(source: Path, data: DataSettings, demo: DemoSettings, out_dir: 
     return DemoPlan(out_dir / "reference.csv", tuple(batches), demo.label_delay_batches)
 
 
-def _bad_copy(part: pd.DataFrame, batch_id: str, demo: DemoSettings, out_dir: Path,
-              index: int) -> DemoBatch:
+def _bad_copy(
+    part: pd.DataFrame, batch_id: str, demo: DemoSettings, out_dir: Path, index: int
+) -> DemoBatch:
     """A faulty re-delivery of a batch: one column recorded in the wrong unit (e.g. percent)."""
     col = demo.bad_batch_column
     if col not in part.columns:

@@ -26,9 +26,16 @@ class BatchRun:
 
 def _to_batch_run(run: Any) -> BatchRun:
     tags = run.data.tags
-    return BatchRun(run.info.run_id, tags.get("batch_id", ""), int(tags.get("batch_index", 0)),
-                    tags.get("validation_status", ""), tags.get("labels_evaluated") == "true",
-                    tags.get("champion_version"), dict(run.data.metrics), dict(tags))
+    return BatchRun(
+        run.info.run_id,
+        tags.get("batch_id", ""),
+        int(tags.get("batch_index", 0)),
+        tags.get("validation_status", ""),
+        tags.get("labels_evaluated") == "true",
+        tags.get("champion_version"),
+        dict(run.data.metrics),
+        dict(tags),
+    )
 
 
 def batch_runs(client: Any, experiment_id: str) -> list[BatchRun]:
@@ -51,13 +58,17 @@ def find_batch(client: Any, experiment_id: str, batch_id: str) -> BatchRun | Non
     return None
 
 
-def latest_realized(client: Any, experiment_id: str, metric: str, champion_version: str
-                    ) -> float | None:
+def latest_realized(
+    client: Any, experiment_id: str, metric: str, champion_version: str
+) -> float | None:
     """Returns the most recent realized value of a performance metric on a batch that the
     given champion version scored (older batches say nothing about this model)."""
     key = f"performance.{metric}"
-    evaluated = [b for b in batch_runs(client, experiment_id)
-                 if key in b.metrics and b.champion_version == champion_version]
+    evaluated = [
+        b
+        for b in batch_runs(client, experiment_id)
+        if key in b.metrics and b.champion_version == champion_version
+    ]
     return evaluated[-1].metrics[key] if evaluated else None
 
 

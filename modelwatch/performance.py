@@ -22,7 +22,11 @@ SegmentValue = str | int | float | bool | None
 METRIC_DIRECTIONS: dict[str, dict[str, Direction]] = {
     "regression": {"mae": "min", "rmse": "min", "mape": "min", "r2": "max"},
     "classification": {
-        "accuracy": "max", "precision": "max", "recall": "max", "f1": "max", "roc_auc": "max",
+        "accuracy": "max",
+        "precision": "max",
+        "recall": "max",
+        "f1": "max",
+        "roc_auc": "max",
     },
 }
 
@@ -35,8 +39,9 @@ def metric_direction(metric: str, task: str) -> Direction:
     """
     directions = _directions(task)
     if metric not in directions:
-        raise ConfigError(f"{metric!r} is not a {task} metric "
-                          f"(accepted: {', '.join(sorted(directions))})")
+        raise ConfigError(
+            f"{metric!r} is not a {task} metric (accepted: {', '.join(sorted(directions))})"
+        )
     return directions[metric]
 
 
@@ -62,11 +67,14 @@ def format_percent(fraction: float) -> str:
     return f"{fraction * 100:.1f}".rstrip("0").rstrip(".") + "%"
 
 
-def compute_metrics(y_true: Sequence | np.ndarray | pd.Series,
-                    y_pred: Sequence | np.ndarray | pd.Series,
-                    task: str, *,
-                    y_score: Sequence | np.ndarray | pd.Series | None = None,
-                    positive_label: str | int | None = None) -> dict[str, float]:
+def compute_metrics(
+    y_true: Sequence | np.ndarray | pd.Series,
+    y_pred: Sequence | np.ndarray | pd.Series,
+    task: str,
+    *,
+    y_score: Sequence | np.ndarray | pd.Series | None = None,
+    positive_label: str | int | None = None,
+) -> dict[str, float]:
     """Returns the metrics of METRIC_DIRECTIONS[task] that are defined for these labels.
 
     Regression: mae, rmse, mape, r2 (sklearn.metrics); r2 is left out when y_true is constant and
@@ -135,8 +143,9 @@ def _label_key(value: object) -> str:
     return str(value).strip()
 
 
-def _classification_metrics(true: np.ndarray, pred: np.ndarray, score: np.ndarray | None,
-                            positive_label: str | int | None) -> dict[str, float]:
+def _classification_metrics(
+    true: np.ndarray, pred: np.ndarray, score: np.ndarray | None, positive_label: str | int | None
+) -> dict[str, float]:
     true = np.array([_label_key(v) for v in true], dtype=object)
     pred = np.array([_label_key(v) for v in pred], dtype=object)
     labels = sorted(set(true) | set(pred))
@@ -158,12 +167,16 @@ def _classification_metrics(true: np.ndarray, pred: np.ndarray, score: np.ndarra
 
 def _positive_key(positive_label: str | int | None, labels: list[str]) -> str:
     if positive_label is None:
-        raise ConfigError("data.positive_label is required for binary classification "
-                          f"(labels seen: {', '.join(labels)})")
+        raise ConfigError(
+            "data.positive_label is required for binary classification "
+            f"(labels seen: {', '.join(labels)})"
+        )
     pos = _label_key(positive_label)
     if len(labels) == 2 and pos not in labels:
-        raise ConfigError(f"data.positive_label {positive_label!r} is not one of the labels seen "
-                          f"({', '.join(labels)})")
+        raise ConfigError(
+            f"data.positive_label {positive_label!r} is not one of the labels seen "
+            f"({', '.join(labels)})"
+        )
     return pos
 
 
@@ -198,26 +211,50 @@ class PerformanceReport:
     def to_dict(self) -> dict:
         """Returns a JSON-compatible dict; from_dict reads it back."""
         return {
-            "task": self.task, "n_rows": self.n_rows, "n_missing_target": self.n_missing_target,
+            "task": self.task,
+            "n_rows": self.n_rows,
+            "n_missing_target": self.n_missing_target,
             "metrics": dict(self.metrics),
-            "segments": [{"column": s.column, "value": s.value, "n_rows": s.n_rows,
-                          "metrics": dict(s.metrics)} for s in self.segments],
+            "segments": [
+                {
+                    "column": s.column,
+                    "value": s.value,
+                    "n_rows": s.n_rows,
+                    "metrics": dict(s.metrics),
+                }
+                for s in self.segments
+            ],
         }
 
     @classmethod
     def from_dict(cls, raw: Mapping) -> PerformanceReport:
         """Returns the report that to_dict wrote."""
-        segments = tuple(SegmentPerformance(s["column"], s["value"], int(s["n_rows"]),
-                                            {k: float(v) for k, v in s["metrics"].items()})
-                         for s in raw.get("segments", []))
-        return cls(task=raw["task"], n_rows=int(raw["n_rows"]),
-                   metrics={k: float(v) for k, v in raw["metrics"].items()},
-                   segments=segments, n_missing_target=int(raw.get("n_missing_target", 0)))
+        segments = tuple(
+            SegmentPerformance(
+                s["column"],
+                s["value"],
+                int(s["n_rows"]),
+                {k: float(v) for k, v in s["metrics"].items()},
+            )
+            for s in raw.get("segments", [])
+        )
+        return cls(
+            task=raw["task"],
+            n_rows=int(raw["n_rows"]),
+            metrics={k: float(v) for k, v in raw["metrics"].items()},
+            segments=segments,
+            n_missing_target=int(raw.get("n_missing_target", 0)),
+        )
 
 
-def evaluate_frame(frame: pd.DataFrame, data: DataSettings, task: str,
-                   settings: PerformanceSettings, *,
-                   score_column: str | None = None) -> PerformanceReport:
+def evaluate_frame(
+    frame: pd.DataFrame,
+    data: DataSettings,
+    task: str,
+    settings: PerformanceSettings,
+    *,
+    score_column: str | None = None,
+) -> PerformanceReport:
     """Returns the metrics of a frame of targets and predictions, overall and per segment value.
 
     Rows without a target are left out and counted in `n_missing_target`. Segment values with
@@ -228,36 +265,60 @@ def evaluate_frame(frame: pd.DataFrame, data: DataSettings, task: str,
         InsufficientDataError: fewer than two rows have a target.
         ConfigError: see compute_metrics.
     """
-    needed = [data.target, data.prediction, *([score_column] if score_column else []),
-              *data.segments]
+    needed = [
+        data.target,
+        data.prediction,
+        *([score_column] if score_column else []),
+        *data.segments,
+    ]
     absent = [c for c in needed if c not in frame.columns]
     if absent:
         raise SchemaError(f"columns {absent} are missing (frame has {list(frame.columns)})")
     labelled = frame.loc[frame[data.target].notna()]
     n_missing = len(frame) - len(labelled)
     if n_missing:
-        logger.info("performance: %d of %d rows have no %r and are left out",
-                    n_missing, len(frame), data.target)
+        logger.info(
+            "performance: %d of %d rows have no %r and are left out",
+            n_missing,
+            len(frame),
+            data.target,
+        )
     for col in [data.prediction, *([score_column] if score_column else [])]:
         if n := int(labelled[col].isna().sum()):
             raise SchemaError(
-                f"column {col!r}: {n} missing value(s) in {len(labelled)} labelled rows")
+                f"column {col!r}: {n} missing value(s) in {len(labelled)} labelled rows"
+            )
     if len(labelled) < 2:
-        raise InsufficientDataError(f"{len(labelled)} of {len(frame)} rows have a target "
-                                    f"{data.target!r}: metrics need at least 2")
+        raise InsufficientDataError(
+            f"{len(labelled)} of {len(frame)} rows have a target "
+            f"{data.target!r}: metrics need at least 2"
+        )
 
     def score(rows: pd.DataFrame) -> dict[str, float]:
-        return compute_metrics(rows[data.target], rows[data.prediction], task,
-                               y_score=rows[score_column] if score_column else None,
-                               positive_label=data.positive_label)
+        return compute_metrics(
+            rows[data.target],
+            rows[data.prediction],
+            task,
+            y_score=rows[score_column] if score_column else None,
+            positive_label=data.positive_label,
+        )
 
     segments = tuple(_segments(labelled, data.segments, settings.min_segment_rows, score))
-    return PerformanceReport(task=task, n_rows=len(labelled), metrics=score(labelled),
-                             segments=segments, n_missing_target=n_missing)
+    return PerformanceReport(
+        task=task,
+        n_rows=len(labelled),
+        metrics=score(labelled),
+        segments=segments,
+        n_missing_target=n_missing,
+    )
 
 
-def _segments(frame: pd.DataFrame, columns: list[str], min_rows: int,
-              score: Callable[[pd.DataFrame], dict[str, float]]) -> list[SegmentPerformance]:
+def _segments(
+    frame: pd.DataFrame,
+    columns: list[str],
+    min_rows: int,
+    score: Callable[[pd.DataFrame], dict[str, float]],
+) -> list[SegmentPerformance]:
     out = []
     for col in columns:
         for value, rows in frame.groupby(col, dropna=False, sort=True, observed=True):

@@ -34,11 +34,13 @@ class PolicyInputs:
         if self.drift_share is not None and not 0 <= self.drift_share <= 1:
             raise ValueError(f"drift_share must be in [0, 1], got {self.drift_share}")
         if self.batches_since_champion < 0:
-            raise ValueError(f"batches_since_champion must be >= 0, got "
-                             f"{self.batches_since_champion}")
+            raise ValueError(
+                f"batches_since_champion must be >= 0, got {self.batches_since_champion}"
+            )
         if self.batches_since_retrain is not None and self.batches_since_retrain < 0:
-            raise ValueError(f"batches_since_retrain must be >= 0, got "
-                             f"{self.batches_since_retrain}")
+            raise ValueError(
+                f"batches_since_retrain must be >= 0, got {self.batches_since_retrain}"
+            )
 
 
 @dataclass(frozen=True)
@@ -62,12 +64,17 @@ class RetrainDecision:
 
     def to_dict(self) -> dict:
         """Returns a JSON-compatible dict."""
-        return {"retrain": self.retrain, "rules_fired": list(self.rules_fired),
-                "reasons": list(self.reasons), "blocked_by": self.blocked_by}
+        return {
+            "retrain": self.retrain,
+            "rules_fired": list(self.rules_fired),
+            "reasons": list(self.reasons),
+            "blocked_by": self.blocked_by,
+        }
 
 
-def decide_retraining(inputs: PolicyInputs, settings: RetrainSettings,
-                      task: str) -> RetrainDecision:
+def decide_retraining(
+    inputs: PolicyInputs, settings: RetrainSettings, task: str
+) -> RetrainDecision:
     """Returns the retrain decision for one batch.
 
     Any rule that fires asks for a retrain. During the cooldown (fewer than
@@ -80,8 +87,11 @@ def decide_retraining(inputs: PolicyInputs, settings: RetrainSettings,
     fired: list[str] = []
     reasons: list[str] = []
     quiet: list[str] = []
-    for rule, check in [("drift", _drift), ("performance", _performance),
-                        ("staleness", _staleness)]:
+    for rule, check in [
+        ("drift", _drift),
+        ("performance", _performance),
+        ("staleness", _staleness),
+    ]:
         hit, sentence = check(inputs, settings, task)
         if hit:
             fired.append(rule)
@@ -99,21 +109,30 @@ def decide_retraining(inputs: PolicyInputs, settings: RetrainSettings,
     return decision
 
 
-def _apply_cooldown(inputs: PolicyInputs, settings: RetrainSettings, fired: list[str],
-                    reasons: list[str], quiet: list[str]) -> RetrainDecision:
+def _apply_cooldown(
+    inputs: PolicyInputs,
+    settings: RetrainSettings,
+    fired: list[str],
+    reasons: list[str],
+    quiet: list[str],
+) -> RetrainDecision:
     since = inputs.batches_since_retrain
     cooling = since is not None and since < settings.cooldown_batches
     if not fired:
         return RetrainDecision(False, (), (f"no rule fired: {', '.join(quiet)}",), None)
     if not cooling:
         return RetrainDecision(True, tuple(fired), tuple(reasons), None)
-    cooldown = (f"cooldown: last retrain was {_batches(since)} ago "
-                f"(cooldown {_batches(settings.cooldown_batches)})")
+    cooldown = (
+        f"cooldown: last retrain was {_batches(since)} ago "
+        f"(cooldown {_batches(settings.cooldown_batches)})"
+    )
     if inputs.force:
-        return RetrainDecision(True, tuple(fired),
-                               (*reasons, f"{cooldown}, ignored for a manual retrain"), None)
-    return RetrainDecision(False, tuple(fired),
-                           (*reasons, f"{cooldown}, so automatic retraining waits"), "cooldown")
+        return RetrainDecision(
+            True, tuple(fired), (*reasons, f"{cooldown}, ignored for a manual retrain"), None
+        )
+    return RetrainDecision(
+        False, tuple(fired), (*reasons, f"{cooldown}, so automatic retraining waits"), "cooldown"
+    )
 
 
 def _reached(value: float, limit: float) -> bool:
@@ -141,8 +160,10 @@ def _performance(inputs: PolicyInputs, settings: RetrainSettings, task: str) -> 
     # a zero baseline has no scale: worsening() is then an absolute difference
     amount = format_number(abs(drop)) if base == 0 else format_percent(abs(drop))
     side = "worse" if drop >= 0 else "better"
-    sentence = (f"{m} {format_number(cur)} is {amount} {side} than the champion's baseline "
-                f"{format_number(base)} (limit {limit})")
+    sentence = (
+        f"{m} {format_number(cur)} is {amount} {side} than the champion's baseline "
+        f"{format_number(base)} (limit {limit})"
+    )
     return _reached(drop, settings.max_performance_drop), sentence
 
 

@@ -50,8 +50,9 @@ def open_project(params_path: Path | str) -> Project:
         folder.mkdir(parents=True, exist_ok=True)
     versioning.init_data_repo(paths.data_repo, paths.dvc_remote, paths.params_file)
     client = tracking.configure(paths)
-    experiments = tracking.ensure_experiments(client, loaded.settings.tracking.experiment,
-                                              paths.artifact_root)
+    experiments = tracking.ensure_experiments(
+        client, loaded.settings.tracking.experiment, paths.artifact_root
+    )
     return Project(loaded.settings, paths, client, experiments)
 
 

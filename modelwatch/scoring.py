@@ -23,9 +23,14 @@ def score_frame(model: Any, frame: pd.DataFrame, data: DataSettings, task: str) 
     return out
 
 
-def evaluate_predictions(predictions: pd.DataFrame, batch: pd.DataFrame, labels: pd.DataFrame,
-                         data: DataSettings, task: str, settings: PerformanceSettings
-                         ) -> tuple[float, performance.PerformanceReport | None]:
+def evaluate_predictions(
+    predictions: pd.DataFrame,
+    batch: pd.DataFrame,
+    labels: pd.DataFrame,
+    data: DataSettings,
+    task: str,
+    settings: PerformanceSettings,
+) -> tuple[float, performance.PerformanceReport | None]:
     """Joins labels to a batch's predictions by id.
 
     Returns:

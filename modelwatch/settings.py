@@ -41,13 +41,16 @@ class DataSettings(_Frozen):
     def _consistent(self) -> DataSettings:
         unknown = sorted(set(self.categorical) - set(self.features))
         if unknown:
-            raise ValueError(f"categorical columns {unknown} are not in data.features")
+            raise ValueError(f"data.categorical: columns {unknown} are not in data.features")
         unknown = sorted(set(self.segments) - set(self.features))
         if unknown:
-            raise ValueError(f"segment columns {unknown} are not in data.features")
+            raise ValueError(f"data.segments: columns {unknown} are not in data.features")
         reserved = {self.id, self.target, self.prediction} & set(self.features)
         if reserved:
-            raise ValueError(f"data.features must not contain id/target/prediction {sorted(reserved)}")
+            raise ValueError(
+                f"data.features: must not contain the id/target/prediction columns "
+                f"{sorted(reserved)}"
+            )
         return self
 
     @property
@@ -74,9 +77,9 @@ class DemoSettings(_Frozen):
     @model_validator(mode="after")
     def _one_rule(self) -> DemoSettings:
         if (self.reference_rows is None) == (self.reference_end is None):
-            raise ValueError("set exactly one of demo.reference_rows and demo.reference_end")
+            raise ValueError("demo: set exactly one of reference_rows and reference_end")
         if (self.batch_rows is None) == (self.batch_freq is None):
-            raise ValueError("set exactly one of demo.batch_rows and demo.batch_freq")
+            raise ValueError("demo: set exactly one of batch_rows and batch_freq")
         return self
 
 
@@ -122,9 +125,9 @@ class RetrainSettings(_Frozen):
 class TrainingSettings(_Frozen):
     window_batches: int = Field(8, ge=1)
     holdout_batches: int = Field(1, ge=1)
-    model: Literal[
-        "hist_gradient_boosting", "random_forest", "linear", "dummy"
-    ] = "hist_gradient_boosting"
+    model: Literal["hist_gradient_boosting", "random_forest", "linear", "dummy"] = (
+        "hist_gradient_boosting"
+    )
     seed: int = 0
     hyperparameters: dict[str, float | int | str | bool | None] = {}
 
@@ -156,13 +159,16 @@ class Settings(_Frozen):
         from modelwatch.performance import METRIC_DIRECTIONS
 
         allowed = METRIC_DIRECTIONS[self.project.task]
-        for key, name in [("promotion.metric", self.promotion.metric),
-                          ("retrain.performance_metric", self.retrain.performance_metric),
-                          *[("promotion.guard_metrics", g) for g in self.promotion.guard_metrics]]:
+        for key, name in [
+            ("promotion.metric", self.promotion.metric),
+            ("retrain.performance_metric", self.retrain.performance_metric),
+            *[("promotion.guard_metrics", g) for g in self.promotion.guard_metrics],
+        ]:
             if name not in allowed:
                 raise ValueError(
                     f"{key}: {name!r} is not a {self.project.task} metric "
-                    f"(accepted: {', '.join(sorted(allowed))})")
+                    f"(accepted: {', '.join(sorted(allowed))})"
+                )
         return self
 
 
@@ -258,4 +264,7 @@ def _format_error(path: Path, err: dict) -> str:
         return f"{path}: {loc}: unknown key (got {err['input']!r})"
     if err["type"] == "missing":
         return f"{path}: {loc}: required key is missing"
+    if err["type"] == "value_error" and isinstance(err["input"], dict):
+        # a cross-field check: its message names the keys and values itself
+        return f"{path}: {err['msg'].removeprefix('Value error, ')}"
     return f"{path}: {loc}: {err['msg']} (got {err['input']!r})"

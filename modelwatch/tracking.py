@@ -98,8 +98,9 @@ def set_tags(tags: Mapping[str, object]) -> None:
     mlflow.set_tags({k: str(v) for k, v in tags.items() if v is not None})
 
 
-def log_dataset(frame: pd.DataFrame, name: str, source: str, context: str, md5: str,
-                targets: str | None = None) -> None:
+def log_dataset(
+    frame: pd.DataFrame, name: str, source: str, context: str, md5: str, targets: str | None = None
+) -> None:
     """Records dataset lineage (name, digest, DVC md5) as an MLflow run input."""
     import warnings
 
@@ -111,7 +112,7 @@ def log_dataset(frame: pd.DataFrame, name: str, source: str, context: str, md5: 
         # see log_sklearn_model: the integer-column schema hint does not apply here
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
         ds = mlflow.data.from_pandas(frame, source=source, name=name, targets=targets)
-    mlflow.log_input(ds, context=context, tags={"dvc_md5": md5})
+        mlflow.log_input(ds, context=context, tags={"dvc_md5": md5})
 
 
 def log_sklearn_model(model: Any, example: pd.DataFrame, registered_name: str) -> tuple[str, str]:
@@ -120,11 +121,11 @@ def log_sklearn_model(model: Any, example: pd.DataFrame, registered_name: str) -
     Returns:
         The model URI and the new registered version.
     """
+    import warnings
+
     import mlflow
     import skops.io
     from mlflow.models import infer_signature
-
-    import warnings
 
     trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))  # our own, just fitted
     with warnings.catch_warnings():
@@ -132,13 +133,24 @@ def log_sklearn_model(model: Any, example: pd.DataFrame, registered_name: str) -
         # scoring and modelwatch loads the sklearn flavour, so the pyfunc schema is not enforced.
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
         info = mlflow.sklearn.log_model(
-            model, name="model", signature=infer_signature(example, model.predict(example)),
-            input_example=example.head(3), pip_requirements=PIP_REQUIREMENTS,
-            skops_trusted_types=trusted, registered_model_name=registered_name)
+            model,
+            name="model",
+            signature=infer_signature(example, model.predict(example)),
+            input_example=example.head(3),
+            pip_requirements=PIP_REQUIREMENTS,
+            skops_trusted_types=trusted,
+            registered_model_name=registered_name,
+        )
     return info.model_uri, str(info.registered_model_version)
 
 
 def find_runs(client: Any, experiment_id: str, filter_string: str) -> list[Any]:
     """Returns runs of an experiment matching an MLflow filter, newest first."""
-    return list(client.search_runs([experiment_id], filter_string=filter_string,
-                                   order_by=["attributes.start_time DESC"], max_results=1000))
+    return list(
+        client.search_runs(
+            [experiment_id],
+            filter_string=filter_string,
+            order_by=["attributes.start_time DESC"],
+            max_results=1000,
+        )
+    )

@@ -63,16 +63,31 @@ def build_pipeline(data: DataSettings, training: TrainingSettings, task: str) ->
     try:
         estimator: BaseEstimator = cls(**params)
     except TypeError as exc:
-        raise ConfigError(f"training.hyperparameters: not accepted by {cls.__name__}: {exc}") from None
+        raise ConfigError(
+            f"training.hyperparameters: not accepted by {cls.__name__}: {exc}"
+        ) from None
     if training.model in ("linear",):
         encoder = ColumnTransformer(
-            [("cat", OneHotEncoder(handle_unknown="ignore"), data.categorical),
-             ("num", StandardScaler(), data.numeric)])
+            [
+                ("cat", OneHotEncoder(handle_unknown="ignore"), data.categorical),
+                ("num", StandardScaler(), data.numeric),
+            ]
+        )
     else:
         encoder = ColumnTransformer(
-            [("cat", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
-                                    encoded_missing_value=np.nan), data.categorical),
-             ("num", "passthrough", data.numeric)])
+            [
+                (
+                    "cat",
+                    OrdinalEncoder(
+                        handle_unknown="use_encoded_value",
+                        unknown_value=np.nan,
+                        encoded_missing_value=np.nan,
+                    ),
+                    data.categorical,
+                ),
+                ("num", "passthrough", data.numeric),
+            ]
+        )
     return Pipeline([("encode", encoder), ("model", estimator)])
 
 
@@ -81,8 +96,13 @@ def split_xy(frame: pd.DataFrame, data: DataSettings) -> tuple[pd.DataFrame, pd.
     return frame[data.features].copy(), frame[data.target].copy()
 
 
-def fit_model(frame: pd.DataFrame, data: DataSettings, training: TrainingSettings, task: str,
-              cv_folds: int = 5) -> TrainedModel:
+def fit_model(
+    frame: pd.DataFrame,
+    data: DataSettings,
+    training: TrainingSettings,
+    task: str,
+    cv_folds: int = 5,
+) -> TrainedModel:
     """Returns the pipeline fitted on all rows and its k-fold cross-validated metrics.
 
     Raises:
@@ -90,8 +110,9 @@ def fit_model(frame: pd.DataFrame, data: DataSettings, training: TrainingSetting
     """
     x, y = split_xy(frame.dropna(subset=[data.target]), data)
     if len(x) < max(cv_folds * 2, 10):
-        raise InsufficientDataError(f"training window has {len(x)} labelled rows, need at least "
-                                    f"{max(cv_folds * 2, 10)}")
+        raise InsufficientDataError(
+            f"training window has {len(x)} labelled rows, need at least {max(cv_folds * 2, 10)}"
+        )
     if task == "classification" and y.nunique() < 2:
         raise InsufficientDataError(f"training window has a single class {y.iloc[0]!r}")
     cv_metrics = _cross_validate(x, y, data, training, task, cv_folds)
@@ -99,8 +120,14 @@ def fit_model(frame: pd.DataFrame, data: DataSettings, training: TrainingSetting
     return TrainedModel(pipe, cv_metrics, len(x))
 
 
-def _cross_validate(x: pd.DataFrame, y: pd.Series, data: DataSettings, training: TrainingSettings,
-                    task: str, folds: int) -> dict[str, float]:
+def _cross_validate(
+    x: pd.DataFrame,
+    y: pd.Series,
+    data: DataSettings,
+    training: TrainingSettings,
+    task: str,
+    folds: int,
+) -> dict[str, float]:
     if task == "classification" and y.value_counts().min() >= folds:
         splitter = StratifiedKFold(folds, shuffle=True, random_state=training.seed)
     else:
@@ -113,8 +140,9 @@ def _cross_validate(x: pd.DataFrame, y: pd.Series, data: DataSettings, training:
         if task == "classification":
             scores.iloc[test_idx] = positive_scores(pipe, x.iloc[test_idx], data.positive_label)
     if task == "classification":
-        return performance.compute_metrics(y, preds.astype(y.dtype), task, y_score=scores,
-                                           positive_label=data.positive_label)
+        return performance.compute_metrics(
+            y, preds.astype(y.dtype), task, y_score=scores, positive_label=data.positive_label
+        )
     return performance.compute_metrics(y, preds.astype(float), task)
 
 

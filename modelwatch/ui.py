@@ -31,28 +31,62 @@ def serve(params: Path, home: Path, prefect_port: int, mlflow_port: int) -> int:
     """Runs both servers until interrupted; returns the exit code."""
     paths = load_settings(params).paths
     bindir = Path(sys.executable).parent
-    env = dict(os.environ, PREFECT_HOME=str(paths.prefect_home),
-               PREFECT_SERVER_API_PORT=str(prefect_port), PREFECT_SERVER_API_HOST="127.0.0.1",
-               PREFECT_SERVER_ANALYTICS_ENABLED="false", MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    env = dict(
+        os.environ,
+        PREFECT_HOME=str(paths.prefect_home),
+        PREFECT_SERVER_API_PORT=str(prefect_port),
+        PREFECT_SERVER_API_HOST="127.0.0.1",
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
+    )
     env.pop("PREFECT_API_URL", None)
     procs = {
-        "Prefect": (subprocess.Popen([str(bindir / "prefect"), "server", "start", "--host",
-                                      "127.0.0.1", "--port", str(prefect_port)], env=env),
-                    f"http://127.0.0.1:{prefect_port}/api/health"),
-        "MLflow": (subprocess.Popen([str(bindir / "mlflow"), "server", "--backend-store-uri",
-                                     paths.tracking_uri, "--artifacts-destination",
-                                     str(paths.artifact_root), "--host", "127.0.0.1", "--port",
-                                     str(mlflow_port), "--workers", "1"], env=env),
-                   f"http://127.0.0.1:{mlflow_port}/health"),
+        "Prefect": (
+            subprocess.Popen(
+                [
+                    str(bindir / "prefect"),
+                    "server",
+                    "start",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(prefect_port),
+                ],
+                env=env,
+            ),
+            f"http://127.0.0.1:{prefect_port}/api/health",
+        ),
+        "MLflow": (
+            subprocess.Popen(
+                [
+                    str(bindir / "mlflow"),
+                    "server",
+                    "--backend-store-uri",
+                    paths.tracking_uri,
+                    "--artifacts-destination",
+                    str(paths.artifact_root),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(mlflow_port),
+                    "--workers",
+                    "1",
+                ],
+                env=env,
+            ),
+            f"http://127.0.0.1:{mlflow_port}/health",
+        ),
     }
     try:
         for name, (proc, url) in procs.items():
             if not _wait_healthy(url, proc, timeout=180):
                 sys.stderr.write(f"modelwatch: error: {name} server did not start ({url})\n")
                 return 1
-        sys.stdout.write(f"Prefect UI: http://127.0.0.1:{prefect_port}\n"
-                         f"MLflow UI:  http://127.0.0.1:{mlflow_port}\n"
-                         f"(stores under {home}; Ctrl-C stops both)\n")
+        sys.stdout.write(
+            f"Prefect UI: http://127.0.0.1:{prefect_port}\n"
+            f"MLflow UI:  http://127.0.0.1:{mlflow_port}\n"
+            f"(stores under {home}; Ctrl-C stops both)\n"
+        )
         sys.stdout.flush()
         while all(p.poll() is None for p, _ in procs.values()):
             time.sleep(1)

@@ -1,4 +1,4 @@
-"""The git+DVC data repository: every dataset the pipeline consumes or produces is versioned here."""
+"""The git+DVC data repository: every dataset the pipeline reads or writes is versioned here."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def open_repo(root: Path) -> Iterator[object]:
     except NotDvcRepoError as exc:
         raise VersioningError(f"{root}: not a DVC data repository (run `modelwatch init`)") from exc
     previous = os.getcwd()
-    os.chdir(root)   # DVC resolves stage working dirs against the cwd, not the repo root
+    os.chdir(root)  # DVC resolves stage working dirs against the cwd, not the repo root
     try:
         yield repo
     finally:
@@ -64,7 +64,7 @@ def open_repo(root: Path) -> Iterator[object]:
 
 
 def init_data_repo(root: Path, remote: Path, params_file: Path) -> bool:
-    """Creates the git+DVC data repository with a local remote; returns False if it already exists."""
+    """Creates the git+DVC data repository with a local remote; False if it already exists."""
     if (root / ".dvc").is_dir() and (root / ".git").is_dir():
         sync_pipeline(root, params_file)
         return False
@@ -97,7 +97,9 @@ def sync_pipeline(root: Path, params_file: Path) -> None:
     shutil.copyfile(params_file, root / "params.yaml")
 
 
-def track(root: Path, files: Sequence[Path], message: str, tag: str | None = None) -> list[DataVersion]:
+def track(
+    root: Path, files: Sequence[Path], message: str, tag: str | None = None
+) -> list[DataVersion]:
     """Adds files to DVC, commits the .dvc files to git, pushes to the remote; returns versions.
 
     Raises:
@@ -115,8 +117,9 @@ def track(root: Path, files: Sequence[Path], message: str, tag: str | None = Non
     return commit(root, message, rels, tag=tag)
 
 
-def commit(root: Path, message: str, rels: Sequence[str] = (), tag: str | None = None
-           ) -> list[DataVersion]:
+def commit(
+    root: Path, message: str, rels: Sequence[str] = (), tag: str | None = None
+) -> list[DataVersion]:
     """Commits the staged repository state (and tags it); returns the versions of rels."""
     _git(root, "add", "-A")
     if _git(root, "status", "--porcelain"):
@@ -155,7 +158,7 @@ def reproduce(root: Path, stage: str) -> list[str]:
 
     env_path = os.environ.get("PATH", "")
     bindir = str(Path(sys.executable).parent)
-    os.environ["PATH"] = f"{bindir}{os.pathsep}{env_path}"   # stage cmd runs this venv's python
+    os.environ["PATH"] = f"{bindir}{os.pathsep}{env_path}"  # stage cmd runs this venv's python
     try:
         with open_repo(root) as repo:
             stages = repo.reproduce(stage)

@@ -26,12 +26,15 @@ class TrainingWindow:
     through_index: int
 
     def describe(self) -> str:
-        return (f"train on {len(self.train)} rows ({', '.join(self.train_batches)}); "
-                f"compare on {len(self.holdout)} rows ({', '.join(self.holdout_batches)})")
+        return (
+            f"train on {len(self.train)} rows ({', '.join(self.train_batches)}); "
+            f"compare on {len(self.holdout)} rows ({', '.join(self.holdout_batches)})"
+        )
 
 
-def build_window(reference: pd.DataFrame, labelled: list[LabelledBatch],
-                 settings: TrainingSettings) -> TrainingWindow:
+def build_window(
+    reference: pd.DataFrame, labelled: list[LabelledBatch], settings: TrainingSettings
+) -> TrainingWindow:
     """Returns the newest `holdout_batches` labelled batches as holdout and the
     `window_batches` before them as training data (the reference fills in when too few).
 
@@ -42,9 +45,10 @@ def build_window(reference: pd.DataFrame, labelled: list[LabelledBatch],
     if len(ordered) < settings.holdout_batches:
         raise InsufficientDataError(
             f"{len(ordered)} labelled batch(es) so far; comparing models needs "
-            f"{settings.holdout_batches} that no model was trained on (training.holdout_batches)")
-    holdout = ordered[len(ordered) - settings.holdout_batches:]
-    before = ordered[: len(ordered) - settings.holdout_batches][-settings.window_batches:]
+            f"{settings.holdout_batches} that no model was trained on (training.holdout_batches)"
+        )
+    holdout = ordered[len(ordered) - settings.holdout_batches :]
+    before = ordered[: len(ordered) - settings.holdout_batches][-settings.window_batches :]
     parts = [b.frame for b in before]
     names = [b.batch_id for b in before]
     if len(before) < settings.window_batches:
@@ -54,5 +58,7 @@ def build_window(reference: pd.DataFrame, labelled: list[LabelledBatch],
     return TrainingWindow(
         train=pd.concat([p[cols] for p in parts], ignore_index=True),
         holdout=pd.concat([b.frame[cols] for b in holdout], ignore_index=True),
-        train_batches=tuple(names), holdout_batches=tuple(b.batch_id for b in holdout),
-        through_index=before[-1].index if before else 0)
+        train_batches=tuple(names),
+        holdout_batches=tuple(b.batch_id for b in holdout),
+        through_index=before[-1].index if before else 0,
+    )

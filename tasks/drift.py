@@ -12,14 +12,25 @@ from modelwatch.settings import DataSettings, DriftSettings
 
 
 @task(cache_policy=NO_CACHE)
-def compute_drift(reference: pd.DataFrame, batch: pd.DataFrame, data: DataSettings,
-                  settings: DriftSettings, prediction_reference: pd.Series,
-                  prediction_current: pd.Series) -> drift.DriftReport:
+def compute_drift(
+    reference: pd.DataFrame,
+    batch: pd.DataFrame,
+    data: DataSettings,
+    settings: DriftSettings,
+    prediction_reference: pd.Series,
+    prediction_current: pd.Series,
+) -> drift.DriftReport:
     """Prefect wrapper: run state, a one-line log, a table in the UI."""
-    report = drift.compute_drift(reference, batch, data, settings,
-                                 prediction_reference=prediction_reference,
-                                 prediction_current=prediction_current)
+    report = drift.compute_drift(
+        reference,
+        batch,
+        data,
+        settings,
+        prediction_reference=prediction_reference,
+        prediction_current=prediction_current,
+    )
     get_run_logger().info("%s", report.summary())
-    create_table_artifact(key="drift-by-feature", table=report.to_rows(),
-                          description=report.summary()[:500])
+    create_table_artifact(
+        key="drift-by-feature", table=report.to_rows(), description=report.summary()[:500]
+    )
     return report

@@ -31,15 +31,21 @@ def evaluate_labelled_batches(proj: Project) -> list[Evaluation]:
         preds = io.read_csv_file(proj.repo_path("data/predictions") / f"{run.batch_id}.csv")
         batch = io.read_csv_file(proj.repo_path("data/batches") / f"{run.batch_id}.csv")
         coverage, report = scoring.evaluate_predictions(
-            preds, batch, labels, proj.settings.data, proj.settings.project.task,
-            proj.settings.performance)
+            preds,
+            batch,
+            labels,
+            proj.settings.data,
+            proj.settings.project.task,
+            proj.settings.performance,
+        )
         if report is None:
             continue
         with tracking.resume(run.run_id):
             metrics = {f"performance.{k}": v for k, v in report.metrics.items()}
             for seg in report.segments:
-                metrics |= {f"performance.{k}.{seg.column}.{seg.value}": v
-                            for k, v in seg.metrics.items()}
+                metrics |= {
+                    f"performance.{k}.{seg.column}.{seg.value}": v for k, v in seg.metrics.items()
+                }
             tracking.log_metrics(metrics | {"label_coverage": coverage}, step=run.index)
             tracking.log_json(report.to_dict(), "performance.json")
             tracking.set_tags({"labels_evaluated": "true"})

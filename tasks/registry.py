@@ -28,9 +28,14 @@ def score_batch(model: Any, frame: pd.DataFrame, proj: Project) -> pd.DataFrame:
 
 
 @task(cache_policy=NO_CACHE)
-def apply_promotion(proj: Project, decision: Any, candidate_run_id: str, baseline: float,
-                    candidate_scores: dict[str, float], champion_scores: dict[str, float] | None,
-                    ) -> str | None:
+def apply_promotion(
+    proj: Project,
+    decision: Any,
+    candidate_run_id: str,
+    baseline: float,
+    candidate_scores: dict[str, float],
+    champion_scores: dict[str, float] | None,
+) -> str | None:
     """Moves the aliases when the decision says so, and logs the comparison in MLflow.
 
     Returns:
@@ -40,16 +45,28 @@ def apply_promotion(proj: Project, decision: Any, candidate_run_id: str, baselin
 
     name, version = proj.model_name, decision.candidate_version
     with tracking.resume(candidate_run_id):
-        tracking.log_metrics({f"challenger.{k}": v for k, v in candidate_scores.items()}
-                             | {f"champion.{k}": v for k, v in (champion_scores or {}).items()}
-                             | ({"improvement": decision.improvement}
-                                if decision.improvement is not None else {}), step=0)
+        tracking.log_metrics(
+            {f"challenger.{k}": v for k, v in candidate_scores.items()}
+            | {f"champion.{k}": v for k, v in (champion_scores or {}).items()}
+            | ({"improvement": decision.improvement} if decision.improvement is not None else {}),
+            step=0,
+        )
         tracking.log_json(decision.to_dict(), "promotion_decision.json")
-        tracking.set_tags({"promotion": "promoted" if decision.promote else "rejected",
-                           "champion_version_before": decision.champion_version or ""})
-    registry.tag_version(proj.client, name, version, {
-        "promotion": "promoted" if decision.promote else "rejected",
-        f"baseline_{proj.settings.retrain.performance_metric}": baseline})
+        tracking.set_tags(
+            {
+                "promotion": "promoted" if decision.promote else "rejected",
+                "champion_version_before": decision.champion_version or "",
+            }
+        )
+    registry.tag_version(
+        proj.client,
+        name,
+        version,
+        {
+            "promotion": "promoted" if decision.promote else "rejected",
+            f"baseline_{proj.settings.retrain.performance_metric}": baseline,
+        },
+    )
     proj.client.update_model_version(name, version, description=decision.summary())
     logger = get_run_logger()
     if not decision.promote:

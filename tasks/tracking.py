@@ -21,24 +21,44 @@ def _flow_run_tags() -> dict[str, str]:
 
 
 @task(cache_policy=NO_CACHE)
-def log_monitoring_run(proj: Project, index: int, batch_id: str, checked: validation.ValidationResult,
-                       batch: pd.DataFrame, report: drift.DriftReport,
-                       predictions: pd.DataFrame, decision: RetrainDecision,
-                       versions: dict[str, versioning.DataVersion], champion_version: str,
-                       reference_md5: str) -> str:
+def log_monitoring_run(
+    proj: Project,
+    index: int,
+    batch_id: str,
+    checked: validation.ValidationResult,
+    batch: pd.DataFrame,
+    report: drift.DriftReport,
+    predictions: pd.DataFrame,
+    decision: RetrainDecision,
+    versions: dict[str, versioning.DataVersion],
+    champion_version: str,
+    reference_md5: str,
+) -> str:
     """Logs the accepted batch's run; returns its run id."""
     batch_version = versions[f"data/batches/{batch_id}.csv"]
     pred_version = versions[f"data/predictions/{batch_id}.csv"]
-    tags = {"batch_id": batch_id, "batch_index": str(index), "validation_status": history.ACCEPTED,
-            "champion_version": champion_version, "data_md5": batch_version.md5,
-            "predictions_md5": pred_version.md5, "reference_md5": reference_md5,
-            "data_commit": batch_version.commit, "decision": _decision_word(decision),
-            "dataset_drift": str(report.dataset_drift).lower(), **_flow_run_tags()}
+    tags = {
+        "batch_id": batch_id,
+        "batch_index": str(index),
+        "validation_status": history.ACCEPTED,
+        "champion_version": champion_version,
+        "data_md5": batch_version.md5,
+        "predictions_md5": pred_version.md5,
+        "reference_md5": reference_md5,
+        "data_commit": batch_version.commit,
+        "decision": _decision_word(decision),
+        "dataset_drift": str(report.dataset_drift).lower(),
+        **_flow_run_tags(),
+    }
     pred = predictions[proj.settings.data.prediction]
-    metrics = {"rows": len(batch), "drift_share": report.drift_share,
-               "drifted_features": report.n_drifted, "retrain": float(decision.retrain),
-               "validation.failed_expectations": checked.failed,
-               "prediction.mean": float(pd.to_numeric(pred, errors="coerce").mean())}
+    metrics = {
+        "rows": len(batch),
+        "drift_share": report.drift_share,
+        "drifted_features": report.n_drifted,
+        "retrain": float(decision.retrain),
+        "validation.failed_expectations": checked.failed,
+        "prediction.mean": float(pd.to_numeric(pred, errors="coerce").mean()),
+    }
     metrics |= _drift_metrics(report)
     with tracking.run(proj.experiments.monitoring, batch_id, tags) as run_id:
         tracking.log_metrics(metrics, step=index)
@@ -46,23 +66,36 @@ def log_monitoring_run(proj: Project, index: int, batch_id: str, checked: valida
         tracking.log_json(report.to_dict(), "drift_report.json")
         tracking.log_json(decision.to_dict(), "decision.json")
         tracking.log_text(decision.summary(), "decision.md")
-        tracking.log_dataset(batch, batch_id, f"data/batches/{batch_id}.csv", "monitoring",
-                             batch_version.md5)
+        tracking.log_dataset(
+            batch, batch_id, f"data/batches/{batch_id}.csv", "monitoring", batch_version.md5
+        )
     get_run_logger().info("MLflow run %s for %s (step %d)", run_id, batch_id, index)
     return run_id
 
 
 @task(cache_policy=NO_CACHE)
-def log_rejection(proj: Project, index: int, batch_path: Path,
-                  checked: validation.ValidationResult, quarantine: Path,
-                  champion_version: str | None) -> str:
+def log_rejection(
+    proj: Project,
+    index: int,
+    batch_path: Path,
+    checked: validation.ValidationResult,
+    quarantine: Path,
+    champion_version: str | None,
+) -> str:
     """Logs a rejected batch's run (status, failures, where the file was kept)."""
-    tags = {"batch_id": batch_path.stem, "batch_index": str(index),
-            "validation_status": history.REJECTED, "quarantine": str(quarantine),
-            "champion_version": champion_version or "", "decision": "rejected",
-            **_flow_run_tags()}
+    tags = {
+        "batch_id": batch_path.stem,
+        "batch_index": str(index),
+        "validation_status": history.REJECTED,
+        "quarantine": str(quarantine),
+        "champion_version": champion_version or "",
+        "decision": "rejected",
+        **_flow_run_tags(),
+    }
     with tracking.run(proj.experiments.monitoring, batch_path.stem, tags) as run_id:
-        tracking.log_metrics({"validation.failed_expectations": checked.failed}, step=index)
+        tracking.log_metrics(
+            {"validation.failed_expectations": checked.failed, "rows": checked.n_rows}, step=index
+        )
         tracking.log_json(checked.to_dict(), "validation.json")
         tracking.log_text(checked.to_markdown(), "validation.md")
     return run_id
@@ -71,7 +104,7 @@ def log_rejection(proj: Project, index: int, batch_path: Path,
 def _decision_word(decision: RetrainDecision) -> str:
     if decision.retrain:
         return "retrain"
-    return "blocked" if decision.blocked_by else "keep"
+    return f"keep ({decision.blocked_by})" if decision.blocked_by else "keep"
 
 
 def _drift_metrics(report: drift.DriftReport) -> dict[str, float]:
@@ -98,9 +131,12 @@ def record_outcome(run_id: str, outcome: str) -> None:
 def describe_retrain(state: Any, outcome: Any) -> str:
     """Returns what a retrain subflow ended in: promoted vN, kept vM, or why it did not run."""
     if outcome is not None:
-        return (f"promoted v{outcome.candidate_version}" if outcome.promote
-                else f"kept v{outcome.champion_version}")
+        return (
+            f"promoted v{outcome.candidate_version}"
+            if outcome.promote
+            else f"kept v{outcome.champion_version}"
+        )
     message = state.message or state.name
     if "InsufficientDataError" in message:
-        return "deferred: " + message.split("InsufficientDataError: ", 1)[-1]
+        return "deferred (too little labelled data to compare models)"
     return f"failed: {message}"

@@ -26,18 +26,23 @@ class Candidate:
 @task(cache_policy=NO_CACHE)
 def build_training_window(proj: Project) -> windows.TrainingWindow:
     """Returns the training window and holdout from DVC-versioned labelled batches."""
-    order = {b.batch_id: b.index for b in history.batch_runs(proj.client,
-                                                             proj.experiments.monitoring)}
-    labelled = [windows.LabelledBatch(bid, order[bid], frame)
-                for bid, frame in project.labelled_batches(proj) if bid in order]
+    order = {
+        b.batch_id: b.index for b in history.batch_runs(proj.client, proj.experiments.monitoring)
+    }
+    labelled = [
+        windows.LabelledBatch(bid, order[bid], frame)
+        for bid, frame in project.labelled_batches(proj)
+        if bid in order
+    ]
     window = windows.build_window(project.load_reference(proj), labelled, proj.settings.training)
     get_run_logger().info("training window: %s", window.describe())
     return window
 
 
 @task(cache_policy=NO_CACHE)
-def write_window(proj: Project, train: pd.DataFrame, holdout: pd.DataFrame | None, tag: str,
-                 message: str) -> dict[str, versioning.DataVersion]:
+def write_window(
+    proj: Project, train: pd.DataFrame, holdout: pd.DataFrame | None, tag: str, message: str
+) -> dict[str, versioning.DataVersion]:
     """Writes and versions the window files (git tag `tag`); returns rel path -> version."""
     files = [proj.repo_path(project.WINDOW)]
     io.write_csv(train, files[0])
@@ -49,8 +54,14 @@ def write_window(proj: Project, train: pd.DataFrame, holdout: pd.DataFrame | Non
 
 
 @task(cache_policy=NO_CACHE)
-def train_candidate(proj: Project, train: pd.DataFrame, window: dict[str, versioning.DataVersion],
-                    reason: str, through_index: int, tag: str) -> Candidate:
+def train_candidate(
+    proj: Project,
+    train: pd.DataFrame,
+    window: dict[str, versioning.DataVersion],
+    reason: str,
+    through_index: int,
+    tag: str,
+) -> Candidate:
     """Runs `dvc repro train`, logs and registers the model with alias challenger."""
     root = proj.paths.data_repo
     ran = versioning.reproduce(root, "train")
@@ -60,18 +71,36 @@ def train_candidate(proj: Project, train: pd.DataFrame, window: dict[str, versio
     model = training.load_model(proj.repo_path(project.MODEL_FILE))
     win = window[project.WINDOW]
     data = proj.settings.data
-    tags = {"reason": reason, "window_tag": tag, "data_commit": sha, "window_md5": win.md5,
-            "stages_run": ",".join(ran) or "(cached)"}
+    tags = {
+        "reason": reason,
+        "window_tag": tag,
+        "data_commit": sha,
+        "window_md5": win.md5,
+        "stages_run": ",".join(ran) or "(cached)",
+    }
     with tracking.run(proj.experiments.training, f"train-{tag}", tags) as run_id:
-        tracking.log_metrics({f"cv.{k}": v for k, v in metrics["cv"].items()}
-                             | {"train_rows": metrics["rows"]}, step=through_index)
+        tracking.log_metrics(
+            {f"cv.{k}": v for k, v in metrics["cv"].items()} | {"train_rows": metrics["rows"]},
+            step=through_index,
+        )
         tracking.set_tags({f"param.{k}": v for k, v in proj.settings.training.model_dump().items()})
-        tracking.log_dataset(train, "training_window", project.WINDOW, "training", win.md5,
-                             targets=data.target)
+        tracking.log_dataset(
+            train, "training_window", project.WINDOW, "training", win.md5, targets=data.target
+        )
         _, version = tracking.log_sklearn_model(model, train[data.features], proj.model_name)
-    registry.tag_version(proj.client, proj.model_name, version, {
-        "trained_through_batch": through_index, "window_tag": tag, "window_md5": win.md5,
-        "data_commit": sha, "reason": reason, "training_run_id": run_id})
+    registry.tag_version(
+        proj.client,
+        proj.model_name,
+        version,
+        {
+            "trained_through_batch": through_index,
+            "window_tag": tag,
+            "window_md5": win.md5,
+            "data_commit": sha,
+            "reason": reason,
+            "training_run_id": run_id,
+        },
+    )
     registry.set_challenger(proj.client, proj.model_name, version)
     get_run_logger().info("candidate version %s registered as challenger (%s)", version, tag)
     return Candidate(version, run_id, metrics["cv"], tag, win.md5, sha)
@@ -86,5 +115,9 @@ def score_on_holdout(proj: Project, holdout: pd.DataFrame, alias: str) -> dict[s
     task_kind, data = proj.settings.project.task, proj.settings.data
     scored = scoring.score_frame(model, holdout, data, task_kind)
     return performance.compute_metrics(
-        holdout[data.target], scored[data.prediction], task_kind,
-        y_score=scored.get(scoring.SCORE), positive_label=data.positive_label)
+        holdout[data.target],
+        scored[data.prediction],
+        task_kind,
+        y_score=scored.get(scoring.SCORE),
+        positive_label=data.positive_label,
+    )

@@ -15,25 +15,29 @@ from modelwatch.project import Project
 
 
 @task(cache_policy=NO_CACHE)
-def validate_batch(batch_path: Path, reference: pd.DataFrame, project: Project
-                   ) -> tuple[pd.DataFrame | None, validation.ValidationResult]:
+def validate_batch(
+    batch_path: Path, reference: pd.DataFrame, project: Project
+) -> tuple[pd.DataFrame | None, validation.ValidationResult]:
     """Reads the batch file and runs the suite; an unreadable file is a failed result."""
     try:
         batch = io.read_csv_file(batch_path)
     except SchemaError as exc:
         return None, validation.ValidationResult.from_error(batch_path.name, str(exc))
-    result = validation.validate_frame(batch, reference, project.settings.data,
-                                       project.settings.validation, batch_path.name)
+    result = validation.validate_frame(
+        batch, reference, project.settings.data, project.settings.validation, batch_path.name
+    )
     get_run_logger().info("validation: %s", result.summary())
     return batch, result
 
 
 @task(cache_policy=NO_CACHE)
-def quarantine_batch(batch_path: Path, result: validation.ValidationResult, project: Project
-                     ) -> Path:
+def quarantine_batch(
+    batch_path: Path, result: validation.ValidationResult, project: Project
+) -> Path:
     """Keeps the file and a readable report in the data repository's quarantine."""
     folder = validation.quarantine_batch(batch_path, result, project.paths.quarantine)
-    create_markdown_artifact(markdown=result.to_markdown(), key="quarantine-report",
-                             description=result.summary()[:500])
+    create_markdown_artifact(
+        markdown=result.to_markdown(), key="quarantine-report", description=result.summary()[:500]
+    )
     get_run_logger().warning("quarantined %s in %s", batch_path.name, folder)
     return folder

@@ -13,18 +13,24 @@ from modelwatch.project import Project
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
-def version_files(proj: Project, files: list[Path], message: str, tag: str | None = None
-                  ) -> dict[str, versioning.DataVersion]:
-    """dvc add + git commit (+ tag) of files already inside the data repo; returns rel -> version."""
+def version_files(
+    proj: Project, files: list[Path], message: str, tag: str | None = None
+) -> dict[str, versioning.DataVersion]:
+    """dvc add + git commit (+ tag) of files inside the data repo; returns rel -> version."""
     versions = versioning.track(proj.paths.data_repo, files, message, tag=tag)
-    get_run_logger().info("versioned %d file(s) at %s: %s", len(versions),
-                          versions[0].commit[:8] if versions else "-", message)
+    get_run_logger().info(
+        "versioned %d file(s) at %s: %s",
+        len(versions),
+        versions[0].commit[:8] if versions else "-",
+        message,
+    )
     return {v.path: v for v in versions}
 
 
 @task(cache_policy=NO_CACHE)
-def stage_batch(proj: Project, batch_path: Path, batch: pd.DataFrame, predictions: pd.DataFrame,
-                batch_id: str) -> list[Path]:
+def stage_batch(
+    proj: Project, batch_path: Path, batch: pd.DataFrame, predictions: pd.DataFrame, batch_id: str
+) -> list[Path]:
     """Copies an accepted batch and its predictions into the data repo; returns their paths."""
     stored = project.store_for_repo(proj, batch_path, "data/batches", f"{batch_id}.csv")
     pred_path = proj.repo_path("data/predictions") / f"{batch_id}.csv"

@@ -1,4 +1,4 @@
-"""Every kind of bad batch through the real monitor-batch flow: clear message, quarantine, no harm."""
+"""Every kind of bad batch through the real monitor-batch flow: message, quarantine, no harm."""
 
 from __future__ import annotations
 
@@ -23,27 +23,35 @@ def project(tmp_path_factory):
     folder = tmp_path_factory.mktemp("bad-input")
     params = write_params("params.yaml", folder)
     loaded = load_settings(params)
-    plan = demo.prepare_demo(loaded.paths.resolve(loaded.settings.demo.source),
-                             loaded.settings.data, loaded.settings.demo, folder / "demo")
+    plan = demo.prepare_demo(
+        loaded.paths.resolve(loaded.settings.demo.source),
+        loaded.settings.data,
+        loaded.settings.demo,
+        folder / "demo",
+    )
     bootstrap(reference_path=plan.reference, params_path=params)
     client = tracking.configure(loaded.paths)
-    exps = tracking.ensure_experiments(client, loaded.settings.tracking.experiment,
-                                       loaded.paths.artifact_root)
+    exps = tracking.ensure_experiments(
+        client, loaded.settings.tracking.experiment, loaded.paths.artifact_root
+    )
     return {"params": params, "loaded": loaded, "client": client, "exps": exps, "folder": folder}
 
 
-@pytest.mark.parametrize(("name", "fragment"), [
-    ("bike_missing_column.csv", "column 'hum' is missing"),
-    ("bike_extra_column.csv", "column 'foo' is not in the expected schema"),
-    ("bike_wrong_dtype.csv", "column 'temp' has dtype str, expected numeric"),
-    ("bike_empty.csv", "file is empty (0 bytes)"),
-    ("bike_header_only.csv", "no rows"),
-    ("bike_unparsable.csv", "not a readable CSV file"),
-    ("bike_out_of_range.csv", "column 'hum': 60 values outside [0, 1]"),
-    ("bike_no_id_column.csv", "column 'instant' is missing"),
-    ("bike_missing_id.csv", "column 'instant': 2 missing values"),
-    ("bike_duplicate_ids.csv", "column 'instant': 5 duplicate ids"),
-])
+@pytest.mark.parametrize(
+    ("name", "fragment"),
+    [
+        ("bike_missing_column.csv", "column 'hum' is missing"),
+        ("bike_extra_column.csv", "column 'foo' is not in the expected schema"),
+        ("bike_wrong_dtype.csv", "column 'temp' has dtype str, expected numeric"),
+        ("bike_empty.csv", "file is empty (0 bytes)"),
+        ("bike_header_only.csv", "no rows"),
+        ("bike_unparsable.csv", "not a readable CSV file"),
+        ("bike_out_of_range.csv", "column 'hum': 60 values outside [0, 1]"),
+        ("bike_no_id_column.csv", "column 'instant' is missing"),
+        ("bike_missing_id.csv", "column 'instant': 2 missing values"),
+        ("bike_duplicate_ids.csv", "column 'instant': 5 duplicate ids"),
+    ],
+)
 def test_bad_batch_rejected_quarantined_champion_untouched(project, tmp_path, name, fragment):
     from flows.monitor import monitor_batch
 
@@ -59,10 +67,13 @@ def test_bad_batch_rejected_quarantined_champion_untouched(project, tmp_path, na
     kept = loaded.paths.quarantine / batch.stem
     assert (kept / name).read_bytes() == (DATA / name).read_bytes()
     assert fragment in (kept / "report.md").read_text()
-    assert batch.exists()                                  # the user's file is left in place
+    assert batch.exists()  # the user's file is left in place
     assert registry.aliases(client, model) == before == {"champion": "1", "challenger": "1"}
-    runs = [r for r in history.batch_runs(client, project["exps"].monitoring)
-            if r.batch_id == batch.stem]
+    runs = [
+        r
+        for r in history.batch_runs(client, project["exps"].monitoring)
+        if r.batch_id == batch.stem
+    ]
     assert [r.status for r in runs] == [history.REJECTED]
     assert not (loaded.paths.data_repo / "data/batches" / name).exists()
 

@@ -22,8 +22,9 @@ def bank(tmp_path_factory):
     rows = replay(params_path=params)
     loaded = load_settings(params)
     client = tracking.configure(loaded.paths)
-    exps = tracking.ensure_experiments(client, loaded.settings.tracking.experiment,
-                                       loaded.paths.artifact_root)
+    exps = tracking.ensure_experiments(
+        client, loaded.settings.tracking.experiment, loaded.paths.artifact_root
+    )
     return {"rows": rows, "loaded": loaded, "client": client, "exps": exps}
 
 
@@ -31,8 +32,13 @@ def test_classification_loop_runs_and_registers(bank):
     runs = history.batch_runs(bank["client"], bank["exps"].monitoring)
     assert [r.status for r in runs] == [history.ACCEPTED] * 3
     assert registry.aliases(bank["client"], "bank-subscription")["champion"]
-    assert {"performance.roc_auc", "performance.f1", "performance.accuracy",
-            "performance.precision", "performance.recall"} <= set(runs[0].metrics)
+    assert {
+        "performance.roc_auc",
+        "performance.f1",
+        "performance.accuracy",
+        "performance.precision",
+        "performance.recall",
+    } <= set(runs[0].metrics)
 
 
 def test_realized_classification_metrics_match_sklearn(bank):

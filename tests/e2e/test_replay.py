@@ -26,13 +26,18 @@ def bike(tmp_path_factory):
     from flows.replay import replay
 
     folder = tmp_path_factory.mktemp("bike")
-    params = write_params("params.yaml", folder, demo={"max_batches": 6, "bad_batch_after": 3},
-                          retrain={"cooldown_batches": 2})
+    params = write_params(
+        "params.yaml",
+        folder,
+        demo={"max_batches": 6, "bad_batch_after": 3},
+        retrain={"cooldown_batches": 2},
+    )
     rows = replay(params_path=params)
     loaded = load_settings(params)
     client = tracking.configure(loaded.paths)
-    exps = tracking.ensure_experiments(client, loaded.settings.tracking.experiment,
-                                       loaded.paths.artifact_root)
+    exps = tracking.ensure_experiments(
+        client, loaded.settings.tracking.experiment, loaded.paths.artifact_root
+    )
     return {"params": params, "rows": rows, "loaded": loaded, "client": client, "exps": exps}
 
 
@@ -79,10 +84,12 @@ def test_drift_is_reported_and_matches_scipy(bike):
     """Reference: scipy.stats.ks_2samp (two-sided) on the reference and the batch column."""
     client, root = bike["client"], bike["loaded"].paths.data_repo
     run = history.batch_runs(client, bike["exps"].monitoring)[0]
-    assert run.tags["dataset_drift"] == "true"      # winter reference vs February weeks
-    report = json.loads(Path(client.download_artifacts(run.run_id, "drift_report.json")).read_text())
+    assert run.tags["dataset_drift"] == "true"  # winter reference vs February weeks
+    report = json.loads(
+        Path(client.download_artifacts(run.run_id, "drift_report.json")).read_text()
+    )
     temp = next(f for f in report["features"] if f["column"] == "temp")
-    ref_bytes = versioning.read_version(root, WINDOW, "window-000")   # the first champion's data
+    ref_bytes = versioning.read_version(root, WINDOW, "window-000")  # the first champion's data
     ref = pd.read_csv(io.BytesIO(ref_bytes))
     cur = pd.read_csv(root / f"data/batches/{run.batch_id}.csv")
     want = scipy.stats.ks_2samp(ref["temp"], cur["temp"])
@@ -92,10 +99,13 @@ def test_drift_is_reported_and_matches_scipy(bike):
 
 def test_better_candidate_promoted_and_aliases_moved(bike):
     client, name = bike["client"], bike["loaded"].settings.project.model_name
-    promoted = [r for r in _training_runs(bike) if r.data.tags.get("promotion") == "promoted"
-                and r.data.tags.get("champion_version_before")]
+    promoted = [
+        r
+        for r in _training_runs(bike)
+        if r.data.tags.get("promotion") == "promoted" and r.data.tags.get("champion_version_before")
+    ]
     assert promoted, "no retrain was promoted in the shortened replay"
-    last = promoted[0]   # newest first
+    last = promoted[0]  # newest first
     m = last.data.metrics
     assert m["challenger.mae"] < m["champion.mae"] * (1 - 0.02)
     aliases = registry.aliases(client, name)
@@ -109,11 +119,14 @@ def test_worse_candidate_is_rejected_registry_unchanged(bike, tmp_path):
 
     client, name = bike["client"], bike["loaded"].settings.project.model_name
     before = registry.aliases(client, name)
-    dummy = write_params("params.yaml", tmp_path, training={"model": "dummy", "hyperparameters": {}})
+    dummy = write_params(
+        "params.yaml", tmp_path, training={"model": "dummy", "hyperparameters": {}}
+    )
     raw = dummy.read_text().replace(str(tmp_path / "home"), str(bike["loaded"].paths.home))
     dummy.write_text(raw)
-    decision = retrain(reason="test: a mean predictor must never replace the champion",
-                       params_path=dummy)
+    decision = retrain(
+        reason="test: a mean predictor must never replace the champion", params_path=dummy
+    )
     assert decision.promote is False
     after = registry.aliases(client, name)
     assert after["champion"] == before["champion"]
@@ -127,7 +140,7 @@ def test_earlier_window_restored_byte_identical(bike):
     """Reference: hashlib.md5 of the restored bytes against the md5 logged at training time."""
     root = bike["loaded"].paths.data_repo
     tags = versioning.tags(root, "window-*")
-    assert len(tags) >= 3     # reference window + at least two retrains
+    assert len(tags) >= 3  # reference window + at least two retrains
     runs = {r.data.tags["window_tag"]: r for r in _training_runs(bike)}
     first = versioning.read_version(root, WINDOW, tags[1])
     assert hashlib.md5(first).hexdigest() == runs[tags[1]].data.tags["window_md5"]
@@ -141,8 +154,11 @@ def test_bad_batch_quarantined_with_report(bike):
     assert (folder / "batch-003-2011-02-12-sensor-fault.csv").exists()
     report = (folder / "report.md").read_text()
     assert "hum" in report
-    rejected = [r for r in history.batch_runs(bike["client"], bike["exps"].monitoring)
-                if r.status == history.REJECTED]
+    rejected = [
+        r
+        for r in history.batch_runs(bike["client"], bike["exps"].monitoring)
+        if r.status == history.REJECTED
+    ]
     assert [r.batch_id for r in rejected] == ["batch-003-2011-02-12-sensor-fault"]
     assert not (root / "data/batches/batch-003-2011-02-12-sensor-fault.csv").exists()
 
@@ -151,14 +167,25 @@ def test_shuffled_control_stream_reports_no_dataset_drift(tmp_path):
     """A stationary control: the same rows in random order must not look drifted."""
     from flows.replay import replay
 
-    params = write_params("params.yaml", tmp_path, demo={
-        "reference_end": None, "reference_rows": 1500, "batch_freq": None, "batch_rows": 168,
-        "max_batches": 4, "shuffle_seed": 7, "bad_batch_after": None})
+    params = write_params(
+        "params.yaml",
+        tmp_path,
+        demo={
+            "reference_end": None,
+            "reference_rows": 1500,
+            "batch_freq": None,
+            "batch_rows": 168,
+            "max_batches": 4,
+            "shuffle_seed": 7,
+            "bad_batch_after": None,
+        },
+    )
     replay(params_path=params)
     loaded = load_settings(params)
     client = tracking.configure(loaded.paths)
-    exps = tracking.ensure_experiments(client, loaded.settings.tracking.experiment,
-                                       loaded.paths.artifact_root)
+    exps = tracking.ensure_experiments(
+        client, loaded.settings.tracking.experiment, loaded.paths.artifact_root
+    )
     runs = history.batch_runs(client, exps.monitoring)
     assert len(runs) == 4
     assert [r.tags["dataset_drift"] for r in runs] == ["false"] * 4

@@ -1,6 +1,7 @@
 """Registry aliases and model logging against a real MLflow SQLite store in tmp_path."""
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,64 +18,81 @@ from modelwatch.settings import Paths
 NAME = "bike-test"
 
 
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    """A fresh MLflow store; the cwd is an empty folder so stray ./mlruns would show."""
-    paths = Paths(tmp_path, tmp_path / "params.yaml", tmp_path / "home")
-    cwd = tmp_path / "cwd"
-    cwd.mkdir()
-    monkeypatch.chdir(cwd)
-    # configure() sets these process-wide; setenv first so monkeypatch removes them afterwards
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", paths.tracking_uri)
-    monkeypatch.setenv("MLFLOW_REGISTRY_URI", paths.tracking_uri)
-    client = tracking.configure(paths)
-    experiments = tracking.ensure_experiments(client, "x", paths.artifact_root)
-    yield paths, client, experiments
+def make_paths(folder: Path) -> Paths:
+    return Paths(folder, folder / "params.yaml", folder / "home")
+
+
+def point_mlflow_at(paths: Paths, mp: pytest.MonkeyPatch):
+    """configure() sets these process-wide; setenv first so the monkeypatch removes them again."""
+    mp.setenv("MLFLOW_TRACKING_URI", paths.tracking_uri)
+    mp.setenv("MLFLOW_REGISTRY_URI", paths.tracking_uri)
+    return tracking.configure(paths)
+
+
+def reset_mlflow() -> None:
     import mlflow
 
     mlflow.set_tracking_uri(None)
     mlflow.set_registry_uri(None)
 
 
-@pytest.fixture
-def frame() -> tuple[pd.DataFrame, pd.Series]:
-    rng = np.random.default_rng(5)
-    x = pd.DataFrame(rng.normal(size=(80, 3)), columns=["temp", "hum", "windspeed"])
-    y = pd.Series(3 * x["temp"] - 2 * x["hum"] + rng.normal(0, 0.1, 80), name="cnt")
-    return x, y
-
-
 def fit(x: pd.DataFrame, y: pd.Series, alpha: float) -> Pipeline:
     return Pipeline([("scale", StandardScaler()), ("model", Ridge(alpha=alpha))]).fit(x, y)
 
 
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """Built once: a store with two pipelines logged in two training runs as versions 1 and 2.
+    The cwd is an empty folder meanwhile, so a stray ./mlruns or ./mlartifacts would show."""
+    base = tmp_path_factory.mktemp("registry")
+    paths = make_paths(base)
+    cwd = base / "cwd"
+    cwd.mkdir()
+    rng = np.random.default_rng(5)
+    x = pd.DataFrame(rng.normal(size=(80, 3)), columns=["temp", "hum", "windspeed"])
+    y = pd.Series(3 * x["temp"] - 2 * x["hum"] + rng.normal(0, 0.1, 80), name="cnt")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(cwd)
+        client = point_mlflow_at(paths, mp)
+        experiments = tracking.ensure_experiments(client, "x", paths.artifact_root)
+        models, runs = {}, {}
+        for alpha in (1.0, 100.0):
+            model = fit(x, y, alpha)
+            with tracking.run(experiments.training, f"ridge-{alpha}", {"alpha": str(alpha)}) as rid:
+                _, version = tracking.log_sklearn_model(model, x, NAME)
+            models[version], runs[version] = model, rid
+        reset_mlflow()
+    return {
+        "paths": paths,
+        "cwd": cwd,
+        "experiments": experiments,
+        "models": models,
+        "runs": runs,
+        "x": x,
+    }
+
+
 @pytest.fixture
-def two_versions(store, frame):
-    """Two pipelines logged in two training runs and registered as versions 1 and 2."""
-    _, _, experiments = store
-    x, y = frame
-    models, runs = {}, {}
-    for alpha in (1.0, 100.0):
-        model = fit(x, y, alpha)
-        with tracking.run(experiments.training, f"ridge-{alpha}", {"alpha": str(alpha)}) as run_id:
-            _, version = tracking.log_sklearn_model(model, x, NAME)
-        models[version], runs[version] = model, run_id
-    return models, runs
+def client(built, tmp_path, monkeypatch):
+    """A private copy of the built store (aliases are per test; artifacts stay in the original)."""
+    paths = make_paths(tmp_path)
+    paths.home.mkdir()
+    shutil.copyfile(built["paths"].mlflow_db, paths.mlflow_db)
+    yield point_mlflow_at(paths, monkeypatch)
+    reset_mlflow()
 
 
-def test_log_registers_consecutive_versions_with_their_runs(store, two_versions):
-    _, client, experiments = store
-    models, runs = two_versions
-    assert sorted(models) == ["1", "2"]
-    for version, run_id in runs.items():
+def test_log_registers_consecutive_versions_with_their_runs(built, client):
+    assert sorted(built["models"]) == ["1", "2"]
+    for version, run_id in built["runs"].items():
         mv = client.get_model_version(NAME, version)
         assert mv.run_id == run_id
-        assert client.get_run(run_id).info.experiment_id == experiments.training
-        assert client.get_run(run_id).data.tags["alpha"] == {"1": "1.0", "2": "100.0"}[version]
+        run = client.get_run(run_id)
+        assert run.info.experiment_id == built["experiments"].training
+        assert run.data.tags["alpha"] == {"1": "1.0", "2": "100.0"}[version]
 
 
-def test_promote_moves_champion_and_keeps_previous(store, two_versions):
-    _, client, _ = store
+def test_promote_moves_champion_and_keeps_previous(built, client):
     assert registry.promote(client, NAME, "1") is None
     assert registry.aliases(client, NAME) == {"champion": "1"}
     assert registry.get_alias(client, NAME, registry.PREVIOUS) is None
@@ -82,43 +100,44 @@ def test_promote_moves_champion_and_keeps_previous(store, two_versions):
     assert registry.promote(client, NAME, "2") == "1"
     assert registry.aliases(client, NAME) == {"champion": "2", "previous_champion": "1"}
     champion = registry.require_alias(client, NAME, registry.CHAMPION)
-    assert (champion.version, champion.run_id) == ("2", two_versions[1]["2"])
+    assert (champion.version, champion.run_id) == ("2", built["runs"]["2"])
+    previous = registry.require_alias(client, NAME, registry.PREVIOUS)
+    assert (previous.version, previous.run_id) == ("1", built["runs"]["1"])
 
     # promoting the champion again must not overwrite previous_champion with itself
     assert registry.promote(client, NAME, "2") == "2"
     assert registry.aliases(client, NAME) == {"champion": "2", "previous_champion": "1"}
 
 
-def test_challenger_and_tags(store, two_versions):
-    _, client, _ = store
+def test_challenger_and_tags(client):
     registry.set_challenger(client, NAME, "2")
     registry.tag_version(client, NAME, "2", {"validation_status": "passed", "holdout_mae": 0.25})
     info = registry.get_alias(client, NAME, registry.CHALLENGER)
-    assert (info.version, info.tags) == ("2", {"validation_status": "passed", "holdout_mae": "0.25"})
+    assert info.version == "2"
+    assert info.tags == {"validation_status": "passed", "holdout_mae": "0.25"}
 
 
-def test_missing_alias_or_model_is_none(store, two_versions):
-    _, client, _ = store
+def test_missing_alias_or_model_is_none(client):
     assert registry.get_alias(client, NAME, registry.CHAMPION) is None
     assert registry.get_alias(client, "no-such-model", registry.CHAMPION) is None
+    assert registry.aliases(client, NAME) == {}
     assert registry.aliases(client, "no-such-model") == {}
 
 
 @pytest.mark.parametrize("name", [NAME, "no-such-model"])
-def test_require_alias_names_model_and_alias(store, two_versions, name):
-    _, client, _ = store
+def test_require_alias_names_model_and_alias(client, name):
     registry.promote(client, NAME, "1")
-    with pytest.raises(RegistryError,
-                       match=f"^model '{name}' has no 'challenger' alias "
-                             r"\(run `modelwatch bootstrap`\)$"):
+    with pytest.raises(
+        RegistryError,
+        match=f"^model '{name}' has no 'challenger' alias "
+        r"\(run `modelwatch bootstrap`\)$",
+    ):
         registry.require_alias(client, name, registry.CHALLENGER)
-    assert registry.aliases(client, NAME) == {"champion": "1"}       # registry unchanged
+    assert registry.aliases(client, NAME) == {"champion": "1"}  # registry unchanged
 
 
-def test_load_model_predicts_like_the_original(store, two_versions, frame):
-    _, client, _ = store
-    models, _ = two_versions
-    x, _ = frame
+def test_load_model_predicts_like_the_original(built, client):
+    models, x = built["models"], built["x"]
     registry.promote(client, NAME, "1")
     registry.promote(client, NAME, "2")
     for alias, version in [(registry.CHAMPION, "2"), (registry.PREVIOUS, "1")]:
@@ -128,32 +147,42 @@ def test_load_model_predicts_like_the_original(store, two_versions, frame):
     assert not np.allclose(models["1"].predict(x), models["2"].predict(x))
 
 
-def test_load_model_of_missing_alias(store, two_versions):
+def test_load_model_of_missing_alias(client):
     with pytest.raises(RegistryError, match=f"^models:/{NAME}@challenger cannot be loaded: "):
         registry.load_model(NAME, registry.CHALLENGER)
 
 
-def test_artifacts_land_under_artifact_root_not_cwd(store, two_versions):
+def test_artifacts_land_under_artifact_root_not_cwd(built, client):
     import mlflow
 
-    paths, client, experiments = store
-    for exp_id, suffix in [(experiments.monitoring, "monitoring"), (experiments.training, "training")]:
-        assert client.get_experiment(exp_id).artifact_location == (
-            paths.artifact_root / f"x-{suffix}").as_uri()
+    root, experiments = built["paths"].artifact_root, built["experiments"]
+    for exp_id, suffix in [
+        (experiments.monitoring, "monitoring"),
+        (experiments.training, "training"),
+    ]:
+        assert client.get_experiment(exp_id).artifact_location == (root / f"x-{suffix}").as_uri()
     for version in ("1", "2"):
-        source = client.get_model_version(NAME, version).source        # models:/m-<id>
+        source = client.get_model_version(NAME, version).source  # models:/m-<id>
         logged = mlflow.get_logged_model(source.removeprefix("models:/"))
         location = Path(logged.artifact_location.removeprefix("file://"))
-        assert location.is_relative_to(paths.artifact_root)
+        assert location.is_relative_to(root)
         assert (location / "MLmodel").is_file()
-    assert len(list(paths.artifact_root.rglob("MLmodel"))) == 2
-    assert os.listdir(Path.cwd()) == []
-    assert paths.mlflow_db.is_file()
+    assert len(list(root.rglob("MLmodel"))) == 2
+    assert os.listdir(built["cwd"]) == []
 
 
-def test_ensure_experiments_is_idempotent(store):
-    paths, client, experiments = store
-    assert tracking.ensure_experiments(client, "x", paths.artifact_root) == experiments
-    assert experiments.monitoring != experiments.training
-    names = sorted(e.name for e in client.search_experiments())
-    assert names == ["Default", "x-monitoring", "x-training"]
+def test_ensure_experiments_is_idempotent(tmp_path, monkeypatch):
+    paths = make_paths(tmp_path)
+    fresh = point_mlflow_at(paths, monkeypatch)
+    try:
+        first = tracking.ensure_experiments(fresh, "y", paths.artifact_root)
+        assert tracking.ensure_experiments(fresh, "y", paths.artifact_root) == first
+        assert first.monitoring != first.training
+        assert sorted(e.name for e in fresh.search_experiments()) == [
+            "Default",
+            "y-monitoring",
+            "y-training",
+        ]
+        assert paths.mlflow_db.is_file()
+    finally:
+        reset_mlflow()

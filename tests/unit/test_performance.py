@@ -11,20 +11,37 @@ from modelwatch import performance
 from modelwatch.errors import ConfigError, InsufficientDataError, SchemaError
 from modelwatch.settings import DataSettings, PerformanceSettings
 
-REGRESSION_DATA = DataSettings(id="row", target="y", prediction="prediction",
-                               features=["x", "region"], categorical=["region"],
-                               segments=["region"])
-BANK_DATA = DataSettings(id="row", target="Class", prediction="prediction",
-                         features=["V1", "V2"], categorical=["V2"], positive_label=2,
-                         segments=["V2"])
+REGRESSION_DATA = DataSettings(
+    id="row",
+    target="y",
+    prediction="prediction",
+    features=["x", "region"],
+    categorical=["region"],
+    segments=["region"],
+)
+BANK_DATA = DataSettings(
+    id="row",
+    target="Class",
+    prediction="prediction",
+    features=["V1", "V2"],
+    categorical=["V2"],
+    positive_label=2,
+    segments=["V2"],
+)
 
 
 def regression_frame(seed: int, n: int = 200) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     y = rng.gamma(4.0, 50.0, n)
-    return pd.DataFrame({"row": np.arange(n), "x": rng.normal(size=n),
-                         "region": rng.choice(["north", "south", "east"], n, p=[0.5, 0.4, 0.1]),
-                         "y": y, "prediction": y + rng.normal(0, 20, n)})
+    return pd.DataFrame(
+        {
+            "row": np.arange(n),
+            "x": rng.normal(size=n),
+            "region": rng.choice(["north", "south", "east"], n, p=[0.5, 0.4, 0.1]),
+            "y": y,
+            "prediction": y + rng.normal(0, 20, n),
+        }
+    )
 
 
 def test_regression_metrics_match_sklearn():
@@ -34,12 +51,15 @@ def test_regression_metrics_match_sklearn():
     y = rng.gamma(3.0, 40.0, 300)
     pred = y + rng.normal(5, 25, 300)
     got = performance.compute_metrics(y, pred, "regression")
-    assert got == pytest.approx({
-        "mae": skm.mean_absolute_error(y, pred),
-        "rmse": skm.root_mean_squared_error(y, pred),
-        "mape": skm.mean_absolute_percentage_error(y, pred),
-        "r2": skm.r2_score(y, pred),
-    }, rel=1e-12)
+    assert got == pytest.approx(
+        {
+            "mae": skm.mean_absolute_error(y, pred),
+            "rmse": skm.root_mean_squared_error(y, pred),
+            "mape": skm.mean_absolute_percentage_error(y, pred),
+            "r2": skm.r2_score(y, pred),
+        },
+        rel=1e-12,
+    )
 
 
 def test_regression_constant_target_omits_r2():
@@ -66,26 +86,37 @@ def test_binary_labels_1_2_with_positive_label_2_match_sklearn():
     score = np.clip((y == 2) * 0.35 + rng.uniform(0, 0.65, 400), 0, 1)
     pred = np.where(score > 0.5, 2, 1)
     got = performance.compute_metrics(y, pred, "classification", y_score=score, positive_label=2)
-    assert got == pytest.approx({
-        "accuracy": skm.accuracy_score(y, pred),
-        "precision": skm.precision_score(y, pred, pos_label=2),
-        "recall": skm.recall_score(y, pred, pos_label=2),
-        "f1": skm.f1_score(y, pred, pos_label=2),
-        "roc_auc": skm.roc_auc_score(y == 2, score),
-    }, rel=1e-12)
+    assert got == pytest.approx(
+        {
+            "accuracy": skm.accuracy_score(y, pred),
+            "precision": skm.precision_score(y, pred, pos_label=2),
+            "recall": skm.recall_score(y, pred, pos_label=2),
+            "f1": skm.f1_score(y, pred, pos_label=2),
+            "roc_auc": skm.roc_auc_score(y == 2, score),
+        },
+        rel=1e-12,
+    )
     # the positive class matters: with pos_label 1 the scores differ
     assert got["recall"] != pytest.approx(skm.recall_score(y, pred, pos_label=1))
 
 
-@pytest.mark.parametrize("y_true, y_pred, positive_label", [
-    (np.array([1.0, 2.0, 2.0, 1.0, 2.0]), np.array([1, 2, 1, 1, 2]), "2"),   # float labels from CSV
-    (np.array(["1", "2", "2", "1", "2"]), np.array([1, 2, 1, 1, 2]), 2),     # str vs int
-    (np.array([1, 2, 2, 1, 2]), np.array([1, 2, 1, 1, 2]), " 2 "),
-])
+@pytest.mark.parametrize(
+    "y_true, y_pred, positive_label",
+    [
+        (
+            np.array([1.0, 2.0, 2.0, 1.0, 2.0]),
+            np.array([1, 2, 1, 1, 2]),
+            "2",
+        ),  # float labels from CSV
+        (np.array(["1", "2", "2", "1", "2"]), np.array([1, 2, 1, 1, 2]), 2),  # str vs int
+        (np.array([1, 2, 2, 1, 2]), np.array([1, 2, 1, 1, 2]), " 2 "),
+    ],
+)
 def test_positive_label_compares_by_value(y_true, y_pred, positive_label):
     """Reference: sklearn.metrics.recall_score(pos_label=2) on int labels."""
-    got = performance.compute_metrics(y_true, y_pred, "classification",
-                                      positive_label=positive_label)
+    got = performance.compute_metrics(
+        y_true, y_pred, "classification", positive_label=positive_label
+    )
     want = np.array([1, 2, 2, 1, 2]), np.array([1, 2, 1, 1, 2])
     assert got["recall"] == pytest.approx(skm.recall_score(*want, pos_label=2)) == 2 / 3
     assert got["precision"] == pytest.approx(skm.precision_score(*want, pos_label=2)) == 1.0
@@ -96,21 +127,26 @@ def test_multiclass_uses_macro_average():
     rng = np.random.default_rng(3)
     y = rng.choice(["a", "b", "c"], 250)
     pred = np.where(rng.uniform(size=250) < 0.7, y, rng.choice(["a", "b", "c"], 250))
-    got = performance.compute_metrics(y, pred, "classification", y_score=rng.uniform(size=250),
-                                      positive_label="a")
-    assert got == pytest.approx({
-        "accuracy": skm.accuracy_score(y, pred),
-        "precision": skm.precision_score(y, pred, average="macro", zero_division=0),
-        "recall": skm.recall_score(y, pred, average="macro", zero_division=0),
-        "f1": skm.f1_score(y, pred, average="macro", zero_division=0),
-    }, rel=1e-12)
+    got = performance.compute_metrics(
+        y, pred, "classification", y_score=rng.uniform(size=250), positive_label="a"
+    )
+    assert got == pytest.approx(
+        {
+            "accuracy": skm.accuracy_score(y, pred),
+            "precision": skm.precision_score(y, pred, average="macro", zero_division=0),
+            "recall": skm.recall_score(y, pred, average="macro", zero_division=0),
+            "f1": skm.f1_score(y, pred, average="macro", zero_division=0),
+        },
+        rel=1e-12,
+    )
 
 
 def test_roc_auc_omitted_when_one_class_present():
     """Reference: sklearn.metrics.accuracy_score (roc_auc needs both classes in y_true)."""
     y, pred = np.array([1, 1, 1, 1]), np.array([1, 2, 1, 1])
-    got = performance.compute_metrics(y, pred, "classification",
-                                      y_score=[0.1, 0.9, 0.2, 0.3], positive_label=2)
+    got = performance.compute_metrics(
+        y, pred, "classification", y_score=[0.1, 0.9, 0.2, 0.3], positive_label=2
+    )
     assert "roc_auc" not in got
     assert got["accuracy"] == skm.accuracy_score(y, pred) == 0.75
     assert got["precision"] == skm.precision_score(y, pred, pos_label=2, zero_division=0) == 0.0
@@ -151,11 +187,13 @@ def test_unknown_task_is_a_config_error():
 def test_evaluate_frame_overall_and_segments_match_sklearn():
     """Reference: sklearn.metrics.mean_absolute_error per segment value."""
     frame = regression_frame(4)
-    report = performance.evaluate_frame(frame, REGRESSION_DATA, "regression",
-                                        PerformanceSettings(min_segment_rows=30))
+    report = performance.evaluate_frame(
+        frame, REGRESSION_DATA, "regression", PerformanceSettings(min_segment_rows=30)
+    )
     assert report.n_rows == 200 and report.n_missing_target == 0
     assert report.metrics["mae"] == pytest.approx(
-        skm.mean_absolute_error(frame.y, frame.prediction))
+        skm.mean_absolute_error(frame.y, frame.prediction)
+    )
     by_value = {s.value: s for s in report.segments}
     assert sorted(by_value) == ["east", "north", "south"]
     for value, seg in by_value.items():
@@ -163,7 +201,8 @@ def test_evaluate_frame_overall_and_segments_match_sklearn():
         assert seg.column == "region" and seg.n_rows == len(rows)
         if len(rows) >= 30:
             assert seg.metrics["mae"] == pytest.approx(
-                skm.mean_absolute_error(rows.y, rows.prediction))
+                skm.mean_absolute_error(rows.y, rows.prediction)
+            )
         else:
             assert seg.metrics == {}
     assert sum(s.n_rows for s in report.segments) == 200
@@ -171,14 +210,22 @@ def test_evaluate_frame_overall_and_segments_match_sklearn():
 
 def test_small_segments_are_listed_without_metrics():
     """Reference: sklearn.metrics.mean_absolute_error on the large segment."""
-    frame = pd.DataFrame({"x": range(6), "region": ["a"] * 5 + ["b"],
-                          "y": [1.0, 2, 3, 4, 5, 6], "prediction": [1.5, 2, 3, 4, 6, 9]})
-    report = performance.evaluate_frame(frame, REGRESSION_DATA, "regression",
-                                        PerformanceSettings(min_segment_rows=1))
+    frame = pd.DataFrame(
+        {
+            "x": range(6),
+            "region": ["a"] * 5 + ["b"],
+            "y": [1.0, 2, 3, 4, 5, 6],
+            "prediction": [1.5, 2, 3, 4, 6, 9],
+        }
+    )
+    report = performance.evaluate_frame(
+        frame, REGRESSION_DATA, "regression", PerformanceSettings(min_segment_rows=1)
+    )
     (a, b) = report.segments
     assert (a.value, a.n_rows, b.value, b.n_rows) == ("a", 5, "b", 1)
     assert a.metrics["mae"] == pytest.approx(
-        skm.mean_absolute_error([1, 2, 3, 4, 5], [1.5, 2, 3, 4, 6]))
+        skm.mean_absolute_error([1, 2, 3, 4, 5], [1.5, 2, 3, 4, 6])
+    )
     assert b.metrics == {}  # one row is below the two rows any metric needs
 
 
@@ -187,12 +234,12 @@ def test_evaluate_frame_drops_and_counts_missing_target():
     frame = regression_frame(5, n=50)
     frame.loc[[3, 10, 11], "y"] = np.nan
     before = frame.copy()
-    report = performance.evaluate_frame(frame, REGRESSION_DATA, "regression",
-                                        PerformanceSettings())
+    report = performance.evaluate_frame(frame, REGRESSION_DATA, "regression", PerformanceSettings())
     labelled = frame.dropna(subset=["y"])
     assert (report.n_rows, report.n_missing_target) == (47, 3)
     assert report.metrics["rmse"] == pytest.approx(
-        skm.root_mean_squared_error(labelled.y, labelled.prediction))
+        skm.root_mean_squared_error(labelled.y, labelled.prediction)
+    )
     assert "(3 rows without a target left out)" in report.summary()
     pd.testing.assert_frame_equal(frame, before)  # the input is not mutated
 
@@ -204,24 +251,39 @@ def test_evaluate_frame_bank_style_classification_with_scores():
     n = 120
     y = rng.choice([1, 2], n, p=[0.7, 0.3]).astype(float)
     proba = np.clip((y == 2) * 0.4 + rng.uniform(0, 0.6, n), 0, 1)
-    frame = pd.DataFrame({"V1": rng.integers(18, 90, n), "V2": rng.choice(["job", "none"], n),
-                          "Class": y, "prediction": np.where(proba > 0.5, 2, 1), "p2": proba})
+    frame = pd.DataFrame(
+        {
+            "V1": rng.integers(18, 90, n),
+            "V2": rng.choice(["job", "none"], n),
+            "Class": y,
+            "prediction": np.where(proba > 0.5, 2, 1),
+            "p2": proba,
+        }
+    )
     frame.loc[0, "Class"] = np.nan
-    report = performance.evaluate_frame(frame, BANK_DATA, "classification",
-                                        PerformanceSettings(min_segment_rows=10),
-                                        score_column="p2")
+    report = performance.evaluate_frame(
+        frame,
+        BANK_DATA,
+        "classification",
+        PerformanceSettings(min_segment_rows=10),
+        score_column="p2",
+    )
     rows = frame.iloc[1:]
     assert report.n_missing_target == 1
     assert report.metrics["f1"] == pytest.approx(
-        skm.f1_score(rows.Class.astype(int), rows.prediction, pos_label=2))
+        skm.f1_score(rows.Class.astype(int), rows.prediction, pos_label=2)
+    )
     assert report.metrics["roc_auc"] == pytest.approx(skm.roc_auc_score(rows.Class == 2, rows.p2))
     assert {s.value for s in report.segments} == {"job", "none"}
 
 
-@pytest.mark.parametrize("drop, message", [
-    ("prediction", r"columns \['prediction'\] are missing"),
-    ("region", r"columns \['region'\] are missing"),
-])
+@pytest.mark.parametrize(
+    "drop, message",
+    [
+        ("prediction", r"columns \['prediction'\] are missing"),
+        ("region", r"columns \['region'\] are missing"),
+    ],
+)
 def test_evaluate_frame_missing_column(drop, message):
     frame = regression_frame(7, n=10).drop(columns=[drop])
     with pytest.raises(SchemaError, match=message):
@@ -246,23 +308,28 @@ def test_evaluate_frame_with_one_labelled_row_is_insufficient():
 def test_report_round_trips_through_json_and_summarises():
     """Reference: sklearn.metrics.r2_score (value carried through to_dict/from_dict)."""
     frame = regression_frame(10)
-    report = performance.evaluate_frame(frame, REGRESSION_DATA, "regression",
-                                        PerformanceSettings(min_segment_rows=30))
+    report = performance.evaluate_frame(
+        frame, REGRESSION_DATA, "regression", PerformanceSettings(min_segment_rows=30)
+    )
     again = performance.PerformanceReport.from_dict(json.loads(json.dumps(report.to_dict())))
     assert again == report
     assert again.metrics["r2"] == pytest.approx(skm.r2_score(frame.y, frame.prediction))
     summary = performance.PerformanceReport(
-        "regression", 168, {"mae": 41.23, "rmse": 60.31, "r2": 0.7104}).summary()
+        "regression", 168, {"mae": 41.23, "rmse": 60.31, "r2": 0.7104}
+    ).summary()
     assert summary == "mae 41.2, rmse 60.3, r2 0.71 on 168 rows"
 
 
-@pytest.mark.parametrize("metric, baseline, current, want", [
-    ("mae", 80.0, 100.0, 0.25),        # lower is better: grew by a quarter
-    ("mae", 80.0, 60.0, -0.25),        # improved
-    ("r2", 0.8, 0.6, 0.25),            # higher is better: fell by a quarter
-    ("r2", -0.5, -1.0, 1.0),           # negative baseline: relative to |baseline|
-    ("mae", 0.0, 3.0, 3.0),            # zero baseline: absolute difference
-])
+@pytest.mark.parametrize(
+    "metric, baseline, current, want",
+    [
+        ("mae", 80.0, 100.0, 0.25),  # lower is better: grew by a quarter
+        ("mae", 80.0, 60.0, -0.25),  # improved
+        ("r2", 0.8, 0.6, 0.25),  # higher is better: fell by a quarter
+        ("r2", -0.5, -1.0, 1.0),  # negative baseline: relative to |baseline|
+        ("mae", 0.0, 3.0, 3.0),  # zero baseline: absolute difference
+    ],
+)
 def test_worsening(metric, baseline, current, want):
     assert performance.worsening(metric, baseline, current, "regression") == pytest.approx(want)
 
@@ -274,5 +341,9 @@ def test_worsening_rejects_metric_of_other_task():
 
 def test_metric_directions_cover_the_settings_validator():
     assert performance.METRIC_DIRECTIONS["regression"] == {
-        "mae": "min", "rmse": "min", "mape": "min", "r2": "max"}
+        "mae": "min",
+        "rmse": "min",
+        "mape": "min",
+        "r2": "max",
+    }
     assert set(performance.METRIC_DIRECTIONS["classification"].values()) == {"max"}

@@ -1,4 +1,4 @@
-"""build_window: newest batches are the holdout, the window before them trains, reference fills in."""
+"""build_window: newest batches are the holdout, older ones train, reference fills in."""
 
 import numpy as np
 import pandas as pd
@@ -12,10 +12,14 @@ COLUMNS = ["instant", "temp", "cnt"]
 
 
 def frame(rng: np.random.Generator, first_id: int, rows: int, extra: bool = False) -> pd.DataFrame:
-    out = pd.DataFrame({"instant": np.arange(first_id, first_id + rows),
-                        "temp": rng.uniform(0, 1, rows),
-                        "cnt": rng.integers(0, 500, rows)})
-    if extra:   # batches carry more columns than the reference (e.g. the logged prediction)
+    out = pd.DataFrame(
+        {
+            "instant": np.arange(first_id, first_id + rows),
+            "temp": rng.uniform(0, 1, rows),
+            "cnt": rng.integers(0, 500, rows),
+        }
+    )
+    if extra:  # batches carry more columns than the reference (e.g. the logged prediction)
         out.insert(1, "prediction", rng.uniform(0, 500, rows))
     return out
 
@@ -25,8 +29,9 @@ def data():
     """A 10-row reference (ids 0..9) and labelled batches 1..7 of 3+i rows (ids i*100...)."""
     rng = np.random.default_rng(7)
     reference = frame(rng, 0, 10)
-    batches = [LabelledBatch(f"b{i}", i, frame(rng, i * 100, 3 + i, extra=True))
-               for i in range(1, 8)]
+    batches = [
+        LabelledBatch(f"b{i}", i, frame(rng, i * 100, 3 + i, extra=True)) for i in range(1, 8)
+    ]
     return reference, batches
 
 
@@ -37,8 +42,9 @@ def cat(frames: list[pd.DataFrame]) -> pd.DataFrame:
 def test_holdout_is_newest_and_window_is_the_batches_before(data):
     reference, batches = data
     order = np.random.default_rng(3).permutation(len(batches))
-    shuffled = [batches[i] for i in order]             # input order must not matter
-    window = build_window(reference, shuffled, TrainingSettings(window_batches=3, holdout_batches=1))
+    shuffled = [batches[i] for i in order]  # input order must not matter
+    settings = TrainingSettings(window_batches=3, holdout_batches=1)
+    window = build_window(reference, shuffled, settings)
     assert window.holdout_batches == ("b7",)
     assert window.train_batches == ("b4", "b5", "b6")
     assert window.through_index == 6
@@ -52,43 +58,55 @@ def test_two_holdout_batches(data):
     reference, batches = data
     window = build_window(reference, batches, TrainingSettings(window_batches=2, holdout_batches=2))
     assert (window.train_batches, window.holdout_batches, window.through_index) == (
-        ("b4", "b5"), ("b6", "b7"), 5)
+        ("b4", "b5"),
+        ("b6", "b7"),
+        5,
+    )
     pd.testing.assert_frame_equal(window.holdout, cat([batches[5].frame, batches[6].frame]))
     assert len(window.train) == 7 + 8
 
 
 def test_window_exactly_filled_leaves_reference_out(data):
     reference, batches = data
-    window = build_window(reference, batches[:4],
-                          TrainingSettings(window_batches=3, holdout_batches=1))
+    window = build_window(
+        reference, batches[:4], TrainingSettings(window_batches=3, holdout_batches=1)
+    )
     assert (window.train_batches, window.holdout_batches) == (("b1", "b2", "b3"), ("b4",))
     assert not set(window.train["instant"]) & set(reference["instant"])
 
 
 def test_reference_fills_in_when_too_few_batches(data):
     reference, batches = data
-    window = build_window(reference, batches[:3],
-                          TrainingSettings(window_batches=6, holdout_batches=1))
+    window = build_window(
+        reference, batches[:3], TrainingSettings(window_batches=6, holdout_batches=1)
+    )
     assert window.train_batches == ("reference", "b1", "b2")
     assert window.holdout_batches == ("b3",)
     assert window.through_index == 2
-    pd.testing.assert_frame_equal(window.train, cat([reference, batches[0].frame, batches[1].frame]))
-    assert list(window.train.columns) == COLUMNS     # batch-only columns are dropped
+    want = cat([reference, batches[0].frame, batches[1].frame])
+    pd.testing.assert_frame_equal(window.train, want)
+    assert list(window.train.columns) == COLUMNS  # batch-only columns are dropped
 
 
 def test_single_labelled_batch_trains_on_reference_only(data):
     reference, batches = data
     window = build_window(reference, batches[:1], TrainingSettings(window_batches=6))
     assert (window.train_batches, window.holdout_batches, window.through_index) == (
-        ("reference",), ("b1",), 0)
+        ("reference",),
+        ("b1",),
+        0,
+    )
     pd.testing.assert_frame_equal(window.train, cat([reference]))
 
 
 @pytest.mark.parametrize("n_batches, holdout", [(0, 1), (1, 2), (2, 3)])
 def test_too_few_labelled_batches(data, n_batches, holdout):
     reference, batches = data
-    with pytest.raises(InsufficientDataError,
-                       match=rf"^{n_batches} labelled batch\(es\) so far; comparing models needs "
-                             rf"{holdout} that no model was trained on \(training\.holdout_batches\)$"):
+    with pytest.raises(
+        InsufficientDataError,
+        match=rf"^{n_batches} labelled batch\(es\) so far; comparing models "
+        rf"needs {holdout} that no model was trained on "
+        r"\(training\.holdout_batches\)$",
+    ):
         build_window(reference, batches[:n_batches], TrainingSettings(holdout_batches=holdout))
-    assert len(reference) == 10                      # inputs untouched
+    assert len(reference) == 10  # inputs untouched

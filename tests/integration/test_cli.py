@@ -1,0 +1,117 @@
+"""The `modelwatch` command as a user runs it: a subprocess, its exit code and what it prints."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+COMMANDS = ["demo", "run", "bootstrap", "retrain", "table", "ui"]
+
+
+def modelwatch(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "MODELWATCH_HOME"}
+    return subprocess.run(
+        [sys.executable, "-m", "modelwatch.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def last_line(text: str) -> str:
+    return text.strip().splitlines()[-1]
+
+
+def test_help_lists_the_commands():
+    proc = modelwatch("--help")
+    assert proc.returncode == 0
+    assert proc.stderr == ""
+    assert proc.stdout.startswith("usage: modelwatch [-h] [--params PARAMS]")
+    assert "{" + ",".join(COMMANDS) + "}" in proc.stdout
+    for command in COMMANDS:
+        assert f"\n    {command} " in proc.stdout, command
+    assert 'modelwatch retrain --reason "new pricing policy"' in proc.stdout
+
+
+def test_missing_params_file_names_it():
+    assert not (ROOT / "missing.yaml").exists()
+    proc = modelwatch("--params", "missing.yaml", "demo")
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert last_line(proc.stderr) == (
+        "modelwatch: error: argument --params: missing.yaml: no such file"
+    )
+    assert [line for line in proc.stderr.splitlines() if "missing.yaml" in line] == [
+        last_line(proc.stderr)
+    ]
+    assert "Traceback" not in proc.stderr
+
+
+def test_unknown_params_key_is_one_line_without_traceback(tmp_path):
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["drift"]["bogus"] = 3
+    raw["project"]["home"] = str(tmp_path / "home")
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(raw, sort_keys=False))
+    before = params.read_bytes()
+    proc = modelwatch("--params", str(params), "table")
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert proc.stderr == f"modelwatch: error: {params}: drift.bogus: unknown key (got 3)\n"
+    assert params.read_bytes() == before
+    assert not (tmp_path / "home").exists()  # nothing was created for a bad config
+
+
+def test_default_params_file_missing_in_cwd(tmp_path):
+    proc = modelwatch("table", cwd=tmp_path)
+    assert (proc.returncode, proc.stdout) == (1, "")
+    assert proc.stderr == f"modelwatch: error: {tmp_path / 'params.yaml'}: file not found\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "args, line",
+    [
+        (
+            ["run", "nonexistent.csv"],
+            "modelwatch run: error: argument batch: nonexistent.csv: no such file",
+        ),
+        (
+            ["retrain", "--reason", "  "],
+            "modelwatch retrain: error: argument --reason: the reason must not be blank",
+        ),
+        (["retrain"], "modelwatch retrain: error: the following arguments are required: --reason"),
+        (
+            ["demo", "--max-batches", "0"],
+            "modelwatch demo: error: argument --max-batches: expected a positive integer, got '0'",
+        ),
+        (
+            ["promote"],
+            "modelwatch: error: argument command: invalid choice: 'promote' "
+            "(choose from 'demo', 'run', 'bootstrap', 'retrain', 'table', 'ui')",
+        ),
+    ],
+)
+def test_argument_errors_name_the_argument(args, line):
+    proc = modelwatch(*args)
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert last_line(proc.stderr) == line
+    assert "Traceback" not in proc.stderr
+
+
+def test_importing_the_cli_imports_no_heavy_library():
+    code = (
+        "import sys, modelwatch.cli; "
+        "print(sorted(m for m in ('prefect', 'mlflow', 'sklearn', 'great_expectations', "
+        "'dvc', 'pandas') if m in sys.modules))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert (proc.returncode, proc.stdout.strip(), proc.stderr) == (0, "[]", "")
