@@ -16,14 +16,15 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(20261123)
 
 
-def write_params(base: str, folder: Path, **overrides: dict) -> Path:
-    """Copies a shipped params file into folder with absolute data paths and section overrides."""
+def write_params(base: str, folder: Path, home: Path | None = None, **overrides: dict) -> Path:
+    """Copies a shipped params file into folder with absolute data paths and section overrides;
+    the stores go to `home` (default: folder/home)."""
     raw = yaml.safe_load((ROOT / base).read_text())
     if raw.get("demo"):
         raw["demo"]["source"] = str(ROOT / raw["demo"]["source"])
     for section, values in overrides.items():
         raw[section] = {**(raw.get(section) or {}), **values}
-    raw["project"]["home"] = str(folder / "home")
+    raw["project"]["home"] = str(home or folder / "home")
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / Path(base).name
     path.write_text(yaml.safe_dump(raw, sort_keys=False))

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from modelwatch import demo, history, registry, tracking
+from modelwatch import demo, history, registry
+from modelwatch.project import open_project
 from modelwatch.settings import load_settings
 from tests.conftest import write_params
 
@@ -30,10 +31,8 @@ def project(tmp_path_factory):
         folder / "demo",
     )
     bootstrap(reference_path=plan.reference, params_path=params)
-    client = tracking.configure(loaded.paths)
-    exps = tracking.ensure_experiments(
-        client, loaded.settings.tracking.experiment, loaded.paths.artifact_root
-    )
+    proj = open_project(params)
+    client, exps = proj.client, proj.experiments
     return {"params": params, "loaded": loaded, "client": client, "exps": exps, "folder": folder}
 
 

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 import sklearn.metrics
 
-from modelwatch import history, registry, scoring, tracking
+from modelwatch import history, registry, scoring
+from modelwatch.project import open_project
 from modelwatch.settings import load_settings
 from tests.conftest import write_params
 
@@ -20,11 +21,8 @@ def bank(tmp_path_factory):
     folder = tmp_path_factory.mktemp("bank")
     params = write_params("params.bank.yaml", folder, demo={"max_batches": 3})
     rows = replay(params_path=params)
-    loaded = load_settings(params)
-    client = tracking.configure(loaded.paths)
-    exps = tracking.ensure_experiments(
-        client, loaded.settings.tracking.experiment, loaded.paths.artifact_root
-    )
+    proj = open_project(params)
+    loaded, client, exps = load_settings(params), proj.client, proj.experiments
     return {"rows": rows, "loaded": loaded, "client": client, "exps": exps}
 
 

@@ -13,7 +13,7 @@ import scipy.stats
 import sklearn.metrics
 
 from modelwatch import history, registry, tracking, versioning
-from modelwatch.project import WINDOW
+from modelwatch.project import WINDOW, open_project
 from modelwatch.settings import load_settings
 from tests.conftest import write_params
 
@@ -33,11 +33,8 @@ def bike(tmp_path_factory):
         retrain={"cooldown_batches": 2},
     )
     rows = replay(params_path=params)
-    loaded = load_settings(params)
-    client = tracking.configure(loaded.paths)
-    exps = tracking.ensure_experiments(
-        client, loaded.settings.tracking.experiment, loaded.paths.artifact_root
-    )
+    proj = open_project(params)
+    loaded, client, exps = load_settings(params), proj.client, proj.experiments
     return {"params": params, "rows": rows, "loaded": loaded, "client": client, "exps": exps}
 
 
@@ -120,10 +117,11 @@ def test_worse_candidate_is_rejected_registry_unchanged(bike, tmp_path):
     client, name = bike["client"], bike["loaded"].settings.project.model_name
     before = registry.aliases(client, name)
     dummy = write_params(
-        "params.yaml", tmp_path, training={"model": "dummy", "hyperparameters": {}}
+        "params.yaml",
+        tmp_path,
+        home=bike["loaded"].paths.home,
+        training={"model": "dummy", "hyperparameters": {}},
     )
-    raw = dummy.read_text().replace(str(tmp_path / "home"), str(bike["loaded"].paths.home))
-    dummy.write_text(raw)
     decision = retrain(
         reason="test: a mean predictor must never replace the champion", params_path=dummy
     )
@@ -181,11 +179,8 @@ def test_shuffled_control_stream_reports_no_dataset_drift(tmp_path):
         },
     )
     replay(params_path=params)
-    loaded = load_settings(params)
-    client = tracking.configure(loaded.paths)
-    exps = tracking.ensure_experiments(
-        client, loaded.settings.tracking.experiment, loaded.paths.artifact_root
-    )
+    proj = open_project(params)
+    client, exps = proj.client, proj.experiments
     runs = history.batch_runs(client, exps.monitoring)
     assert len(runs) == 4
     assert [r.tags["dataset_drift"] for r in runs] == ["false"] * 4

@@ -1,0 +1,101 @@
+"""Where a monitored batch spends its time: each step of monitor-batch, side by side, in one run.
+
+Usage: .venv/bin/python benchmarks/bench_batch_costs.py [--repeat 5]
+
+Runs the core steps on real demo data (bike sharing: a 4-week reference, weekly batches) against
+real backends in a temporary folder: Great Expectations, scipy drift, scikit-learn scoring and
+training, git+DVC versioning, MLflow SQLite logging. Prints median and min per step (seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def timed(fn: Callable[[], object], repeat: int) -> list[float]:
+    out = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+
+    t0 = time.perf_counter()
+    from modelwatch import demo, drift, io, scoring, tracking, training, validation, versioning
+    from modelwatch.settings import Paths, load_settings
+
+    import_s = time.perf_counter() - t0
+    loaded = load_settings(ROOT / "params.yaml")
+    s = loaded.settings
+    tmp = Path(tempfile.mkdtemp(prefix="mw-bench-"))
+    plan = demo.prepare_demo(ROOT / s.demo.source, s.data, s.demo, tmp / "demo")
+    reference = io.read_csv_file(plan.reference)
+    batch_path = plan.batches[10].inputs
+    batch = io.read_csv_file(batch_path)
+    model = training.fit_model(reference, s.data, s.training, s.project.task).pipeline
+    preds = scoring.score_frame(model, batch, s.data, s.project.task)
+    ref_preds = scoring.score_frame(model, reference, s.data, s.project.task)
+
+    paths = Paths(tmp, tmp / "params.yaml", tmp / "home")
+    versioning.init_data_repo(paths.data_repo, paths.dvc_remote, ROOT / "params.yaml")
+    client = tracking.configure(paths)
+    exps = tracking.ensure_experiments(client, "bench", paths.artifact_root)
+    counter = iter(range(10_000))
+
+    def track_batch() -> None:
+        target = paths.data_repo / "data/batches" / f"b{next(counter)}.csv"
+        target.write_bytes(batch_path.read_bytes())
+        versioning.track(paths.data_repo, [target], "bench")
+
+    def log_run() -> None:
+        report = drift.compute_drift(reference, batch, s.data, s.drift)
+        with tracking.run(exps.monitoring, "bench", {"batch_id": "x"}):
+            tracking.log_metrics({f"m{i}": float(i) for i in range(50)}, step=1)
+            tracking.log_json(report.to_dict(), "drift_report.json")
+            tracking.log_json({"a": 1}, "validation.json")
+
+    steps = {
+        "read batch CSV": lambda: io.read_csv_file(batch_path),
+        "GX validation (suite + run)": lambda: validation.validate_frame(
+            batch, reference, s.data, s.validation, batch_path.name
+        ),
+        "score with champion": lambda: scoring.score_frame(model, batch, s.data, s.project.task),
+        "drift (11 features + prediction)": lambda: drift.compute_drift(
+            reference,
+            batch,
+            s.data,
+            s.drift,
+            prediction_reference=ref_preds["prediction"],
+            prediction_current=preds["prediction"],
+        ),
+        "DVC add + git commit + push": track_batch,
+        "MLflow run (50 metrics, 2 JSON)": log_run,
+        "fit candidate + 5-fold CV": lambda: training.fit_model(
+            reference, s.data, s.training, s.project.task
+        ),
+    }
+    print(f"imports (pandas, sklearn, scipy, modelwatch core): {import_s:.2f} s")
+    print(f"reference {len(reference)} rows, batch {len(batch)} rows, repeat {args.repeat}")
+    print(f"{'step':36s} {'median s':>9s} {'min s':>8s}")
+    for name, fn in steps.items():
+        times = timed(fn, args.repeat)
+        print(f"{name:36s} {statistics.median(times):9.3f} {min(times):8.3f}")
+
+
+if __name__ == "__main__":
+    main()
