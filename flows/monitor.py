@@ -65,6 +65,7 @@ def monitor_batch(
         ref_scores[pred_col],
         predictions[pred_col],
     )
+    evaluations = evaluate_labelled_batches(proj)  # late labels first: the policy reads them
     decision = decide_retraining(proj, index, report.drift_share, force_retrain, retrain_reason)
     run_id = log_monitoring_run(
         proj,
@@ -79,7 +80,6 @@ def monitor_batch(
         champion.version,
         reference_md5,
     )
-    evaluations = evaluate_labelled_batches(proj)
     outcome = None
     if decision.retrain:
         state = retrain(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -27,8 +28,14 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float) -> bool:
     return False
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def serve(params: Path, home: Path, prefect_port: int, mlflow_port: int) -> int:
-    """Runs both servers until interrupted; returns the exit code."""
+    """Runs both servers until interrupted (Ctrl-C or SIGTERM); returns the exit code."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)  # also when started in the background (SIGINT ignored)
     paths = load_settings(params).paths
     bindir = Path(sys.executable).parent
     env = dict(
