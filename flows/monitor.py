@@ -65,7 +65,9 @@ def monitor_batch(
         ref_scores[pred_col],
         predictions[pred_col],
     )
-    evaluations = evaluate_labelled_batches(proj)  # late labels first: the policy reads them
+    evaluations = evaluate_labelled_batches(
+        proj, reference
+    )  # late labels first: the policy reads them
     decision = decide_retraining(proj, index, report.drift_share, force_retrain, retrain_reason)
     run_id = log_monitoring_run(
         proj,

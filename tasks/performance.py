@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from modelwatch import history, io, performance, project, scoring, tracking
+from modelwatch import drift, history, io, performance, project, scoring, tracking
 from modelwatch.project import Project
 
 
@@ -20,8 +21,9 @@ class Evaluation:
 
 
 @task(cache_policy=NO_CACHE)
-def evaluate_labelled_batches(proj: Project) -> list[Evaluation]:
-    """Joins arrived labels to stored predictions and logs realized metrics at each batch's step."""
+def evaluate_labelled_batches(proj: Project, reference: pd.DataFrame) -> list[Evaluation]:
+    """Joins arrived labels to stored predictions and logs, at each batch's step, the realized
+    metrics and the drift of the labels against the reference target."""
     logger = get_run_logger()
     labels = project.all_labels(proj)
     done = []
@@ -46,9 +48,26 @@ def evaluate_labelled_batches(proj: Project) -> list[Evaluation]:
                 metrics |= {
                     f"performance.{k}.{seg.column}.{seg.value}": v for k, v in seg.metrics.items()
                 }
+            target = _target_drift(proj, reference, preds, labels)
+            metrics |= {
+                f"drift.p_value.{target.column}": target.p_value,
+                f"drift.statistic.{target.column}": target.statistic,
+                "target_drift": float(target.drifted),
+            }
             tracking.log_metrics(metrics | {"label_coverage": coverage}, step=run.index)
+            tracking.log_json(target.to_dict(), "target_drift.json")
             tracking.log_json(report.to_dict(), "performance.json")
             tracking.set_tags({"labels_evaluated": "true"})
         logger.info("labels arrived for %s: %s", run.batch_id, report.summary())
         done.append(Evaluation(run.batch_id, run.index, coverage, report))
     return done
+
+
+def _target_drift(
+    proj: Project, reference: pd.DataFrame, preds: pd.DataFrame, labels: pd.DataFrame
+) -> drift.FeatureDrift:
+    data = proj.settings.data
+    realized = preds[[data.id]].merge(labels, on=data.id)[data.target]
+    return drift.compute_series_drift(
+        data.target, reference[data.target], realized, proj.settings.drift
+    )

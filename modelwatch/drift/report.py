@@ -122,6 +122,15 @@ def compute_drift(
     return _assemble(features, prediction, target, settings.dataset_drift_share)
 
 
+def compute_series_drift(
+    name: str, reference: pd.Series, current: pd.Series, settings: DriftSettings
+) -> FeatureDrift:
+    """Returns the drift of one task series (e.g. late-arriving labels against the reference
+    target): the numeric test for a continuous series, chi-squared for class labels."""
+    test = _task_test(reference, settings)
+    return _run(test, reference.rename(name), current.rename(name), settings)
+
+
 def _threshold(test: str, settings: DriftSettings) -> float:
     if TESTS[test].gives == "p_value":
         return settings.p_value_threshold

@@ -94,6 +94,17 @@ def test_drift_is_reported_and_matches_scipy(bike):
     assert temp["drifted"] is True
 
 
+def test_target_drift_of_late_labels_matches_scipy(bike):
+    """Reference: scipy.stats.ks_2samp on the reference target and the batch's realized labels."""
+    root = bike["loaded"].paths.data_repo
+    run = history.batch_runs(bike["client"], bike["exps"].monitoring)[0]
+    ref = pd.read_csv(io.BytesIO(versioning.read_version(root, WINDOW, "window-000")))
+    labels = pd.read_csv(root / f"data/labels/{run.batch_id}.csv")
+    want = scipy.stats.ks_2samp(ref["cnt"], labels["cnt"])
+    assert run.metrics["drift.p_value.cnt"] == pytest.approx(want.pvalue, rel=1e-9)
+    assert run.metrics["target_drift"] == float(want.pvalue < 0.05)
+
+
 def test_better_candidate_promoted_and_aliases_moved(bike):
     client, name = bike["client"], bike["loaded"].settings.project.model_name
     promoted = [
