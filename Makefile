@@ -26,8 +26,11 @@ test: setup
 test-fast: setup
 	$(BIN)/pytest
 
+bench: setup
+	$(BIN)/python benchmarks/bench_batch_costs.py
+
 lint: setup
-	$(BIN)/ruff check . && $(BIN)/ruff format --check modelwatch/drift
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 ui: setup
 	$(BIN)/modelwatch --params params.yaml ui
