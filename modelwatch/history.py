@@ -50,14 +50,6 @@ def next_batch_index(client: Any, experiment_id: str) -> int:
     return max((b.index for b in runs), default=0) + 1
 
 
-def find_batch(client: Any, experiment_id: str, batch_id: str) -> BatchRun | None:
-    """Returns the accepted monitoring run of a batch id, if any."""
-    for b in batch_runs(client, experiment_id):
-        if b.batch_id == batch_id and b.status == ACCEPTED:
-            return b
-    return None
-
-
 def latest_realized(
     client: Any, experiment_id: str, metric: str, champion_version: str
 ) -> float | None:

@@ -116,9 +116,3 @@ def store_for_repo(project: Project, src: Path, rel_dir: str, name: str | None =
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, target)
     return target
-
-
-def require_file(path: Path) -> Path:
-    if not path.exists():
-        raise VersioningError(f"{path}: expected file is missing")
-    return path

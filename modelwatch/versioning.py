@@ -53,7 +53,10 @@ def open_repo(root: Path) -> Iterator[object]:
     try:
         repo = Repo(str(root))
     except NotDvcRepoError as exc:
-        raise VersioningError(f"{root}: not a DVC data repository (run `modelwatch init`)") from exc
+        raise VersioningError(
+            f"{root}: not a DVC data repository (modelwatch commands create it, "
+            "e.g. `modelwatch bootstrap`)"
+        ) from exc
     previous = os.getcwd()
     os.chdir(root)  # DVC resolves stage working dirs against the cwd, not the repo root
     try:
