@@ -11,6 +11,7 @@ from prefect.states import Failed
 from flows.common import DEFAULT_PARAMS, run_name
 from flows.retrain import retrain
 from modelwatch import drift, history, policy, promotion, validation
+from modelwatch.errors import ConfigError
 from tasks.drift import compute_drift
 from tasks.performance import Evaluation, evaluate_labelled_batches
 from tasks.policy import decide_retraining
@@ -42,6 +43,8 @@ def monitor_batch(
 ):
     """Processes one production batch; a failing batch ends Failed("Rejected") in quarantine."""
     batch_path = Path(batch_path)
+    if force_retrain and not (retrain_reason or "").strip():
+        raise ConfigError("force_retrain: a manual retrain needs a reason (retrain_reason)")
     proj = open_project(params_path)
     index = history.next_batch_index(proj.client, proj.experiments.monitoring)
     reference, reference_md5 = load_reference(proj)

@@ -88,7 +88,10 @@ def configure_environment(params: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "run" and args.force_retrain and not args.reason:
+        parser.error("run --force-retrain needs --reason (why the model must be retrained)")
     params = args.params or Path("params.yaml").resolve()
     try:
         home = configure_environment(params)

@@ -196,3 +196,37 @@ def test_shuffled_control_stream_reports_no_dataset_drift(tmp_path):
     assert len(runs) == 4
     assert [r.tags["dataset_drift"] for r in runs] == ["false"] * 4
     assert max(r.metrics["drift_share"] for r in runs) < 0.5
+
+
+def test_manual_retrain_through_the_flow_parameter(bike, tmp_path):
+    """force_retrain with a reason retrains even inside the cooldown; the reason is recorded."""
+    from flows.monitor import monitor_batch
+
+    source = bike["loaded"].paths.home / "demo" / "batches" / "batch-006-2011-03-05.csv"
+    batch = tmp_path / "batch-manual.csv"
+    batch.write_bytes(source.read_bytes())
+    reason = "ops ticket 42: new station layout"
+    result = monitor_batch(
+        batch_path=batch, params_path=bike["params"], force_retrain=True, retrain_reason=reason
+    )
+    assert "manual" in result.decision.rules_fired
+    assert result.decision.retrain is True
+    trained = [r for r in _training_runs(bike) if reason in r.data.tags.get("reason", "")]
+    assert len(trained) == 1
+
+
+def test_manual_retrain_without_reason_fails_and_changes_nothing(bike, tmp_path):
+    from flows.monitor import monitor_batch
+
+    client, name = bike["client"], bike["loaded"].settings.project.model_name
+    before = registry.aliases(client, name)
+    batch = tmp_path / "batch-noreason.csv"
+    batch.write_bytes(
+        (bike["loaded"].paths.home / "demo/batches/batch-005-2011-02-26.csv").read_bytes()
+    )
+    state = monitor_batch(
+        batch_path=batch, params_path=bike["params"], force_retrain=True, return_state=True
+    )
+    assert state.is_failed() and "manual retrain needs a reason" in state.message
+    assert registry.aliases(client, name) == before
+    assert not (bike["loaded"].paths.data_repo / "data/batches/batch-noreason.csv").exists()

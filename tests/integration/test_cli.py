@@ -115,3 +115,13 @@ def test_importing_the_cli_imports_no_heavy_library():
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert (proc.returncode, proc.stdout.strip(), proc.stderr) == (0, "[]", "")
+
+
+def test_force_retrain_without_reason_is_an_argument_error(tmp_path):
+    batch = tmp_path / "b.csv"
+    batch.write_text("instant\n1\n")
+    proc = modelwatch("run", str(batch), "--force-retrain")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "modelwatch: error: run --force-retrain needs --reason (why the model must be retrained)"
+    )
