@@ -19,7 +19,7 @@ from tasks.project import open_project
 from tasks.registry import load_champion, score_batch
 from tasks.tracking import describe_retrain, log_monitoring_run, log_rejection, record_outcome
 from tasks.validation import quarantine_batch, validate_batch
-from tasks.versioning import load_reference, stage_batch, version_files
+from tasks.versioning import load_reference, select_drift_reference, stage_batch, version_files
 
 
 @dataclass(frozen=True)
@@ -58,14 +58,15 @@ def monitor_batch(
     predictions = score_batch(model, batch, proj)
     files = stage_batch(proj, batch_path, batch, predictions, batch_id)
     versions = version_files(proj, files, f"accept {batch_id} (step {index})")
-    ref_scores = score_batch(model, reference, proj)
     pred_col = proj.settings.data.prediction
+    ref_scores = score_batch(model, reference, proj)[pred_col]
+    drift_ref, drift_ref_preds, ref_label = select_drift_reference(proj, reference, ref_scores)
     report = compute_drift(
-        reference,
+        drift_ref,
         batch,
         proj.settings.data,
         proj.settings.drift,
-        ref_scores[pred_col],
+        drift_ref_preds,
         predictions[pred_col],
     )
     evaluations = evaluate_labelled_batches(
@@ -84,6 +85,7 @@ def monitor_batch(
         versions,
         champion.version,
         reference_md5,
+        ref_label,
     )
     outcome = None
     if decision.retrain:

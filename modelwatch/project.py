@@ -116,3 +116,22 @@ def store_for_repo(project: Project, src: Path, rel_dir: str, name: str | None =
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, target)
     return target
+
+
+def recent_batches(project: Project, order: list[str], count: int) -> list[str]:
+    """Returns the ids of the newest `count` accepted batches that are stored, oldest first."""
+    stored = {p.stem for p in project.repo_path("data/batches").glob("*.csv")}
+    return [b for b in order if b in stored][-count:]
+
+
+def batches_with_predictions(
+    project: Project, batch_ids: list[str]
+) -> tuple[pd.DataFrame, pd.Series]:
+    """Returns the stored inputs of these batches and the predictions made for them."""
+    data = project.settings.data
+    frames, preds = [], []
+    for batch_id in batch_ids:
+        frames.append(io.read_csv_file(project.repo_path("data/batches") / f"{batch_id}.csv"))
+        stored = io.read_csv_file(project.repo_path("data/predictions") / f"{batch_id}.csv")
+        preds.append(stored[data.prediction])
+    return pd.concat(frames, ignore_index=True), pd.concat(preds, ignore_index=True)

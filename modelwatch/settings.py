@@ -109,6 +109,13 @@ class DriftSettings(_Frozen):
     min_rows: int = Field(30, ge=2)
 
 
+class ReferenceSettings(_Frozen):
+    """What a batch's drift is measured against (validation always uses the champion's data)."""
+
+    strategy: Literal["champion", "previous_batch", "rolling"] = "champion"
+    rolling_batches: int = Field(4, ge=1)
+
+
 class PerformanceSettings(_Frozen):
     min_segment_rows: int = Field(30, ge=1)
     min_label_coverage: float = Field(0.95, gt=0, le=1)
@@ -148,6 +155,7 @@ class Settings(_Frozen):
     demo: DemoSettings | None = None
     validation: ValidationSettings = ValidationSettings()
     drift: DriftSettings = DriftSettings()
+    reference: ReferenceSettings = ReferenceSettings()
     performance: PerformanceSettings = PerformanceSettings()
     retrain: RetrainSettings = RetrainSettings()
     training: TrainingSettings = TrainingSettings()

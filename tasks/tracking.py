@@ -33,6 +33,7 @@ def log_monitoring_run(
     versions: dict[str, versioning.DataVersion],
     champion_version: str,
     reference_md5: str,
+    drift_reference: str,
 ) -> str:
     """Logs the accepted batch's run; returns its run id."""
     batch_version = versions[f"data/batches/{batch_id}.csv"]
@@ -45,6 +46,7 @@ def log_monitoring_run(
         "data_md5": batch_version.md5,
         "predictions_md5": pred_version.md5,
         "reference_md5": reference_md5,
+        "drift_reference": drift_reference,
         "data_commit": batch_version.commit,
         "decision": _decision_word(decision),
         "dataset_drift": str(report.dataset_drift).lower(),

@@ -51,3 +51,32 @@ def set_reference(proj: Project, frame: pd.DataFrame, message: str) -> versionin
     path = proj.repo_path(project.REFERENCE)
     io.write_csv(frame, path)
     return versioning.track(proj.paths.data_repo, [path], message)[0]
+
+
+@task(cache_policy=NO_CACHE)
+def select_drift_reference(
+    proj: Project, champion_reference: pd.DataFrame, champion_predictions: pd.Series
+) -> tuple[pd.DataFrame, pd.Series, str]:
+    """Returns the drift reference chosen by `reference.strategy`, its predictions and a label.
+
+    champion: the champion's training data, scored by the champion. previous_batch / rolling:
+    the newest accepted batch(es) with the predictions made for them at the time; until a
+    batch has been accepted, the champion's data stands in (and the label says so).
+    """
+    from modelwatch import history
+
+    rule = proj.settings.reference
+    if rule.strategy == "champion":
+        return champion_reference, champion_predictions, "champion training data"
+    count = 1 if rule.strategy == "previous_batch" else rule.rolling_batches
+    order = [
+        b.batch_id
+        for b in history.batch_runs(proj.client, proj.experiments.monitoring)
+        if b.status == history.ACCEPTED
+    ]
+    ids = project.recent_batches(proj, order, count)
+    if not ids:
+        return champion_reference, champion_predictions, "champion training data (no batch yet)"
+    frame, preds = project.batches_with_predictions(proj, ids)
+    get_run_logger().info("drift reference: %s", ", ".join(ids))
+    return frame, preds, f"{rule.strategy}: {', '.join(ids)}"
