@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import flow
-from prefect.states import Failed
+from prefect.states import Completed, Failed
 
 from flows.common import DEFAULT_PARAMS, run_name
 from flows.retrain import retrain
@@ -17,7 +17,13 @@ from tasks.performance import Evaluation, evaluate_labelled_batches
 from tasks.policy import decide_retraining
 from tasks.project import open_project
 from tasks.registry import load_champion, score_batch
-from tasks.tracking import describe_retrain, log_monitoring_run, log_rejection, record_outcome
+from tasks.tracking import (
+    describe_retrain,
+    find_processed,
+    log_monitoring_run,
+    log_rejection,
+    record_outcome,
+)
 from tasks.validation import quarantine_batch, validate_batch
 from tasks.versioning import load_reference, select_drift_reference, stage_batch, version_files
 
@@ -46,6 +52,13 @@ def monitor_batch(
     if force_retrain and not (retrain_reason or "").strip():
         raise ConfigError("force_retrain: a manual retrain needs a reason (retrain_reason)")
     proj = open_project(params_path)
+    file_md5, earlier = find_processed(proj, batch_path)
+    if earlier is not None:
+        return Completed(
+            name="Skipped",
+            message=f"{batch_path.name}: same content as {earlier.batch_id} (step {earlier.index},"
+            f" {earlier.status}); already processed, nothing done",
+        )
     index = history.next_batch_index(proj.client, proj.experiments.monitoring)
     reference, reference_md5 = load_reference(proj)
     model, champion = load_champion(proj)
@@ -86,6 +99,7 @@ def monitor_batch(
         champion.version,
         reference_md5,
         ref_label,
+        file_md5,
     )
     outcome = None
     if decision.retrain:

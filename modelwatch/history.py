@@ -44,6 +44,13 @@ def batch_runs(client: Any, experiment_id: str) -> list[BatchRun]:
     return sorted((_to_batch_run(r) for r in runs), key=lambda b: b.index)
 
 
+def find_by_content(client: Any, experiment_id: str, file_md5: str) -> BatchRun | None:
+    """Returns the earliest monitoring run of a file with this content hash, if any."""
+    runs = tracking.find_runs(client, experiment_id, f"tags.file_md5 = '{file_md5}'")
+    found = sorted((_to_batch_run(r) for r in runs), key=lambda b: b.index)
+    return found[0] if found else None
+
+
 def next_batch_index(client: Any, experiment_id: str) -> int:
     """Returns the step of the next batch: one more than the highest recorded so far."""
     runs = batch_runs(client, experiment_id)

@@ -9,7 +9,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from modelwatch import drift, history, tracking, validation, versioning
+from modelwatch import drift, history, io, tracking, validation, versioning
 from modelwatch.policy import RetrainDecision
 from modelwatch.project import Project
 
@@ -34,6 +34,7 @@ def log_monitoring_run(
     champion_version: str,
     reference_md5: str,
     drift_reference: str,
+    file_md5: str,
 ) -> str:
     """Logs the accepted batch's run; returns its run id."""
     batch_version = versions[f"data/batches/{batch_id}.csv"]
@@ -47,6 +48,7 @@ def log_monitoring_run(
         "predictions_md5": pred_version.md5,
         "reference_md5": reference_md5,
         "drift_reference": drift_reference,
+        "file_md5": file_md5,
         "data_commit": batch_version.commit,
         "decision": _decision_word(decision),
         "dataset_drift": str(report.dataset_drift).lower(),
@@ -90,6 +92,7 @@ def log_rejection(
         "batch_index": str(index),
         "validation_status": history.REJECTED,
         "quarantine": str(quarantine),
+        "file_md5": io.file_md5(batch_path) if batch_path.exists() else "",
         "champion_version": champion_version or "",
         "decision": "rejected",
         **_flow_run_tags(),
@@ -121,6 +124,15 @@ def _drift_metrics(report: drift.DriftReport) -> dict[str, float]:
         if entry.statistic is not None:
             out[f"drift.statistic.{name}"] = entry.statistic
     return out
+
+
+@task(cache_policy=NO_CACHE)
+def find_processed(proj: Project, batch_path: Path) -> tuple[str, history.BatchRun | None]:
+    """Returns the file's content md5 and the run that already processed that content, if any."""
+    if not batch_path.is_file():
+        return "", None
+    md5 = io.file_md5(batch_path)
+    return md5, history.find_by_content(proj.client, proj.experiments.monitoring, md5)
 
 
 @task(cache_policy=NO_CACHE)

@@ -204,7 +204,8 @@ def test_manual_retrain_through_the_flow_parameter(bike, tmp_path):
 
     source = bike["loaded"].paths.home / "demo" / "batches" / "batch-006-2011-03-05.csv"
     batch = tmp_path / "batch-manual.csv"
-    batch.write_bytes(source.read_bytes())
+    lines = source.read_text().splitlines(keepends=True)
+    batch.write_text("".join(lines[:-1]))  # new content: an identical file would be skipped
     reason = "ops ticket 42: new station layout"
     result = monitor_batch(
         batch_path=batch, params_path=bike["params"], force_retrain=True, retrain_reason=reason
@@ -230,3 +231,16 @@ def test_manual_retrain_without_reason_fails_and_changes_nothing(bike, tmp_path)
     assert state.is_failed() and "manual retrain needs a reason" in state.message
     assert registry.aliases(client, name) == before
     assert not (bike["loaded"].paths.data_repo / "data/batches/batch-noreason.csv").exists()
+
+
+def test_same_content_again_is_a_noop_that_says_so(bike, tmp_path):
+    from flows.monitor import monitor_batch
+
+    source = bike["loaded"].paths.home / "demo" / "batches" / "batch-002-2011-02-05.csv"
+    again = tmp_path / "resent.csv"
+    again.write_bytes(source.read_bytes())
+    before = history.batch_runs(bike["client"], bike["exps"].monitoring)
+    state = monitor_batch(batch_path=again, params_path=bike["params"], return_state=True)
+    assert state.is_completed() and state.name == "Skipped"
+    assert "same content as batch-002-2011-02-05" in state.message
+    assert history.batch_runs(bike["client"], bike["exps"].monitoring) == before
