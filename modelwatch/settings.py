@@ -100,13 +100,52 @@ class ValidationSettings(_Frozen):
     rules: dict[str, ColumnRule] = {}
 
 
+# Names of modelwatch.drift.stattests.TESTS (a unit test keeps them in step with the registry).
+NumericDriftTest = Literal[
+    "auto",
+    "ks",
+    "wasserstein",
+    "anderson_darling",
+    "cramervonmises",
+    "energy",
+    "jensenshannon_base2",
+    "psi",
+    "kl",
+    "hellinger",
+]
+CategoricalDriftTest = Literal["auto", "chi2", "z", "jensenshannon_base2", "psi", "kl", "hellinger"]
+DriftTestName = Literal[NumericDriftTest, CategoricalDriftTest]
+
+
+class DriftColumnSettings(_Frozen):
+    """Per-column override of the drift test, its threshold and its effect-size floor."""
+
+    test: DriftTestName | None = None
+    threshold: float | None = Field(None, gt=0)
+    effect_size_floor: float | None = Field(None, ge=0, lt=1)
+
+
 class DriftSettings(_Frozen):
-    numeric_test: Literal["ks", "wasserstein"] = "ks"
-    categorical_test: Literal["chi2"] = "chi2"
+    """How each column is tested and when the batch as a whole counts as drifted.
+
+    "auto" chooses per column as Evidently does: with a reference of at most auto_max_rows rows,
+    KS for numeric columns with more than 5 distinct values, else the z-test for binary columns
+    and chi-squared for the rest, judged at p_value_threshold; with a larger reference, the
+    normalised Wasserstein distance for numeric columns and the Jensen-Shannon distance (base 2)
+    otherwise, judged at distance_threshold.
+    """
+
+    numeric_test: NumericDriftTest = "auto"
+    categorical_test: CategoricalDriftTest = "auto"
+    auto_max_rows: int = Field(1000, ge=1)
     p_value_threshold: float = Field(0.05, gt=0, lt=1)
-    wasserstein_threshold: float = Field(0.1, gt=0)
+    distance_threshold: float = Field(0.1, gt=0)
+    effect_size_floor: float = Field(0.05, ge=0, lt=1)
+    correction: Literal["bh", "none"] = "bh"
     dataset_drift_share: float = Field(0.5, gt=0, le=1)
+    dataset_fdr: float | None = Field(0.01, gt=0, lt=1)
     min_rows: int = Field(30, ge=2)
+    columns: dict[str, DriftColumnSettings] = {}
 
 
 class ReferenceSettings(_Frozen):

@@ -8,6 +8,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from modelwatch import drift
+from modelwatch.drift.importance import feature_importance
 from modelwatch.settings import DataSettings, DriftSettings
 
 
@@ -19,8 +20,11 @@ def compute_drift(
     settings: DriftSettings,
     prediction_reference: pd.Series,
     prediction_current: pd.Series,
+    model: object | None = None,
 ) -> drift.DriftReport:
-    """Prefect wrapper: run state, a one-line log, a table in the UI."""
+    """Prefect wrapper: run state, a one-line log, a table in the UI, ranked by the champion's
+    feature importances when `model` (the fitted pipeline) exposes them."""
+    importance = feature_importance(model, data.features) if model is not None else None
     report = drift.compute_drift(
         reference,
         batch,
@@ -28,6 +32,7 @@ def compute_drift(
         settings,
         prediction_reference=prediction_reference,
         prediction_current=prediction_current,
+        importance=importance,
     )
     get_run_logger().info("%s", report.summary())
     create_table_artifact(

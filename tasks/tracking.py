@@ -123,6 +123,12 @@ def _drift_metrics(report: drift.DriftReport) -> dict[str, float]:
             out[f"drift.p_value.{name}"] = entry.p_value
         if entry.statistic is not None:
             out[f"drift.statistic.{name}"] = entry.statistic
+        if entry.p_value_adjusted is not None:
+            out[f"drift.p_value_adjusted.{name}"] = entry.p_value_adjusted
+        if entry.effect_size is not None:
+            out[f"drift.effect_size.{name}"] = entry.effect_size
+        if entry.weighted_score is not None:
+            out[f"drift.weighted_score.{name}"] = entry.weighted_score
     return out
 
 
