@@ -12,7 +12,7 @@ from flows.common import DEFAULT_PARAMS, run_name
 from flows.retrain import retrain
 from modelwatch import drift, history, policy, promotion, validation
 from modelwatch.errors import ConfigError
-from tasks.drift import compute_drift
+from tasks.drift import compute_drift, compute_multivariate_drift
 from tasks.performance import Evaluation, evaluate_labelled_batches
 from tasks.policy import decide_retraining
 from tasks.project import open_project
@@ -81,6 +81,10 @@ def monitor_batch(
         proj.settings.drift,
         drift_ref_preds,
         predictions[pred_col],
+        model,
+    )
+    overall = compute_multivariate_drift(
+        drift_ref, batch, proj.settings.data, proj.settings.multivariate
     )
     evaluations = evaluate_labelled_batches(
         proj, reference
@@ -100,6 +104,7 @@ def monitor_batch(
         reference_md5,
         ref_label,
         file_md5,
+        overall,
     )
     outcome = None
     if decision.retrain:

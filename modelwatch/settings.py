@@ -148,6 +148,17 @@ class DriftSettings(_Frozen):
     columns: dict[str, DriftColumnSettings] = {}
 
 
+class MultivariateSettings(_Frozen):
+    """Whole-dataset drift beside the per-column tests (modelwatch.drift.multivariate)."""
+
+    methods: list[Literal["domain_classifier", "pca_reconstruction"]] = [
+        "domain_classifier",
+        "pca_reconstruction",
+    ]
+    classifier_auc_threshold: float = Field(0.55, gt=0.5, lt=1)
+    pca_variance: float = Field(0.9, gt=0, lt=1)
+
+
 class ReferenceSettings(_Frozen):
     """What a batch's drift is measured against (validation always uses the champion's data)."""
 
@@ -195,6 +206,7 @@ class Settings(_Frozen):
     validation: ValidationSettings = ValidationSettings()
     drift: DriftSettings = DriftSettings()
     reference: ReferenceSettings = ReferenceSettings()
+    multivariate: MultivariateSettings = MultivariateSettings()
     performance: PerformanceSettings = PerformanceSettings()
     retrain: RetrainSettings = RetrainSettings()
     training: TrainingSettings = TrainingSettings()

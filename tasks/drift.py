@@ -8,8 +8,9 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from modelwatch import drift
+from modelwatch.drift import multivariate
 from modelwatch.drift.importance import feature_importance
-from modelwatch.settings import DataSettings, DriftSettings
+from modelwatch.settings import DataSettings, DriftSettings, MultivariateSettings
 
 
 @task(cache_policy=NO_CACHE)
@@ -39,3 +40,34 @@ def compute_drift(
         key="drift-by-feature", table=report.to_rows(), description=report.summary()[:500]
     )
     return report
+
+
+@task(cache_policy=NO_CACHE)
+def compute_multivariate_drift(
+    reference: pd.DataFrame, batch: pd.DataFrame, data: DataSettings, settings: MultivariateSettings
+) -> tuple[multivariate.MultivariateDrift, ...]:
+    """Domain-classifier AUC and PCA reconstruction error of the batch against the reference."""
+    out = []
+    if "domain_classifier" in settings.methods:
+        out.append(
+            multivariate.domain_classifier_drift(
+                reference,
+                batch,
+                data.features,
+                data.categorical,
+                threshold=settings.classifier_auc_threshold,
+            )
+        )
+    if "pca_reconstruction" in settings.methods:
+        out.append(
+            multivariate.pca_reconstruction_drift(
+                reference,
+                batch,
+                data.features,
+                data.categorical,
+                n_components=settings.pca_variance,
+            )
+        )
+    for result in out:
+        get_run_logger().info("multivariate: %s", result.message)
+    return tuple(out)

@@ -35,6 +35,7 @@ def log_monitoring_run(
     reference_md5: str,
     drift_reference: str,
     file_md5: str,
+    multivariate_results: tuple = (),
 ) -> str:
     """Logs the accepted batch's run; returns its run id."""
     batch_version = versions[f"data/batches/{batch_id}.csv"]
@@ -52,6 +53,7 @@ def log_monitoring_run(
         "data_commit": batch_version.commit,
         "decision": _decision_word(decision),
         "dataset_drift": str(report.dataset_drift).lower(),
+        "dataset_drift_rule": report.dataset_rule or "",
         **_flow_run_tags(),
     }
     pred = predictions[proj.settings.data.prediction]
@@ -64,10 +66,16 @@ def log_monitoring_run(
         "prediction.mean": float(pd.to_numeric(pred, errors="coerce").mean()),
     }
     metrics |= _drift_metrics(report)
+    for result in multivariate_results:
+        metrics[f"multivariate.{result.method}"] = result.statistic
+        metrics[f"multivariate.{result.method}.drifted"] = float(result.drifted)
     with tracking.run(proj.experiments.monitoring, batch_id, tags) as run_id:
         tracking.log_metrics(metrics, step=index)
         tracking.log_json(checked.to_dict(), "validation.json")
         tracking.log_json(report.to_dict(), "drift_report.json")
+        tracking.log_json(
+            {"results": [r.to_dict() for r in multivariate_results]}, "multivariate_drift.json"
+        )
         tracking.log_json(decision.to_dict(), "decision.json")
         tracking.log_text(decision.summary(), "decision.md")
         tracking.log_dataset(
