@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,6 +83,7 @@ def monitor_batch(
         drift_ref_preds,
         predictions[pred_col],
         model,
+        json.loads(champion.tags.get("feature_importance", "null")),
     )
     overall = compute_multivariate_drift(
         drift_ref, batch, proj.settings.data, proj.settings.multivariate

@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         "cv": trained.cv_metrics,
         "model": settings.training.model,
         "seed": settings.training.seed,
+        "importance": trained.importance,
     }
     args.metrics.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
     return 0

@@ -46,6 +46,7 @@ class TrainedModel:
     pipeline: Pipeline
     cv_metrics: dict[str, float]
     n_rows: int
+    importance: dict[str, float]
 
 
 def build_pipeline(data: DataSettings, training: TrainingSettings, task: str) -> Pipeline:
@@ -117,7 +118,23 @@ def fit_model(
         raise InsufficientDataError(f"training window has a single class {y.iloc[0]!r}")
     cv_metrics = _cross_validate(x, y, data, training, task, cv_folds)
     pipe = build_pipeline(data, training, task).fit(x, y)
-    return TrainedModel(pipe, cv_metrics, len(x))
+    return TrainedModel(pipe, cv_metrics, len(x), permutation_importances(pipe, x, y, training))
+
+
+def permutation_importances(
+    model: Pipeline, x: pd.DataFrame, y: pd.Series, training: TrainingSettings, repeats: int = 5
+) -> dict[str, float]:
+    """Returns each input feature's permutation importance on the training window, summing to 1
+    (sklearn.inspection.permutation_importance; negative means are clipped to 0, and all-zero
+    importances become equal weights). Computed once per model, used to rank drifted features."""
+    from sklearn.inspection import permutation_importance
+
+    result = permutation_importance(model, x, y, n_repeats=repeats, random_state=training.seed)
+    raw = {c: max(float(v), 0.0) for c, v in zip(x.columns, result.importances_mean, strict=True)}
+    total = sum(raw.values())
+    if total <= 0:
+        return {c: 1.0 / len(raw) for c in raw}
+    return {c: v / total for c, v in raw.items()}
 
 
 def _cross_validate(

@@ -22,10 +22,12 @@ def compute_drift(
     prediction_reference: pd.Series,
     prediction_current: pd.Series,
     model: object | None = None,
+    importance: dict[str, float] | None = None,
 ) -> drift.DriftReport:
     """Prefect wrapper: run state, a one-line log, a table in the UI, ranked by the champion's
     feature importances when `model` (the fitted pipeline) exposes them."""
-    importance = feature_importance(model, data.features) if model is not None else None
+    if importance is None and model is not None:
+        importance = feature_importance(model, data.features)
     report = drift.compute_drift(
         reference,
         batch,

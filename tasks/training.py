@@ -83,6 +83,7 @@ def train_candidate(
             {f"cv.{k}": v for k, v in metrics["cv"].items()} | {"train_rows": metrics["rows"]},
             step=through_index,
         )
+        tracking.log_json(metrics.get("importance", {}), "feature_importance.json")
         tracking.set_tags({f"param.{k}": v for k, v in proj.settings.training.model_dump().items()})
         tracking.log_dataset(
             train, "training_window", project.WINDOW, "training", win.md5, targets=data.target
@@ -99,6 +100,9 @@ def train_candidate(
             "data_commit": sha,
             "reason": reason,
             "training_run_id": run_id,
+            "feature_importance": json.dumps(
+                {k: round(v, 6) for k, v in metrics.get("importance", {}).items()}
+            ),
         },
     )
     registry.set_challenger(proj.client, proj.model_name, version)

@@ -195,13 +195,20 @@ def choose_test(
     if configured != "auto" and not (override is not None and override.test == "auto"):
         return configured
     ref = reference.dropna()
-    continuous = kind == "numeric" and ref.nunique() > MAX_LABEL_VALUES
+    continuous = kind == "numeric" and _more_distinct_than(ref, MAX_LABEL_VALUES)
     if reference_rows > settings.auto_max_rows:
         return "wasserstein" if continuous else "jensenshannon_base2"
     if continuous:
         return "ks"
     both = pd.concat([ref, current.dropna()], ignore_index=True)
     return "z" if pd.factorize(both)[1].size <= 2 else "chi2"
+
+
+def _more_distinct_than(values: pd.Series, limit: int) -> bool:
+    """Whether a series has more than `limit` distinct values, without hashing all of a large
+    column when its head already shows enough (the check runs per column per batch)."""
+    head = values.iloc[:1000]
+    return bool(head.nunique() > limit or (len(values) > len(head) and values.nunique() > limit))
 
 
 def _threshold(test: str, column: str, settings: DriftSettings) -> float:

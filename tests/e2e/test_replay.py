@@ -244,3 +244,18 @@ def test_same_content_again_is_a_noop_that_says_so(bike, tmp_path):
     assert state.is_completed() and state.name == "Skipped"
     assert "same content as batch-002-2011-02-05" in state.message
     assert history.batch_runs(bike["client"], bike["exps"].monitoring) == before
+
+
+def test_drift_weighted_by_the_champions_permutation_importance(bike):
+    """The champion carries its permutation importances; the report weights drift by them."""
+    client, name = bike["client"], bike["loaded"].settings.project.model_name
+    run = history.batch_runs(client, bike["exps"].monitoring)[-1]
+    version = client.get_model_version(name, run.tags["champion_version"])
+    importance = json.loads(version.tags["feature_importance"])
+    assert set(importance) == set(bike["loaded"].settings.data.features)
+    assert sum(importance.values()) == pytest.approx(1.0, abs=1e-4)
+    report = json.loads(
+        Path(client.download_artifacts(run.run_id, "drift_report.json")).read_text()
+    )
+    for feature in report["features"]:
+        assert feature["importance"] == pytest.approx(importance[feature["column"]], abs=1e-5)
