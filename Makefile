@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 UV := $(BIN)/uv
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: setup demo demo-bank test test-fast lint ui bench clean
+.PHONY: setup demo demo-bank test test-fast lint ui bench bench-drift bench-quality report-screenshot clean
 
 $(UV):
 	python3 -m venv $(VENV) && $(BIN)/pip install --quiet --disable-pip-version-check uv==0.13.9
@@ -29,8 +29,17 @@ test-fast: setup
 bench: setup
 	$(BIN)/python benchmarks/bench_batch_costs.py
 
+bench-drift: setup
+	bash benchmarks/envs/setup.sh && $(BIN)/python benchmarks/bench_drift_speed.py
+
+bench-quality: setup
+	bash benchmarks/envs/setup.sh && $(BIN)/python benchmarks/bench_drift_quality.py
+
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+report-screenshot: setup
+	$(BIN)/python scripts/screenshot_report.py
 
 ui: setup
 	$(BIN)/modelwatch --params params.yaml ui

@@ -13,7 +13,7 @@ from flows.common import DEFAULT_PARAMS, run_name
 from flows.retrain import retrain
 from modelwatch import drift, history, policy, promotion, validation
 from modelwatch.errors import ConfigError
-from tasks.drift import compute_drift, compute_multivariate_drift
+from tasks.drift import compute_drift, compute_multivariate_drift, render_drift_report
 from tasks.performance import Evaluation, evaluate_labelled_batches
 from tasks.policy import decide_retraining
 from tasks.project import open_project
@@ -85,6 +85,14 @@ def monitor_batch(
         model,
         json.loads(champion.tags.get("feature_importance", "null")),
     )
+    html = render_drift_report(
+        report,
+        drift_ref,
+        batch,
+        (drift_ref_preds, predictions[pred_col]),
+        f"Drift: {batch_id} vs {ref_label}",
+        proj.settings.drift,
+    )
     overall = compute_multivariate_drift(
         drift_ref, batch, proj.settings.data, proj.settings.multivariate
     )
@@ -107,6 +115,7 @@ def monitor_batch(
         ref_label,
         file_md5,
         overall,
+        html,
     )
     outcome = None
     if decision.retrain:

@@ -146,6 +146,8 @@ class DriftSettings(_Frozen):
     dataset_fdr: float | None = Field(0.01, gt=0, lt=1)
     min_rows: int = Field(30, ge=2)
     columns: dict[str, DriftColumnSettings] = {}
+    html_report: bool = True
+    html_max_plots: int | None = Field(30, ge=1)
 
 
 class MultivariateSettings(_Frozen):

@@ -73,3 +73,27 @@ def compute_multivariate_drift(
     for result in out:
         get_run_logger().info("multivariate: %s", result.message)
     return tuple(out)
+
+
+@task(cache_policy=NO_CACHE)
+def render_drift_report(
+    report: drift.DriftReport,
+    reference: pd.DataFrame,
+    batch: pd.DataFrame,
+    predictions: tuple[pd.Series, pd.Series],
+    title: str,
+    settings: DriftSettings,
+) -> str | None:
+    """Returns the self-contained HTML report (plots per feature, ranked), if enabled."""
+    if not settings.html_report:
+        return None
+    from modelwatch.drift.html import render_drift_html
+
+    return render_drift_html(
+        report,
+        reference,
+        batch,
+        title=title,
+        prediction=predictions,
+        max_plots=settings.html_max_plots,
+    )

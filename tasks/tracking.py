@@ -36,6 +36,7 @@ def log_monitoring_run(
     drift_reference: str,
     file_md5: str,
     multivariate_results: tuple = (),
+    drift_html: str | None = None,
 ) -> str:
     """Logs the accepted batch's run; returns its run id."""
     batch_version = versions[f"data/batches/{batch_id}.csv"]
@@ -73,6 +74,8 @@ def log_monitoring_run(
         tracking.log_metrics(metrics, step=index)
         tracking.log_json(checked.to_dict(), "validation.json")
         tracking.log_json(report.to_dict(), "drift_report.json")
+        if drift_html is not None:
+            tracking.log_text(drift_html, "drift_report.html")
         tracking.log_json(
             {"results": [r.to_dict() for r in multivariate_results]}, "multivariate_drift.json"
         )

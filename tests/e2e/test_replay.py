@@ -259,3 +259,13 @@ def test_drift_weighted_by_the_champions_permutation_importance(bike):
     )
     for feature in report["features"]:
         assert feature["importance"] == pytest.approx(importance[feature["column"]], abs=1e-5)
+
+
+def test_html_drift_report_logged_self_contained(bike):
+    client = bike["client"]
+    run = history.batch_runs(client, bike["exps"].monitoring)[0]
+    html = Path(client.download_artifacts(run.run_id, "drift_report.html")).read_text()
+    assert "https://" not in html and "<script" not in html
+    for feature in bike["loaded"].settings.data.features:
+        assert f">{feature}<" in html
+    assert html.count("<svg") >= len(bike["loaded"].settings.data.features)
