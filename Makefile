@@ -39,7 +39,7 @@ lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 report-screenshot: setup
-	$(BIN)/python scripts/screenshot_report.py
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) && $(BIN)/python scripts/screenshot_report.py
 
 ui: setup
 	$(BIN)/modelwatch --params params.yaml ui
