@@ -8,7 +8,7 @@ Usage:
 
 Streams:
 - acs: US Census employment, Massachusetts (negative control): reference 5,000 random rows of
-  2015, batches of 1,000 consecutive rows of 2016-2018.
+  2015, batches of 1,000 rows of 2016-2018 in year order (rows shuffled within each year).
 - bike-shuffled: bike-sharing hours in random order (time destroyed, so stationary): reference the
   first 1,000 rows, batches of 168 rows (a week of hours).
 - power: 15 standard-normal features, reference and batch 1,000 rows each, features 0 and 1
@@ -83,7 +83,15 @@ def acs_stream(max_batches: int, seed: int) -> tuple[pd.DataFrame, list[pd.DataF
     df = pd.read_csv(ACS)
     features = ["AGEP", *ACS_CATEGORICAL]
     reference = df[df.year == 2015].sample(5000, random_state=seed)[features]
-    later = df[df.year > 2015][features].reset_index(drop=True)
+    # The file's row order is not random within a year (it groups households, e.g. rows of
+    # group-quarters residents sit together), so consecutive rows are not a stationary stream;
+    # rows are shuffled within each year, and the years stay in time order.
+    later = (
+        df[df.year > 2015]
+        .groupby("year", group_keys=False)
+        .apply(lambda g: g.sample(frac=1.0, random_state=seed))[features]
+        .reset_index(drop=True)
+    )
     batches = [later.iloc[i : i + 1000] for i in range(0, len(later) - 999, 1000)][:max_batches]
     return reference.reset_index(drop=True), batches, ["AGEP"], ACS_CATEGORICAL
 
@@ -185,8 +193,9 @@ def main() -> None:
             if engine == "modelwatch":
                 rows = run_modelwatch(pairs, num, cat)
             else:
+                step = max(1, len(pairs) // args.evidently_max)  # spread over the stream
                 rows = run_evidently(
-                    pairs[: args.evidently_max], num, cat, tmp / f"{name}-{engine}"
+                    pairs[::step][: args.evidently_max], num, cat, tmp / f"{name}-{engine}"
                 )
             secs = time.perf_counter() - t0
             rate = np.mean([r["dataset_drift"] for r in rows])
