@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from modelwatch import training
 from modelwatch.drift import compute_drift
 from modelwatch.drift.html import render_drift_html
 from modelwatch.settings import load_settings
@@ -41,14 +42,21 @@ def build_html(params: Path, broken: str | None = None) -> tuple[str, float, flo
     current = frame[(when >= WEEK_START) & (when < WEEK_START + pd.Timedelta(days=7))].copy()
     if broken:
         current[broken] = float("nan")
-    # No model here: the target stands in for the prediction so that section is shown too.
+    # The champion the demo bootstraps: trained on the reference, with the permutation
+    # importances that rank the drift; its predictions fill the prediction section.
+    champion = training.fit_model(reference, data, settings.training, settings.project.task)
+    predictions = (
+        pd.Series(champion.pipeline.predict(reference[data.features])),
+        pd.Series(champion.pipeline.predict(current[data.features])),
+    )
     report = compute_drift(
         reference,
         current,
         data,
         settings.drift,
-        prediction_reference=reference[data.target],
-        prediction_current=current[data.target],
+        prediction_reference=predictions[0],
+        prediction_current=predictions[1],
+        importance=champion.importance,
     )
     start, cpu = time.perf_counter(), time.process_time()
     page = render_drift_html(
@@ -56,7 +64,7 @@ def build_html(params: Path, broken: str | None = None) -> tuple[str, float, flo
         reference,
         current,
         title=f"Drift: week of {WEEK_START:%Y-%m-%d} vs rows before {settings.demo.reference_end}",
-        prediction=(reference[data.target], current[data.target]),
+        prediction=predictions,
     )
     return page, time.perf_counter() - start, time.process_time() - cpu
 

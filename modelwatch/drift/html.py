@@ -86,7 +86,8 @@ def render_drift_html(
 def rank_features(report: DriftReport) -> list[FeatureDrift]:
     """Returns the features, most important drift first.
 
-    By weighted_score (drift times feature importance) when the report has it; otherwise tested
+    Drifted before not, each by weighted_score (drift times feature importance) when the report
+    has it; otherwise tested
     before untested, drifted before not, then by how far the statistic is past its threshold.
     """
     features = list(report.features)
@@ -94,7 +95,10 @@ def rank_features(report: DriftReport) -> list[FeatureDrift]:
     scores = [getattr(f, "weighted_score", None) for f in base]
     if all(s is None for s in scores):
         return base
-    order = sorted(range(len(base)), key=lambda i: (scores[i] is None, -(scores[i] or 0.0), i))
+    order = sorted(
+        range(len(base)),
+        key=lambda i: (scores[i] is None, not base[i].drifted, -(scores[i] or 0.0), i),
+    )
     return [base[i] for i in order]
 
 

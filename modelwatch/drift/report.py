@@ -61,10 +61,16 @@ class DriftReport:
         return [f.column for f in self.features if f.drifted]
 
     def ranked(self) -> list[FeatureDrift]:
-        """Returns the features by importance-weighted drift, largest first; untested last."""
+        """Returns drifted features first, each group by importance-weighted drift (largest
+        first); untested last. A large weight on a column that did not drift must not outrank
+        a drift that happened."""
         return sorted(
             self.features,
-            key=lambda f: -f.weighted_score if f.weighted_score is not None else float("inf"),
+            key=lambda f: (
+                f.weighted_score is None,
+                not f.drifted,
+                -f.weighted_score if f.weighted_score is not None else 0.0,
+            ),
         )
 
     def summary(self) -> str:

@@ -543,3 +543,17 @@ def test_importing_report_loads_no_orchestration_or_tracking():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_ranked_puts_drift_first_even_under_a_heavier_weight(rng):
+    """A column that did not drift never outranks one that did, whatever its importance."""
+    data = DataSettings(id="id", target="y", features=["stable", "moved"])
+    ref = pd.DataFrame({"stable": rng.normal(0, 1, 800), "moved": rng.normal(0, 1, 800)})
+    cur = pd.DataFrame({"stable": rng.normal(0, 1, 500), "moved": rng.normal(1.0, 1, 500)})
+    report = compute_drift(
+        ref, cur, data, DriftSettings(numeric_test="ks"), importance={"stable": 0.99, "moved": 0.01}
+    )
+    stable, moved = (next(f for f in report.features if f.column == c) for c in ("stable", "moved"))
+    assert moved.drifted and not stable.drifted
+    assert stable.weighted_score > moved.weighted_score  # the weight alone would invert them
+    assert [f.column for f in report.ranked()] == ["moved", "stable"]
