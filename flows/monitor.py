@@ -85,6 +85,9 @@ def monitor_batch(
         model,
         json.loads(champion.tags.get("feature_importance", "null")),
     )
+    overall = compute_multivariate_drift(
+        drift_ref, batch, proj.settings.data, proj.settings.multivariate
+    )
     html = render_drift_report(
         report,
         drift_ref,
@@ -92,13 +95,10 @@ def monitor_batch(
         (drift_ref_preds, predictions[pred_col]),
         f"Drift: {batch_id} vs {ref_label}",
         proj.settings.drift,
+        overall,
     )
-    overall = compute_multivariate_drift(
-        drift_ref, batch, proj.settings.data, proj.settings.multivariate
-    )
-    evaluations = evaluate_labelled_batches(
-        proj, reference
-    )  # late labels first: the policy reads them
+    # late labels first: the retrain policy reads the performance they give
+    evaluations = evaluate_labelled_batches(proj, reference)
     decision = decide_retraining(proj, index, report.drift_share, force_retrain, retrain_reason)
     run_id = log_monitoring_run(
         proj,

@@ -83,6 +83,7 @@ def render_drift_report(
     predictions: tuple[pd.Series, pd.Series],
     title: str,
     settings: DriftSettings,
+    multivariate_results: tuple = (),
 ) -> str | None:
     """Returns the self-contained HTML report (plots per feature, ranked), if enabled."""
     if not settings.html_report:
@@ -96,4 +97,5 @@ def render_drift_report(
         title=title,
         prediction=predictions,
         max_plots=settings.html_max_plots,
+        multivariate=multivariate_results,
     )

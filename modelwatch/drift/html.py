@@ -48,8 +48,11 @@ def render_drift_html(
     prediction: tuple[pd.Series, pd.Series] | None = None,
     target: tuple[pd.Series, pd.Series] | None = None,
     max_plots: int | None = None,
+    multivariate: tuple[Any, ...] = (),
 ) -> str:
     """Returns one self-contained HTML page: verdict, table, then a plot per feature in rank order.
+
+    `multivariate` takes MultivariateDrift results (domain classifier, PCA), shown as a table.
 
     `prediction` and `target` are (reference, current) series; each gets its own section when given.
     Features past `max_plots` are listed without a plot. Columns that cannot be plotted (missing,
@@ -72,6 +75,7 @@ def render_drift_html(
         _header(report, title),
         "<section><h2>All columns, most important drift first</h2>",
         _table([("feature", f) for f in ranked] + [(role, f) for role, f, _ in roles]),
+        *_multivariate_section(multivariate),
         "</section><section><h2>Reference vs current, per feature</h2>",
         f'<div class="grid">{"".join(cards)}</div></section>',
     ]
@@ -81,6 +85,33 @@ def render_drift_html(
         )
         body.append("</div></section>")
     return _page(title, "\n".join(body))
+
+
+def _multivariate_section(results: tuple[Any, ...]) -> list[str]:
+    """Returns the rows of the whole-batch (multivariate) drift table, if there are results."""
+    if not results:
+        return []
+    rows = []
+    for r in results:
+        if r.threshold is not None:
+            limit = f"&gt;= {r.threshold:.3g}"
+        elif r.upper is not None:
+            limit = f"outside [{r.lower:.3g}, {r.upper:.3g}]"
+        else:
+            limit = "-"
+        stat = "-" if r.statistic is None else f"{r.statistic:.4g}"
+        verdict = "yes" if r.drifted else "no"
+        rows.append(
+            f"<tr><td><b>{escape(r.method)}</b></td><td>{escape(r.status)}</td><td>{stat}</td>"
+            f"<td>{limit}</td><td>{verdict}</td><td>{escape(r.message)}</td></tr>"
+        )
+    return [
+        "</section><section><h2>Whole-batch drift (multivariate)</h2><table><thead><tr>"
+        "<th>method</th><th>status</th><th>statistic</th><th>drift when</th><th>drifted</th>"
+        "<th>message</th></tr></thead><tbody>",
+        *rows,
+        "</tbody></table>",
+    ]
 
 
 def rank_features(report: DriftReport) -> list[FeatureDrift]:

@@ -199,3 +199,22 @@ def test_categorical_plot_marks_new_and_folds_rare_categories(rng):
 def test_edges_are_shared_and_cover_both_sides(ref, cur, want):
     got = _edges(np.asarray(ref, dtype=float), np.asarray(cur, dtype=float))
     np.testing.assert_allclose(got, want, atol=1e-12)
+
+
+def test_multivariate_results_get_their_own_table(rng):
+    """The whole-batch results (domain classifier, PCA) are shown with their verdicts."""
+    from modelwatch.drift import multivariate
+
+    ref = pd.DataFrame({"a": rng.normal(0, 1, 300), "b": rng.normal(0, 1, 300)})
+    cur = pd.DataFrame({"a": rng.normal(1.5, 1, 200), "b": rng.normal(0, 1, 200)})
+    data = DataSettings(id="id", target="y", features=["a", "b"])
+    report = compute_drift(ref, cur, data, DriftSettings(numeric_test="ks"))
+    results = (
+        multivariate.domain_classifier_drift(ref, cur, ["a", "b"], []),
+        multivariate.pca_reconstruction_drift(ref, cur, ["a", "b"], []),
+    )
+    page = render_drift_html(report, ref, cur, title="t", multivariate=results)
+    assert "Whole-batch drift (multivariate)" in page
+    assert "<b>domain_classifier</b>" in page and "<b>pca_reconstruction</b>" in page
+    assert f"{results[0].statistic:.4g}" in page
+    assert results[0].drifted is True
