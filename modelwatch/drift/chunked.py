@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import scipy.stats
 
+from modelwatch.drift.stattests import FeatureDrift
 from modelwatch.errors import SchemaError
 
 Kind = Literal["numeric", "categorical"]
@@ -31,30 +32,15 @@ MAX_CATEGORIES = 100_000
 
 
 @dataclass(frozen=True)
-class ParquetDrift:
-    """One column's drift test on two Parquet files; only status "ok" carries a verdict.
+class ParquetDrift(FeatureDrift):
+    """One column's drift test on two Parquet files: a FeatureDrift plus how exact it is.
 
     exact is False only for KS when refinement did not fit: the true statistic is then in
     [statistic, statistic + error_bound] and p_value is computed at statistic (conservative).
     """
 
-    column: str
-    kind: Kind
-    test: Literal["ks", "chi2"]
-    statistic: float | None
-    p_value: float | None
-    threshold: float
-    drifted: bool
-    status: Status
-    message: str
-    ref_rows: int
-    cur_rows: int
     exact: bool = True
     error_bound: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        """Returns the fields as a JSON-able dict."""
-        return asdict(self)
 
 
 def _open(path: Path, column: str) -> pq.ParquetFile:
@@ -103,6 +89,35 @@ def _rows_note(column: str, n_ref: int, n_cur: int, min_rows: int) -> str | None
 def _untested(column, kind, test, threshold, status, message, n_ref, n_cur) -> ParquetDrift:
     return ParquetDrift(
         column, kind, test, None, None, threshold, False, status, message, n_ref, n_cur
+    )
+
+
+def _tested(
+    column: str,
+    kind: Kind,
+    test: str,
+    stat: float,
+    p: float,
+    threshold: float,
+    message: str,
+    n_ref: int,
+    n_cur: int,
+    **extra: Any,
+) -> ParquetDrift:
+    """Returns a result with a verdict: drifted when p < threshold."""
+    return ParquetDrift(
+        column=column,
+        kind=kind,
+        test=test,
+        statistic=stat,
+        p_value=p,
+        threshold=threshold,
+        drifted=p < threshold,
+        status="ok",
+        message=message,
+        ref_rows=n_ref,
+        cur_rows=n_cur,
+        **extra,
     )
 
 
@@ -159,20 +174,11 @@ def chi2_from_parquet(
     res = scipy.stats.chi2_contingency(table, correction=False)  # one category: 0.0, p 1.0
     stat, p = float(res.statistic), float(res.pvalue)
     verdict = "<" if p < threshold else ">="
-    return ParquetDrift(
-        column=column,
-        kind="categorical",
-        test="chi2",
-        statistic=stat,
-        p_value=p,
-        threshold=threshold,
-        drifted=p < threshold,
-        status="ok",
-        message=f"column {column!r}: chi-squared p-value {p:.3g} {verdict} {threshold:g} "
-        f"over {len(keys)} categories ({n_ref} reference, {n_cur} current rows)",
-        ref_rows=n_ref,
-        cur_rows=n_cur,
+    message = (
+        f"column {column!r}: chi-squared p-value {p:.3g} {verdict} {threshold:g} "
+        f"over {len(keys)} categories ({n_ref} reference, {n_cur} current rows)"
     )
+    return _tested(column, "categorical", "chi2", stat, p, threshold, message, n_ref, n_cur)
 
 
 # --- Kolmogorov-Smirnov -----------------------------------------------------------------------
@@ -331,19 +337,20 @@ def ks_from_parquet(
         p = _ks_p_value(d, ref.n, cur.n)
     how = "exact" if bound == 0 else f"within +{bound:.2g}"
     verdict = "<" if p < threshold else ">="
-    return ParquetDrift(
-        column=column,
-        kind="numeric",
-        test="ks",
-        statistic=d,
-        p_value=p,
-        threshold=threshold,
-        drifted=p < threshold,
-        status="ok",
-        message=f"column {column!r}: KS p-value {p:.3g} {verdict} {threshold:g} (D {d:.4g}, {how}; "
-        f"{ref.n} reference, {cur.n} current rows, {ref.missing + cur.missing} missing skipped)",
-        ref_rows=ref.n,
-        cur_rows=cur.n,
+    message = (
+        f"column {column!r}: KS p-value {p:.3g} {verdict} {threshold:g} (D {d:.4g}, {how}; "
+        f"{ref.n} reference, {cur.n} current rows, {ref.missing + cur.missing} missing skipped)"
+    )
+    return _tested(
+        column,
+        "numeric",
+        "ks",
+        d,
+        p,
+        threshold,
+        message,
+        ref.n,
+        cur.n,
         exact=bound == 0,
         error_bound=bound,
     )
