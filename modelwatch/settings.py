@@ -168,17 +168,73 @@ class ReferenceSettings(_Frozen):
     rolling_batches: int = Field(4, ge=1)
 
 
+class BootstrapSettings(_Frozen):
+    """Percentile bootstrap: how many resamples, at which confidence, from which seed."""
+
+    samples: int = Field(200, ge=0)  # 0 turns the intervals off
+    confidence: float = Field(0.95, gt=0, lt=1)
+    seed: int = 0
+
+
 class PerformanceSettings(_Frozen):
     min_segment_rows: int = Field(30, ge=1)
     min_label_coverage: float = Field(0.95, gt=0, le=1)
+    bootstrap: BootstrapSettings = BootstrapSettings()  # confidence intervals of every metric
+    estimate: bool = True  # classification: CBPE estimate from calibrated scores before labels
+
+
+class PersistenceSettings(_Frozen):
+    """Retrain only when at least `violations` of the last `window` batches broke a rule (the
+    latest included). 1 of 1 acts on the first violation."""
+
+    violations: int = Field(1, ge=1)
+    window: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _fits(self) -> PersistenceSettings:
+        if self.violations > self.window:
+            raise ValueError(
+                f"persistence: violations ({self.violations}) cannot exceed window ({self.window})"
+            )
+        return self
+
+
+class BudgetSettings(_Frozen):
+    """At most `max_retrains` automatic retrains in any `per_batches` consecutive batches."""
+
+    max_retrains: int | None = Field(None, ge=1)  # null: no budget
+    per_batches: int = Field(13, ge=1)
+
+
+Severity = Literal["info", "warning", "critical"]
 
 
 class RetrainSettings(_Frozen):
-    max_drift_share: float = Field(0.5, gt=0, le=1)
-    max_performance_drop: float = Field(0.2, gt=0)
+    """When to retrain. Every threshold is optional (null turns its rule off).
+
+    Drift: `max_drift_share` is absolute (share of drifted features); `max_drift_share_increase`
+    is relative to the share this champion showed on its first batch. Performance:
+    `max_performance_drop` is relative to the champion's baseline, `max_performance_drop_abs` is
+    in the metric's units, `performance_limit` is a bound on the value itself (direction-aware).
+    """
+
+    run_mode: Literal["enabled", "dry_run", "disabled"] = "enabled"
+    max_drift_share: float | None = Field(0.5, gt=0, le=1)
+    max_drift_share_increase: float | None = Field(None, gt=0, le=1)
     performance_metric: str = "mae"
-    max_model_age_batches: int = Field(26, ge=1)
+    max_performance_drop: float | None = Field(0.2, gt=0)
+    max_performance_drop_abs: float | None = Field(None, gt=0)
+    performance_limit: float | None = None
+    max_model_age_batches: int | None = Field(26, ge=1)
+    persistence: PersistenceSettings = PersistenceSettings()
     cooldown_batches: int = Field(0, ge=0)
+    budget: BudgetSettings = BudgetSettings()
+    severity: dict[Literal["drift", "performance", "staleness", "manual"], Severity] = {
+        "drift": "warning",
+        "performance": "critical",
+        "staleness": "info",
+        "manual": "info",
+    }
 
 
 class TrainingSettings(_Frozen):
@@ -191,10 +247,59 @@ class TrainingSettings(_Frozen):
     hyperparameters: dict[str, float | int | str | bool | None] = {}
 
 
+class SignificanceSettings(_Frozen):
+    """The challenger's gain must be significant on the shared holdout.
+
+    auto: McNemar's exact test when the metric is accuracy, else a paired bootstrap confidence
+    interval of the difference (it must exclude zero on the better side)."""
+
+    method: Literal["auto", "bootstrap", "mcnemar", "none"] = "auto"
+    confidence: float = Field(0.95, gt=0, lt=1)
+    samples: int = Field(1000, ge=100)
+    seed: int = 0
+
+
+class FairnessSettings(_Frozen):
+    """Limit on the challenger's metric gap between the groups of each sensitive column."""
+
+    columns: list[str] = []
+    metric: str | None = None  # default: promotion.metric
+    max_gap: float | None = Field(None, ge=0)  # absolute, in the metric's units
+    min_group_rows: int = Field(30, ge=1)
+
+
+class ProbationSettings(_Frozen):
+    """After a promotion, the new champion is watched on its next `batches` labelled batches
+    against the previous champion scored in shadow on the same rows; worse by more than
+    `tolerance` (relative) rolls it back automatically. 0 batches turns probation off."""
+
+    batches: int = Field(3, ge=0)
+    tolerance: float = Field(0.05, ge=0)
+
+
 class PromotionSettings(_Frozen):
+    """When a challenger replaces the champion. Thresholds mirror mlflow.models.MetricThreshold.
+
+    With none of threshold, min_relative_change and min_absolute_change set, nothing is ever
+    promoted. `first_model` says what happens when there is no champion to compare with."""
+
     metric: str
-    min_improvement: float = Field(0.0, ge=0)
-    guard_metrics: dict[str, float] = {}
+    first_model: Literal["promote", "check_threshold", "never"]  # required: an explicit choice
+    threshold: float | None = None  # value the challenger's metric must reach (direction-aware)
+    min_relative_change: float | None = Field(None, ge=0, le=1)  # gain vs champion, relative
+    min_absolute_change: float | None = Field(None, gt=0)  # gain vs champion, metric units
+    max_relative_change: float | None = Field(None, gt=0)  # larger gains are suspicious
+    guard_metrics: dict[str, float] = {}  # not worse than the champion by more than this
+    significance: SignificanceSettings = SignificanceSettings()
+    segment_margin: float | None = Field(None, ge=0)  # per segment: not worse by more (relative)
+    fairness: FairnessSettings = FairnessSettings()
+    probation: ProbationSettings = ProbationSettings()
+
+    @model_validator(mode="after")
+    def _fairness_complete(self) -> PromotionSettings:
+        if self.fairness.columns and self.fairness.max_gap is None:
+            raise ValueError("promotion.fairness: columns are set but max_gap is not")
+        return self
 
 
 class TrackingSettings(_Frozen):
@@ -224,12 +329,20 @@ class Settings(_Frozen):
             ("promotion.metric", self.promotion.metric),
             ("retrain.performance_metric", self.retrain.performance_metric),
             *[("promotion.guard_metrics", g) for g in self.promotion.guard_metrics],
+            *(
+                [("promotion.fairness.metric", self.promotion.fairness.metric)]
+                if self.promotion.fairness.metric
+                else []
+            ),
         ]:
             if name not in allowed:
                 raise ValueError(
                     f"{key}: {name!r} is not a {self.project.task} metric "
                     f"(accepted: {', '.join(sorted(allowed))})"
                 )
+        unknown = [c for c in self.promotion.fairness.columns if c not in self.data.features]
+        if unknown:
+            raise ValueError(f"promotion.fairness.columns: {unknown} are not in data.features")
         return self
 
 
@@ -276,6 +389,11 @@ class Paths:
     @property
     def incoming_labels(self) -> Path:
         return self.incoming / "labels"
+
+    @property
+    def registry_dir(self) -> Path:
+        """Append-only alias history of each registered model (who moved which alias, when)."""
+        return self.home / "registry"
 
     @property
     def quarantine(self) -> Path:
