@@ -7,7 +7,8 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 
 from flows.common import DEFAULT_PARAMS
-from modelwatch import io, promotion, registry
+from modelwatch import gate, io, promotion, registry
+from modelwatch.errors import PromotionRejected
 from tasks.project import open_project
 from tasks.registry import apply_promotion
 from tasks.training import train_candidate, write_window
@@ -28,16 +29,19 @@ def bootstrap(reference_path: Path, params_path: Path = DEFAULT_PARAMS) -> str:
     reason = "bootstrap: first model, trained on the reference period"
     cand = train_candidate(proj, reference, versions, reason, 0, "window-000")
     metric = proj.settings.promotion.metric
-    decision = promotion.compare_models(
+    # No holdout exists before the first batch: the first-model policy judges the CV metrics.
+    decision = promotion.decide_first_model(
         cand.cv_metrics,
-        None,
         proj.settings.promotion,
         proj.settings.project.task,
+        gate=gate.threshold_gate,
         candidate_version=cand.version,
-        champion_version=None,
+        decision_id=f"promotion-{proj.model_name}-v{cand.version}",
     )
     baseline = cand.cv_metrics[proj.settings.retrain.performance_metric]
-    apply_promotion(proj, decision, cand.run_id, baseline, cand.cv_metrics, None)
+    apply_promotion(proj, decision, cand.run_id, baseline, reason)
+    if not decision.promote:
+        raise PromotionRejected(f"first model not promoted: {decision.summary()}")
     get_run_logger().info(
         "first champion %s (cv %s %.4g)", cand.version, metric, cand.cv_metrics[metric]
     )

@@ -11,13 +11,21 @@ from prefect.states import Completed, Failed
 
 from flows.common import DEFAULT_PARAMS, run_name
 from flows.retrain import retrain
-from modelwatch import drift, history, policy, promotion, validation
+from modelwatch import drift, history, policy, probation, promotion, validation
 from modelwatch.errors import ConfigError
 from tasks.drift import compute_drift, compute_multivariate_drift, render_drift_report
-from tasks.performance import Evaluation, evaluate_labelled_batches
+from tasks.performance import Evaluation, estimate_performance, evaluate_labelled_batches
 from tasks.policy import decide_retraining
+from tasks.probation import judge_probation
 from tasks.project import open_project
-from tasks.registry import load_champion, score_batch
+from tasks.registry import (
+    end_probation,
+    load_calibration,
+    load_champion,
+    load_shadow,
+    rollback_champion,
+    score_batch,
+)
 from tasks.tracking import (
     describe_retrain,
     find_processed,
@@ -39,6 +47,8 @@ class MonitorResult:
     decision: policy.RetrainDecision
     promotion: promotion.PromotionDecision | None
     run_id: str
+    probation: probation.ProbationVerdict | None = None
+    estimated: dict[str, float] | None = None
 
 
 @flow(name="monitor-batch", flow_run_name=lambda: run_name("monitor", "batch_path"))
@@ -70,7 +80,17 @@ def monitor_batch(
         return Failed(name="Rejected", message=f"rejected: {checked.summary()}; kept in {folder}")
     batch_id = batch_path.stem
     predictions = score_batch(model, batch, proj)
-    files = stage_batch(proj, batch_path, batch, predictions, batch_id)
+    stored, shadow_version = predictions, None
+    shadow = load_shadow(proj, champion)
+    if shadow is not None:
+        shadow_model, shadow_info = shadow
+        shadow_scores = probation.shadow_columns(
+            score_batch(shadow_model, batch, proj), proj.settings.data
+        )
+        stored = predictions.merge(shadow_scores, on=proj.settings.data.id, how="left")
+        shadow_version = shadow_info.version
+    estimated = estimate_performance(proj, predictions, load_calibration(proj, champion))
+    files = stage_batch(proj, batch_path, batch, stored, batch_id)
     versions = version_files(proj, files, f"accept {batch_id} (step {index})")
     pred_col = proj.settings.data.prediction
     ref_scores = score_batch(model, reference, proj)[pred_col]
@@ -98,7 +118,13 @@ def monitor_batch(
         overall,
     )
     # late labels first: the retrain policy reads the performance they give
-    evaluations = evaluate_labelled_batches(proj, reference)
+    evaluations = evaluate_labelled_batches(proj, reference, index)
+    verdict = judge_probation(proj, champion)
+    if verdict is not None and verdict.status != "pending":
+        if verdict.status == "passed" or proj.settings.retrain.run_mode != "enabled":
+            end_probation(proj, champion.version, verdict.status, verdict.reason)
+        else:
+            rollback_champion(proj, f"{batch_id}: automatic rollback: {verdict.reason}")
     decision = decide_retraining(proj, index, report.drift_share, force_retrain, retrain_reason)
     run_id = log_monitoring_run(
         proj,
@@ -116,9 +142,12 @@ def monitor_batch(
         file_md5,
         overall,
         html,
+        estimated,
+        shadow_version,
+        verdict,
     )
     outcome = None
-    if decision.retrain:
+    if decision.retrain and proj.settings.retrain.run_mode != "disabled":
         state = retrain(
             reason=f"{batch_id}: {decision.summary()}",
             params_path=params_path,
@@ -128,5 +157,14 @@ def monitor_batch(
         outcome = state.result(raise_on_failure=False) if state.is_completed() else None
         record_outcome(run_id, describe_retrain(state, outcome))
     return MonitorResult(
-        batch_id, index, checked, report, tuple(evaluations), decision, outcome, run_id
+        batch_id,
+        index,
+        checked,
+        report,
+        tuple(evaluations),
+        decision,
+        outcome,
+        run_id,
+        verdict,
+        estimated,
     )

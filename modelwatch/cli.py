@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from modelwatch.errors import ModelwatchError
@@ -13,6 +14,9 @@ EPILOG = """examples:
   modelwatch demo                                  # bootstrap + replay the bundled year of batches
   modelwatch run incoming/batch-042.csv            # monitor one batch
   modelwatch retrain --reason "new pricing policy"  # manual retrain, promoted only if better
+  modelwatch rollback --reason "complaints since v7" # previous_champion becomes champion again
+  modelwatch history --at 2026-11-20T12:00         # which version was champion then
+  modelwatch decision batch-014-2011-04-30         # the retrain decision record of a batch
 """
 
 
@@ -37,6 +41,16 @@ def _reason(value: str) -> str:
     if not value.strip():
         raise argparse.ArgumentTypeError("the reason must not be blank")
     return value
+
+
+def _timestamp(value: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO 8601 time such as 2026-11-20T12:00, got {value!r}"
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,6 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
     boot.add_argument("reference", type=_existing_file)
     retrain = sub.add_parser("retrain", help="retrain by hand; promoted only if better")
     retrain.add_argument("--reason", type=_reason, required=True, help="why (recorded in MLflow)")
+    back = sub.add_parser("rollback", help="make previous_champion the champion again")
+    back.add_argument("--reason", type=_reason, required=True, help="why (recorded)")
+    hist = sub.add_parser("history", help="the alias history: who moved which alias, when")
+    hist.add_argument(
+        "--at", type=_timestamp, default=None, help="print only the champion at this time (UTC)"
+    )
+    dec = sub.add_parser("decision", help="print the retrain decision record of a batch")
+    dec.add_argument("batch_id")
     sub.add_parser("table", help="print the per-batch table from the MLflow store")
     ui = sub.add_parser("ui", help="start the Prefect UI and the MLflow UI on the project stores")
     ui.add_argument("--prefect-port", type=_positive_int, default=4200)
@@ -135,6 +157,18 @@ def _dispatch(args: argparse.Namespace, params: Path, home: Path) -> int:
         from flows.retrain import retrain
 
         _out(retrain(reason=args.reason, params_path=params).summary())
+        return 0
+    if args.command == "rollback":
+        from flows.rollback import rollback
+
+        before, after = rollback(reason=args.reason, params_path=params)
+        _out(f"champion: version {before} -> version {after} (rolled back)")
+        return 0
+    if args.command == "history":
+        _out(report.alias_history(params, args.at))
+        return 0
+    if args.command == "decision":
+        _out(report.decision_record(params, args.batch_id))
         return 0
     if args.command == "table":
         _out(report.render_table(report.batch_table(params)))

@@ -27,3 +27,7 @@ class RegistryError(ModelwatchError):
 
 class VersioningError(ModelwatchError):
     """The git+DVC data repository failed or is not in the expected state."""
+
+
+class PromotionRejected(ModelwatchError):
+    """The promotion policy refused a model where one is required (e.g. the first model)."""

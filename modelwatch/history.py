@@ -22,6 +22,7 @@ class BatchRun:
     champion_version: str | None
     metrics: dict[str, float]
     tags: dict[str, str]
+    start_time: int = 0  # ms since the epoch, as MLflow stores it
 
 
 def _to_batch_run(run: Any) -> BatchRun:
@@ -35,6 +36,7 @@ def _to_batch_run(run: Any) -> BatchRun:
         tags.get("champion_version"),
         dict(run.data.metrics),
         dict(tags),
+        int(run.info.start_time or 0),
     )
 
 
@@ -57,18 +59,19 @@ def next_batch_index(client: Any, experiment_id: str) -> int:
     return max((b.index for b in runs), default=0) + 1
 
 
-def latest_realized(
-    client: Any, experiment_id: str, metric: str, champion_version: str
-) -> float | None:
+def latest_realized(runs: list[BatchRun], metric: str, champion_version: str) -> float | None:
     """Returns the most recent realized value of a performance metric on a batch that the
     given champion version scored (older batches say nothing about this model)."""
     key = f"performance.{metric}"
-    evaluated = [
-        b
-        for b in batch_runs(client, experiment_id)
-        if key in b.metrics and b.champion_version == champion_version
-    ]
+    evaluated = [b for b in runs if key in b.metrics and b.champion_version == champion_version]
     return evaluated[-1].metrics[key] if evaluated else None
+
+
+def find_by_batch_id(client: Any, experiment_id: str, batch_id: str) -> BatchRun | None:
+    """Returns the monitoring run of a batch id (the latest, if the id was processed twice)."""
+    runs = tracking.find_runs(client, experiment_id, f"tags.batch_id = '{batch_id}'")
+    found = sorted((_to_batch_run(r) for r in runs), key=lambda b: b.index)
+    return found[-1] if found else None
 
 
 def last_retrain_batch(client: Any, model_name: str) -> int | None:

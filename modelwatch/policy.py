@@ -1,15 +1,30 @@
-"""The retrain policy: drift, performance, staleness and manual rules, with a cooldown (pure)."""
+"""The retrain policy: drift, performance, staleness and manual rules, persistence, cooldown,
+budget and run mode, each decision a self-contained record (pure)."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from itertools import pairwise
+from typing import Any, Literal
 
 from modelwatch.errors import ConfigError
-from modelwatch.performance import format_number, format_percent, worsening
-from modelwatch.settings import RetrainSettings
+from modelwatch.performance import format_number, format_percent, metric_direction, worsening
+from modelwatch.settings import RetrainSettings, Severity
 
 logger = logging.getLogger(__name__)
+
+RunMode = Literal["enabled", "dry_run", "disabled"]
+RULES = ("drift", "performance", "staleness", "manual")
+PERSISTENT_RULES = ("drift", "performance")  # the rules that must persist M of N batches
+DEFAULT_SEVERITY: dict[str, Severity] = {
+    "drift": "warning",
+    "performance": "critical",
+    "staleness": "info",
+    "manual": "info",
+}
+_SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 
 # Shares and relative drops are ratios of floats: 0.2 / 0.8 is 0.24999999999999994, which must
 # still count as reaching a 25 % limit.
@@ -17,59 +32,145 @@ _TOLERANCE = 1e-9
 
 
 @dataclass(frozen=True)
+class BatchSignal:
+    """The rules an earlier batch violated (before persistence), as its decision recorded them."""
+
+    batch_index: int
+    violated: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "violated", frozenset(self.violated))
+        unknown = sorted(self.violated - set(RULES))
+        if unknown:
+            raise ValueError(f"batch {self.batch_index}: unknown rules {unknown} (known: {RULES})")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"batch_index": self.batch_index, "violated": sorted(self.violated)}
+
+
+@dataclass(frozen=True)
 class PolicyInputs:
-    """What the policy looks at for one batch; None means "not known yet"."""
+    """What the policy looks at for one batch; None means "not known yet".
+
+    recent: earlier batches' violations, oldest first (only those in the persistence window
+    matter). retrain_batches: batch indices of earlier retrains, manual ones included.
+    """
 
     batch_index: int
     drift_share: float | None
     metric: str
     current_metric: float | None
     baseline_metric: float | None
+    baseline_drift_share: float | None
     batches_since_champion: int
-    batches_since_retrain: int | None
+    recent: tuple[BatchSignal, ...] = ()
+    retrain_batches: tuple[int, ...] = ()
     force: bool = False
     force_reason: str | None = None
 
     def __post_init__(self) -> None:
-        if self.drift_share is not None and not 0 <= self.drift_share <= 1:
-            raise ValueError(f"drift_share must be in [0, 1], got {self.drift_share}")
+        recent = tuple(s if isinstance(s, BatchSignal) else BatchSignal(**s) for s in self.recent)
+        object.__setattr__(self, "recent", recent)
+        object.__setattr__(self, "retrain_batches", tuple(self.retrain_batches))
+        for name in ("drift_share", "baseline_drift_share"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
         if self.batches_since_champion < 0:
             raise ValueError(
                 f"batches_since_champion must be >= 0, got {self.batches_since_champion}"
             )
-        if self.batches_since_retrain is not None and self.batches_since_retrain < 0:
+        indices = [s.batch_index for s in recent]
+        if any(a >= b for a, b in pairwise([*indices, self.batch_index])):
             raise ValueError(
-                f"batches_since_retrain must be >= 0, got {self.batches_since_retrain}"
+                f"recent must be earlier batches, oldest first, without repeats: got indices "
+                f"{indices} for batch {self.batch_index}"
             )
+        later = [i for i in self.retrain_batches if i > self.batch_index]
+        if later:
+            raise ValueError(f"retrain_batches {later} are after batch {self.batch_index}")
+
+    @property
+    def batches_since_retrain(self) -> int | None:
+        """Batches since the last retrain (0: this very batch), None if there was none."""
+        return self.batch_index - max(self.retrain_batches) if self.retrain_batches else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns a JSON-compatible dict."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        return out | {
+            "recent": [s.to_dict() for s in self.recent],
+            "retrain_batches": list(self.retrain_batches),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PolicyInputs:
+        """Reads back to_dict() or RetrainDecision.inputs (whose extra "task" is ignored)."""
+        return cls(**{k: v for k, v in data.items() if k != "task"})
 
 
 @dataclass(frozen=True)
 class RetrainDecision:
-    """Whether to retrain, which rules fired, and why, as sentences."""
+    """Whether to retrain, which rules fired, why (as sentences), and everything it was based on.
+
+    violated: the rules this batch broke before persistence (store it for later batches);
+    rules_fired: those that count (persistent where required), even when a gate blocked them.
+    """
 
     retrain: bool
     rules_fired: tuple[str, ...]
     reasons: tuple[str, ...]
     blocked_by: str | None
+    violated: tuple[str, ...] = ()
+    severity: Severity = "info"
+    mode: RunMode = "enabled"
+    inputs: dict[str, Any] = field(default_factory=dict, hash=False)
+    thresholds: dict[str, Any] = field(default_factory=dict, hash=False)
 
     def summary(self) -> str:
         """Returns one line: the verdict followed by every reason."""
         if self.retrain:
-            verdict = "retrain"
+            verdict = "retrain (dry run)" if self.mode == "dry_run" else "retrain"
         elif self.blocked_by:
             verdict = f"no retrain (blocked by {self.blocked_by})"
         else:
             verdict = "no retrain"
         return f"{verdict}: {'; '.join(self.reasons)}"
 
-    def to_dict(self) -> dict:
-        """Returns a JSON-compatible dict."""
+    def to_dict(self) -> dict[str, Any]:
+        """Returns a JSON-compatible dict; from_dict() reads it back."""
         return {
             "retrain": self.retrain,
             "rules_fired": list(self.rules_fired),
             "reasons": list(self.reasons),
             "blocked_by": self.blocked_by,
+            "violated": list(self.violated),
+            "severity": self.severity,
+            "mode": self.mode,
+            "inputs": self.inputs,
+            "thresholds": self.thresholds,
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RetrainDecision:
+        """Reads a stored record back; records older than the new fields get their defaults."""
+        return cls(
+            retrain=data["retrain"],
+            rules_fired=tuple(data["rules_fired"]),
+            reasons=tuple(data["reasons"]),
+            blocked_by=data["blocked_by"],
+            violated=tuple(data.get("violated", ())),
+            severity=data.get("severity", "info"),
+            mode=data.get("mode", "enabled"),
+            inputs=dict(data.get("inputs", {})),
+            thresholds=dict(data.get("thresholds", {})),
+        )
+
+
+@dataclass(frozen=True)
+class _Finding:
+    hit: bool
+    sentence: str
 
 
 def decide_retraining(
@@ -77,99 +178,219 @@ def decide_retraining(
 ) -> RetrainDecision:
     """Returns the retrain decision for one batch.
 
-    Any rule that fires asks for a retrain. During the cooldown (fewer than
-    settings.cooldown_batches batches since the last retrain) the automatic rules are still
-    reported but do not retrain; a manual retrain is never blocked.
+    Every rule whose threshold is set is checked; reaching a limit violates it. Drift and
+    performance count only when this batch violates them and at least
+    settings.persistence.violations of the last settings.persistence.window batches (this one
+    included) did. Any rule that counts asks for a retrain, which run_mode "disabled" always
+    blocks and the cooldown and the budget block unless it is manual.
 
     Raises:
         ConfigError: force without a reason, or a metric unknown for the task.
     """
-    fired: list[str] = []
-    reasons: list[str] = []
-    quiet: list[str] = []
-    for rule, check in [
-        ("drift", _drift),
-        ("performance", _performance),
-        ("staleness", _staleness),
-    ]:
-        hit, sentence = check(inputs, settings, task)
-        if hit:
-            fired.append(rule)
-            reasons.append(f"{rule}: {sentence}")
-        else:
-            quiet.append(sentence)
-    if inputs.force:
-        reason = (inputs.force_reason or "").strip()
-        if not reason:
-            raise ConfigError("manual retrain needs a reason")
-        fired.append("manual")
-        reasons.append(f"manual: {reason}")
-    decision = _apply_cooldown(inputs, settings, fired, reasons, quiet)
+    metric_direction(inputs.metric, task)  # a metric of another task is an error, known or not
+    violated, fired, reasons = _evaluate(inputs, settings, task)
+    blocked_by, gate_reasons = _gates(inputs, settings, fired)
+    retrain = bool(fired) and blocked_by is None
+    if not fired and violated:
+        blocked_by = "persistence"
+    if retrain and settings.run_mode == "dry_run":
+        gate_reasons.append("dry run: the retrain is recorded, no alias is moved")
+    decision = RetrainDecision(
+        retrain=retrain,
+        rules_fired=tuple(fired),
+        reasons=(*reasons, *gate_reasons),
+        blocked_by=blocked_by,
+        violated=tuple(violated),
+        severity=max(
+            (_severity(settings, r) for r in violated), key=_SEVERITY_RANK.get, default="info"
+        ),
+        mode=settings.run_mode,
+        inputs={"task": task, **inputs.to_dict()},
+        thresholds=_thresholds(settings),
+    )
     logger.info("batch %d: %s", inputs.batch_index, decision.summary())
     return decision
 
 
-def _apply_cooldown(
-    inputs: PolicyInputs,
-    settings: RetrainSettings,
-    fired: list[str],
-    reasons: list[str],
-    quiet: list[str],
-) -> RetrainDecision:
-    since = inputs.batches_since_retrain
-    cooling = since is not None and since < settings.cooldown_batches
-    if not fired:
-        return RetrainDecision(False, (), (f"no rule fired: {', '.join(quiet)}",), None)
-    if not cooling:
-        return RetrainDecision(True, tuple(fired), tuple(reasons), None)
-    cooldown = (
-        f"cooldown: last retrain was {_batches(since)} ago "
-        f"(cooldown {_batches(settings.cooldown_batches)})"
-    )
+def _evaluate(
+    inputs: PolicyInputs, settings: RetrainSettings, task: str
+) -> tuple[list[str], list[str], list[str]]:
+    """Returns the rules this batch violated, those that count after persistence, and why."""
+    findings = {
+        "drift": _drift(inputs, settings),
+        "performance": _performance(inputs, settings, task),
+        "staleness": _staleness(inputs, settings),
+    }
+    violated: list[str] = []
+    fired: list[str] = []
+    reasons: list[str] = []
+    quiet: list[str] = []
+    for rule, checks in findings.items():
+        hits = [c.sentence for c in checks if c.hit]
+        if not hits:
+            quiet += [c.sentence for c in checks]
+            continue
+        violated.append(rule)
+        reasons += [f"{rule}: {s}" for s in hits]
+        persists, sentence = _persistence(inputs, settings, rule)
+        reasons += [sentence] if sentence else []
+        fired += [rule] if persists else []
     if inputs.force:
-        return RetrainDecision(
-            True, tuple(fired), (*reasons, f"{cooldown}, ignored for a manual retrain"), None
-        )
-    return RetrainDecision(
-        False, tuple(fired), (*reasons, f"{cooldown}, so automatic retraining waits"), "cooldown"
+        reason = (inputs.force_reason or "").strip()
+        if not reason:
+            raise ConfigError("manual retrain needs a reason")
+        violated.append("manual")
+        fired.append("manual")
+        reasons.append(f"manual: {reason}")
+    if not violated:
+        reasons.append(f"no rule fired: {', '.join(quiet) or 'every rule is off'}")
+    return violated, fired, reasons
+
+
+def _severity(settings: RetrainSettings, rule: str) -> Severity:
+    return settings.severity.get(rule, DEFAULT_SEVERITY[rule])
+
+
+def _thresholds(settings: RetrainSettings) -> dict[str, Any]:
+    dump = settings.model_dump(mode="json")
+    return dump | {"severity": {r: _severity(settings, r) for r in RULES}}
+
+
+def _persistence(inputs: PolicyInputs, settings: RetrainSettings, rule: str) -> tuple[bool, str]:
+    """Whether a rule this batch violated has persisted; a sentence when M of N is not 1 of N."""
+    need, window = settings.persistence.violations, settings.persistence.window
+    if rule not in PERSISTENT_RULES or need == 1:
+        return True, ""
+    first = inputs.batch_index - window + 1
+    count = 1 + sum(1 for s in inputs.recent if s.batch_index >= first and rule in s.violated)
+    sentence = (
+        f"persistence: {rule} violated in {count} of the last {_batches(window)} "
+        f"(needs {need} of {window})"
     )
+    return count >= need, sentence if count >= need else f"{sentence}, so it waits"
+
+
+def _gates(
+    inputs: PolicyInputs, settings: RetrainSettings, fired: list[str]
+) -> tuple[str | None, list[str]]:
+    """Returns what blocks the retrain (None: nothing) and a sentence per gate that applies."""
+    if not fired:
+        return None, []
+    blocked: list[str] = []
+    reasons: list[str] = []
+    if settings.run_mode == "disabled":
+        blocked.append("run_mode disabled")
+        reasons.append("run_mode: disabled in params.yaml, so nothing is retrained")
+    suffix = "ignored for a manual retrain" if inputs.force else "so automatic retraining waits"
+    since = inputs.batches_since_retrain
+    if since is not None and since < settings.cooldown_batches:
+        blocked += [] if inputs.force else ["cooldown"]
+        reasons.append(
+            f"cooldown: last retrain was {_batches(since)} ago "
+            f"(cooldown {_batches(settings.cooldown_batches)}), {suffix}"
+        )
+    budget = settings.budget
+    if budget.max_retrains is not None:
+        first = inputs.batch_index - budget.per_batches + 1
+        used = sum(1 for i in inputs.retrain_batches if i >= first)
+        if used >= budget.max_retrains:
+            blocked += [] if inputs.force else ["budget"]
+            over = "this manual retrain exceeds it" if inputs.force else suffix
+            reasons.append(
+                f"budget: {used} retrain{'' if used == 1 else 's'} already in the "
+                f"{_batches(budget.per_batches)} ending with this one "
+                f"(at most {budget.max_retrains}), {over}"
+            )
+    return (blocked[0] if blocked else None), reasons
 
 
 def _reached(value: float, limit: float) -> bool:
-    return value >= limit - _TOLERANCE
+    return value >= limit - _TOLERANCE * max(1.0, abs(limit))
 
 
-def _drift(inputs: PolicyInputs, settings: RetrainSettings, task: str) -> tuple[bool, str]:
-    limit = f"{settings.max_drift_share:.2f}"
-    if inputs.drift_share is None:
-        return False, "drift share unknown"
-    share = f"{inputs.drift_share:.2f}"
-    if _reached(inputs.drift_share, settings.max_drift_share):
-        return True, f"share of drifted features {share} >= {limit}"
-    return False, f"drift share {share} < {limit}"
+def _drift(inputs: PolicyInputs, settings: RetrainSettings) -> list[_Finding]:
+    absolute, relative = settings.max_drift_share, settings.max_drift_share_increase
+    if absolute is None and relative is None:
+        return []
+    share, base = inputs.drift_share, inputs.baseline_drift_share
+    if share is None:
+        return [_Finding(False, "drift share unknown")]
+    out = []
+    if absolute is not None:
+        hit = _reached(share, absolute)
+        text = "share of drifted features" if hit else "drift share"
+        out.append(_Finding(hit, f"{text} {share:.2f} {'>=' if hit else '<'} {absolute:.2f}"))
+    if relative is not None and base is None:
+        out.append(_Finding(False, "champion's first-batch drift share unknown"))
+    elif relative is not None:
+        rise = share - base
+        hit = _reached(rise, relative)
+        text = "share of drifted features" if hit else "drift share"
+        out.append(
+            _Finding(
+                hit,
+                f"{text} {share:.2f} is {abs(rise):.2f} {'above' if rise >= 0 else 'below'} "
+                f"the champion's first-batch share {base:.2f} (limit {relative:.2f})",
+            )
+        )
+    return out
 
 
-def _performance(inputs: PolicyInputs, settings: RetrainSettings, task: str) -> tuple[bool, str]:
+def _performance(inputs: PolicyInputs, settings: RetrainSettings, task: str) -> list[_Finding]:
     m, cur, base = inputs.metric, inputs.current_metric, inputs.baseline_metric
-    if cur is None or base is None:
-        missing = "current value" if cur is None else "champion's baseline"
-        worsening(m, 0.0, 0.0, task)  # still reject a metric that does not belong to the task
-        return False, f"{m} {missing} unknown"
-    drop = worsening(m, base, cur, task)
-    limit = format_percent(settings.max_performance_drop)
-    # a zero baseline has no scale: worsening() is then an absolute difference
-    amount = format_number(abs(drop)) if base == 0 else format_percent(abs(drop))
-    side = "worse" if drop >= 0 else "better"
-    sentence = (
-        f"{m} {format_number(cur)} is {amount} {side} than the champion's baseline "
-        f"{format_number(base)} (limit {limit})"
-    )
-    return _reached(drop, settings.max_performance_drop), sentence
+    relative, absolute = settings.max_performance_drop, settings.max_performance_drop_abs
+    limit = settings.performance_limit
+    if relative is None and absolute is None and limit is None:
+        return []
+    if cur is None:
+        return [_Finding(False, f"{m} current value unknown")]
+    out = []
+    if (relative is not None or absolute is not None) and base is None:
+        out.append(_Finding(False, f"{m} champion's baseline unknown"))
+    elif relative is not None or absolute is not None:
+        out += _versus_baseline(m, cur, base, relative, absolute, task)
+    if limit is not None:
+        hit = _reached(_past(m, cur, limit, task), 0.0)
+        bad, good = ("above", "below") if metric_direction(m, task) == "min" else ("below", "above")
+        where = f"at or {bad}" if hit else good
+        sentence = f"{m} {format_number(cur)} is {where} the limit {format_number(limit)}"
+        out.append(_Finding(hit, sentence))
+    return out
 
 
-def _staleness(inputs: PolicyInputs, settings: RetrainSettings, task: str) -> tuple[bool, str]:
+def _versus_baseline(
+    m: str, cur: float, base: float, relative: float | None, absolute: float | None, task: str
+) -> list[_Finding]:
+    """The relative and the absolute worsening against the champion's baseline."""
+    out = []
+    versus = f"the champion's baseline {format_number(base)}"
+    if relative is not None:
+        drop = worsening(m, base, cur, task)
+        # a zero baseline has no scale: worsening() is then an absolute difference
+        amount = format_number(abs(drop)) if base == 0 else format_percent(abs(drop))
+        side = "worse" if drop >= 0 else "better"
+        sentence = f"{m} {format_number(cur)} is {amount} {side} than {versus}"
+        limit = format_percent(relative)
+        out.append(_Finding(_reached(drop, relative), f"{sentence} (limit {limit})"))
+    if absolute is not None:
+        diff = _past(m, cur, base, task)
+        side = "worse" if diff >= 0 else "better"
+        sentence = f"{m} {format_number(cur)} is {format_number(abs(diff))} {side} than {versus}"
+        limit = format_number(absolute)
+        out.append(_Finding(_reached(diff, absolute), f"{sentence} (limit {limit})"))
+    return out
+
+
+def _past(metric: str, value: float, bound: float, task: str) -> float:
+    """How far value is on the bad side of bound, in the metric's units (negative: good side)."""
+    return value - bound if metric_direction(metric, task) == "min" else bound - value
+
+
+def _staleness(inputs: PolicyInputs, settings: RetrainSettings) -> list[_Finding]:
     age, limit = inputs.batches_since_champion, settings.max_model_age_batches
-    return age >= limit, f"champion is {_batches(age)} old (limit {limit})"
+    if limit is None:
+        return []
+    return [_Finding(age >= limit, f"champion is {_batches(age)} old (limit {limit})")]
 
 
 def _batches(n: int | None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from modelwatch import history, registry, tracking
@@ -61,3 +62,67 @@ def champion_summary(params_path: Path | str) -> str:
     name = loaded.settings.project.model_name
     found = registry.aliases(client, name)
     return f"model {name}: " + ", ".join(f"{k}=v{v}" for k, v in sorted(found.items()))
+
+
+def alias_history(params_path: Path | str, at: datetime | None = None) -> str:
+    """Returns the alias history as lines (time, action, alias from -> to, who, why), or, with
+    `at`, which version was champion at that time."""
+    from modelwatch import alias_history as ah
+
+    loaded = load_settings(params_path)
+    name = loaded.settings.project.model_name
+    hist = ah.AliasHistory(loaded.paths.registry_dir, name)
+    if at is not None:
+        version = hist.champion_at(at)
+        when = at.isoformat()
+        return (
+            f"{name}: no champion at {when}"
+            if version is None
+            else f"{name}: champion at {when} was version {version}"
+        )
+    lines = []
+    for r in hist.records():
+        lines.append(
+            f"{r.time}  {r.state:9}  {r.action:8}  {r.alias}: "
+            f"{r.from_version or '-'} -> {r.to_version or '-'}  by {r.actor}"
+            + (f" via {r.via}" if r.via else "")
+            + (f"  decision {r.decision_id}" if r.decision_id else "")
+            + (f"  ({r.reason})" if r.reason else "")
+        )
+    return "\n".join(lines) or f"{name}: no alias moves recorded yet"
+
+
+def decision_record(params_path: Path | str, batch_id: str) -> str:
+    """Returns the retrain decision record of a batch (JSON), found by its batch id.
+
+    Raises:
+        ModelwatchError: no monitoring run has this batch id.
+    """
+    import json
+
+    import mlflow.artifacts
+
+    from modelwatch.errors import ModelwatchError
+
+    loaded = load_settings(params_path)
+    client = tracking.configure(loaded.paths)
+    exps = tracking.ensure_experiments(
+        client, loaded.settings.tracking.experiment, loaded.paths.artifact_root
+    )
+    run = history.find_by_batch_id(client, exps.monitoring, batch_id)
+    if run is None:
+        raise ModelwatchError(f"no monitoring run for batch id {batch_id!r}")
+    if run.status == history.REJECTED:
+        return json.dumps(
+            {
+                "batch_id": batch_id,
+                "decision": "rejected",
+                "quarantine": run.tags.get("quarantine"),
+            },
+            indent=2,
+        )
+    record = mlflow.artifacts.load_dict(f"runs:/{run.run_id}/decision.json")
+    record["mlflow_run_id"] = run.run_id
+    if run.tags.get("retrain_outcome"):
+        record["retrain_outcome"] = run.tags["retrain_outcome"]
+    return json.dumps(record, indent=2, sort_keys=True)

@@ -15,7 +15,8 @@ from modelwatch.errors import ModelwatchError
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Fits and saves the model and its cross-validated metrics; returns the exit code."""
+    """Fits and saves the model, its cross-validated metrics and calibration; returns the exit
+    code."""
     parser = argparse.ArgumentParser(prog="python -m modelwatch.train_stage")
     parser.add_argument("--params", type=Path, required=True)
     parser.add_argument("--window", type=Path, required=True)
@@ -48,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         "model": settings.training.model,
         "seed": settings.training.seed,
         "importance": trained.importance,
+        # classification: isotonic maps of the out-of-fold scores (estimation.Calibrator)
+        "calibration": trained.calibration,
     }
     args.metrics.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
     return 0

@@ -23,7 +23,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
-from modelwatch import performance
+from modelwatch import estimation, performance
 from modelwatch.errors import ConfigError, InsufficientDataError
 from modelwatch.settings import DataSettings, TrainingSettings
 
@@ -47,6 +47,7 @@ class TrainedModel:
     cv_metrics: dict[str, float]
     n_rows: int
     importance: dict[str, float]
+    calibration: dict | None = None  # classification: estimation.Calibrator.to_dict()
 
 
 def build_pipeline(data: DataSettings, training: TrainingSettings, task: str) -> Pipeline:
@@ -104,7 +105,8 @@ def fit_model(
     task: str,
     cv_folds: int = 5,
 ) -> TrainedModel:
-    """Returns the pipeline fitted on all rows and its k-fold cross-validated metrics.
+    """Returns the pipeline fitted on all rows, its k-fold cross-validated metrics and, for
+    classification, an isotonic calibration of its out-of-fold scores (for CBPE estimates).
 
     Raises:
         InsufficientDataError: fewer rows than folds, or a single class for classification.
@@ -116,9 +118,10 @@ def fit_model(
         )
     if task == "classification" and y.nunique() < 2:
         raise InsufficientDataError(f"training window has a single class {y.iloc[0]!r}")
-    cv_metrics = _cross_validate(x, y, data, training, task, cv_folds)
+    cv_metrics, calibration = _cross_validate(x, y, data, training, task, cv_folds)
     pipe = build_pipeline(data, training, task).fit(x, y)
-    return TrainedModel(pipe, cv_metrics, len(x), permutation_importances(pipe, x, y, training))
+    importance = permutation_importances(pipe, x, y, training)
+    return TrainedModel(pipe, cv_metrics, len(x), importance, calibration)
 
 
 def permutation_importances(
@@ -144,31 +147,50 @@ def _cross_validate(
     training: TrainingSettings,
     task: str,
     folds: int,
-) -> dict[str, float]:
+) -> tuple[dict[str, float], dict | None]:
+    """Returns the out-of-fold metrics and, for classification, the calibration fitted on the
+    out-of-fold probabilities (collected in the same loop: no second round of fits)."""
     if task == "classification" and y.value_counts().min() >= folds:
         splitter = StratifiedKFold(folds, shuffle=True, random_state=training.seed)
     else:
         splitter = KFold(folds, shuffle=True, random_state=training.seed)
     preds = pd.Series(index=y.index, dtype=object if task == "classification" else float)
-    scores = pd.Series(index=y.index, dtype=float)
+    classes = np.unique(y.to_numpy()) if task == "classification" else np.array([])
+    proba = np.zeros((len(y), len(classes)))
     for train_idx, test_idx in splitter.split(x, y):
         pipe = build_pipeline(data, training, task).fit(x.iloc[train_idx], y.iloc[train_idx])
         preds.iloc[test_idx] = pipe.predict(x.iloc[test_idx])
         if task == "classification":
-            scores.iloc[test_idx] = positive_scores(pipe, x.iloc[test_idx], data.positive_label)
-    if task == "classification":
-        return performance.compute_metrics(
-            y, preds.astype(y.dtype), task, y_score=scores, positive_label=data.positive_label
+            # a fold may miss a class: its column stays 0 for those rows
+            columns = np.searchsorted(classes, pipe.classes_)
+            proba[np.ix_(test_idx, columns)] = pipe.predict_proba(x.iloc[test_idx])
+    if task == "regression":
+        return performance.compute_metrics(y, preds.astype(float), task), None
+    y_pred = preds.astype(y.dtype)
+    if len(classes) > 2:
+        metrics = performance.compute_metrics(y, y_pred, task, y_score=proba, classes=classes)
+        calibrator = estimation.fit_calibrator(proba, y, classes=classes)
+    else:
+        pos = positive_index(list(classes), data.positive_label)
+        metrics = performance.compute_metrics(
+            y, y_pred, task, y_score=proba[:, pos], positive_label=data.positive_label
         )
-    return performance.compute_metrics(y, preds.astype(float), task)
+        calibrator = estimation.fit_calibrator(proba[:, pos], y, positive_label=classes[pos])
+    return metrics, calibrator.to_dict()
+
+
+def positive_index(classes: list, positive_label: object) -> int:
+    """Returns the column of the positive class among a model's classes (the last one if
+    positive_label is not set or not among them); labels compare by performance.label_key."""
+    keys = [performance.label_key(c) for c in classes]
+    if positive_label is not None and performance.label_key(positive_label) in keys:
+        return keys.index(performance.label_key(positive_label))
+    return len(classes) - 1
 
 
 def positive_scores(model: Pipeline, x: pd.DataFrame, positive_label: object) -> np.ndarray:
     """Returns the predicted probability of the positive class (the last class if none is set)."""
-    proba = model.predict_proba(x)
-    classes = [str(c) for c in model.classes_]
-    idx = classes.index(str(positive_label)) if str(positive_label) in classes else len(classes) - 1
-    return proba[:, idx]
+    return model.predict_proba(x)[:, positive_index(list(model.classes_), positive_label)]
 
 
 def save_model(model: Pipeline, path: Path) -> None:

@@ -24,6 +24,7 @@ class TrainingWindow:
     train_batches: tuple[str, ...]
     holdout_batches: tuple[str, ...]
     through_index: int
+    holdout_from_index: int
 
     def describe(self) -> str:
         return (
@@ -61,4 +62,5 @@ def build_window(
         train_batches=tuple(names),
         holdout_batches=tuple(b.batch_id for b in holdout),
         through_index=before[-1].index if before else 0,
+        holdout_from_index=holdout[0].index,
     )

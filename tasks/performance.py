@@ -1,15 +1,17 @@
-"""Ground-truth performance of every batch whose labels have arrived."""
+"""Ground-truth performance of every batch whose labels have arrived (and CBPE estimates before)."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from modelwatch import drift, history, io, performance, project, scoring, tracking
+from modelwatch import drift, history, io, performance, probation, project, scoring, tracking
 from modelwatch.project import Project
+from modelwatch.settings import BootstrapSettings
 
 
 @dataclass(frozen=True)
@@ -18,49 +20,104 @@ class Evaluation:
     index: int
     label_coverage: float
     report: performance.PerformanceReport
+    shadow: performance.PerformanceReport | None = None
 
 
 @task(cache_policy=NO_CACHE)
-def evaluate_labelled_batches(proj: Project, reference: pd.DataFrame) -> list[Evaluation]:
-    """Joins arrived labels to stored predictions and logs, at each batch's step, the realized
-    metrics and the drift of the labels against the reference target."""
+def evaluate_labelled_batches(
+    proj: Project, reference: pd.DataFrame, index: int
+) -> list[Evaluation]:
+    """Joins arrived labels to stored predictions and logs, at each batch's own step: label
+    coverage and latency, the realized metrics with bootstrap intervals, a dummy model's metrics
+    beside them, the error of the earlier CBPE estimate, the shadow model's metrics, and the
+    drift of the labels against the reference target."""
     logger = get_run_logger()
     labels = project.all_labels(proj)
+    data, task_kind = proj.settings.data, proj.settings.project.task
     done = []
     for run in history.batch_runs(proj.client, proj.experiments.monitoring):
         if run.status != history.ACCEPTED or run.evaluated:
             continue
         preds = io.read_csv_file(proj.repo_path("data/predictions") / f"{run.batch_id}.csv")
         batch = io.read_csv_file(proj.repo_path("data/batches") / f"{run.batch_id}.csv")
+        own = preds[[c for c in preds.columns if not c.startswith(probation.SHADOW_PREFIX)]]
         coverage, report = scoring.evaluate_predictions(
-            preds,
+            own,
             batch,
             labels,
-            proj.settings.data,
-            proj.settings.project.task,
+            data,
+            task_kind,
             proj.settings.performance,
+            reference_target=reference[data.target],
         )
         if report is None:
+            if coverage > 0 and coverage != run.metrics.get("label_coverage"):
+                with tracking.resume(run.run_id):
+                    tracking.log_metrics({"label_coverage": coverage}, step=run.index)
             continue
+        metrics = _report_metrics(report, "performance")
+        metrics |= {f"baseline.dummy.{k}": v for k, v in report.baseline.items()}
+        metrics |= {
+            f"estimation_error.{k}": report.metrics[k] - run.metrics[f"estimated.{k}"]
+            for k in report.metrics
+            if f"estimated.{k}" in run.metrics
+        }
+        shadow = _shadow_report(proj, preds, batch, labels)
+        if shadow is not None:
+            metrics |= _report_metrics(shadow, "shadow.performance")
+        target = _target_drift(proj, reference, preds, labels)
+        metrics |= {
+            f"drift.p_value.{target.column}": target.p_value,
+            f"drift.statistic.{target.column}": target.statistic,
+            "target_drift": float(target.drifted),
+            "label_coverage": coverage,
+            "label_latency_batches": float(index - run.index),
+            "label_latency_seconds": time.time() - run.start_time / 1000,
+        }
         with tracking.resume(run.run_id):
-            metrics = {f"performance.{k}": v for k, v in report.metrics.items()}
-            for seg in report.segments:
-                metrics |= {
-                    f"performance.{k}.{seg.column}.{seg.value}": v for k, v in seg.metrics.items()
-                }
-            target = _target_drift(proj, reference, preds, labels)
-            metrics |= {
-                f"drift.p_value.{target.column}": target.p_value,
-                f"drift.statistic.{target.column}": target.statistic,
-                "target_drift": float(target.drifted),
-            }
-            tracking.log_metrics(metrics | {"label_coverage": coverage}, step=run.index)
+            tracking.log_metrics(
+                {k: v for k, v in metrics.items() if v is not None}, step=run.index
+            )
             tracking.log_json(target.to_dict(), "target_drift.json")
             tracking.log_json(report.to_dict(), "performance.json")
-            tracking.set_tags({"labels_evaluated": "true"})
+            if shadow is not None:
+                tracking.log_json(shadow.to_dict(), "shadow_performance.json")
+            tracking.set_tags({"labels_evaluated": "true", "labels_evaluated_at_batch": index})
         logger.info("labels arrived for %s: %s", run.batch_id, report.summary())
-        done.append(Evaluation(run.batch_id, run.index, coverage, report))
+        done.append(Evaluation(run.batch_id, run.index, coverage, report, shadow))
     return done
+
+
+def _report_metrics(report: performance.PerformanceReport, prefix: str) -> dict[str, float]:
+    metrics = {f"{prefix}.{k}": v for k, v in report.metrics.items()}
+    for k, (low, high) in report.intervals.items():
+        metrics[f"{prefix}.{k}.ci_low"] = low
+        metrics[f"{prefix}.{k}.ci_high"] = high
+    for seg in report.segments:
+        metrics |= {f"{prefix}.{k}.{seg.column}.{seg.value}": v for k, v in seg.metrics.items()}
+    return metrics
+
+
+def _shadow_report(
+    proj: Project, preds: pd.DataFrame, batch: pd.DataFrame, labels: pd.DataFrame
+) -> performance.PerformanceReport | None:
+    """Returns the shadow model's (previous champion's) report on the same rows, if it scored."""
+    data = proj.settings.data
+    shadow = [c for c in preds.columns if c.startswith(probation.SHADOW_PREFIX)]
+    if not shadow:
+        return None
+    renamed = preds[[data.id, *shadow]].rename(
+        columns={c: c[len(probation.SHADOW_PREFIX) :] for c in shadow}
+    )
+    _, report = scoring.evaluate_predictions(
+        renamed,
+        batch,
+        labels,
+        data,
+        proj.settings.project.task,
+        proj.settings.performance.model_copy(update={"bootstrap": BootstrapSettings(samples=0)}),
+    )
+    return report
 
 
 def _target_drift(
@@ -71,3 +128,29 @@ def _target_drift(
     return drift.compute_series_drift(
         data.target, reference[data.target], realized, proj.settings.drift
     )
+
+
+@task(cache_policy=NO_CACHE)
+def estimate_performance(
+    proj: Project, predictions: pd.DataFrame, calibrator: object | None
+) -> dict[str, float]:
+    """Returns CBPE-estimated metrics of a batch from the champion's calibrated scores
+    (classification with performance.estimate; {} otherwise)."""
+    from modelwatch import estimation
+
+    data = proj.settings.data
+    if calibrator is None or not proj.settings.performance.estimate:
+        return {}
+    if calibrator.binary:
+        scores = predictions[scoring.SCORE].to_numpy(dtype=float)
+    else:
+        cols = [scoring.class_score_column(c) for c in calibrator.classes]
+        scores = predictions[cols].to_numpy(dtype=float)
+    calibrated = calibrator.apply(scores)
+    estimated = estimation.estimate_metrics(
+        predictions[data.prediction].to_numpy(), calibrated, **calibrator.label_kwargs()
+    )
+    get_run_logger().info(
+        "estimated before labels: %s", ", ".join(f"{k} {v:.3f}" for k, v in estimated.items())
+    )
+    return estimated

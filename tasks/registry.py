@@ -1,4 +1,4 @@
-"""Load the champion, score with it, move aliases."""
+"""Load the champion (and its shadow), score with it, move aliases through the alias history."""
 
 from __future__ import annotations
 
@@ -8,13 +8,28 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from modelwatch import registry, scoring
+from modelwatch import alias_history, project, registry, scoring, tracking, versioning
 from modelwatch.project import Project
+
+PROBATION_TAG = "probation"
+
+
+def history_of(proj: Project) -> alias_history.AliasHistory:
+    """Returns the append-only alias history of the project's model."""
+    return alias_history.AliasHistory(proj.paths.registry_dir, proj.model_name)
+
+
+def _via() -> str:
+    from prefect.runtime import flow_run
+
+    return f"prefect flow run {flow_run.name} ({flow_run.id})"
 
 
 @task(cache_policy=NO_CACHE)
 def load_champion(proj: Project) -> tuple[Any, registry.ModelVersionInfo]:
-    """Returns the champion pipeline (models:/<name>@champion) and its version info."""
+    """Returns the champion pipeline (models:/<name>@champion) and its version info; an
+    interrupted alias move is finished or undone first."""
+    registry.recover(proj.client, proj.model_name, history_of(proj))
     info = registry.require_alias(proj.client, proj.model_name, registry.CHAMPION)
     model = registry.load_model(proj.model_name, registry.CHAMPION)
     get_run_logger().info("champion: %s version %s", proj.model_name, info.version)
@@ -22,8 +37,42 @@ def load_champion(proj: Project) -> tuple[Any, registry.ModelVersionInfo]:
 
 
 @task(cache_policy=NO_CACHE)
+def load_shadow(
+    proj: Project, champion: registry.ModelVersionInfo
+) -> tuple[Any, registry.ModelVersionInfo] | None:
+    """Returns the previous champion while the champion is on probation (it scores in shadow)."""
+    if champion.tags.get(PROBATION_TAG) != "active":
+        return None
+    previous = registry.get_alias(proj.client, proj.model_name, registry.PREVIOUS)
+    if previous is None:
+        return None
+    get_run_logger().info(
+        "champion %s on probation: version %s scores in shadow", champion.version, previous.version
+    )
+    return registry.load_model(proj.model_name, registry.PREVIOUS), previous
+
+
+@task(cache_policy=NO_CACHE)
+def load_calibration(proj: Project, champion: registry.ModelVersionInfo) -> Any:
+    """Returns the champion's calibrator (from its training run), or None without one."""
+    from modelwatch import estimation
+
+    run_id = champion.tags.get("training_run_id")
+    if proj.settings.project.task != "classification" or not run_id:
+        return None
+    import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
+
+    try:
+        raw = mlflow.artifacts.load_dict(f"runs:/{run_id}/calibration.json")
+    except (MlflowException, OSError):
+        return None
+    return estimation.Calibrator.from_dict(raw) if raw else None
+
+
+@task(cache_policy=NO_CACHE)
 def score_batch(model: Any, frame: pd.DataFrame, proj: Project) -> pd.DataFrame:
-    """Returns the id, prediction (and positive-class score) of every row."""
+    """Returns the id, prediction (and class scores) of every row."""
     return scoring.score_frame(model, frame, proj.settings.data, proj.settings.project.task)
 
 
@@ -33,45 +82,99 @@ def apply_promotion(
     decision: Any,
     candidate_run_id: str,
     baseline: float,
-    candidate_scores: dict[str, float],
-    champion_scores: dict[str, float] | None,
+    reason: str,
 ) -> str | None:
-    """Moves the aliases when the decision says so, and logs the comparison in MLflow.
+    """Logs the comparison in MLflow and, when the decision says so and run_mode is enabled,
+    moves the aliases (recorded in the alias history).
 
     Returns:
         The outgoing champion version when promoted, else None.
     """
-    from modelwatch import tracking
-
     name, version = proj.model_name, decision.candidate_version
+    mode = proj.settings.retrain.run_mode
+    moved = decision.promote and mode == "enabled"
+    outcome = "promoted" if moved else "rejected" if not decision.promote else "dry_run"
     with tracking.resume(candidate_run_id):
         tracking.log_metrics(
-            {f"challenger.{k}": v for k, v in candidate_scores.items()}
-            | {f"champion.{k}": v for k, v in (champion_scores or {}).items()}
+            {f"challenger.{k}": v for k, v in decision.candidate_metrics.items()}
+            | {f"champion.{k}": v for k, v in (decision.champion_metrics or {}).items()}
             | ({"improvement": decision.improvement} if decision.improvement is not None else {}),
             step=0,
         )
         tracking.log_json(decision.to_dict(), "promotion_decision.json")
+        tracking.log_text(_comparison_markdown(decision), "promotion_decision.md")
         tracking.set_tags(
             {
-                "promotion": "promoted" if decision.promote else "rejected",
+                "promotion": outcome,
+                "decision_id": decision.decision_id,
                 "champion_version_before": decision.champion_version or "",
             }
         )
-    registry.tag_version(
+    tags = {
+        "promotion": outcome,
+        "decision_id": decision.decision_id,
+        f"baseline_{proj.settings.retrain.performance_metric}": baseline,
+    }
+    if moved and decision.champion_version and proj.settings.promotion.probation.batches:
+        tags[PROBATION_TAG] = "active"
+    registry.tag_version(proj.client, name, version, tags)
+    proj.client.update_model_version(name, version, description=_comparison_markdown(decision))
+    logger = get_run_logger()
+    if not moved:
+        logger.info("%s: %s", outcome, decision.summary())
+        return None
+    old = registry.promote(
         proj.client,
         name,
         version,
-        {
-            "promotion": "promoted" if decision.promote else "rejected",
-            f"baseline_{proj.settings.retrain.performance_metric}": baseline,
-        },
+        history=history_of(proj),
+        via=_via(),
+        reason=reason,
+        decision_id=decision.decision_id,
     )
-    proj.client.update_model_version(name, version, description=decision.summary())
-    logger = get_run_logger()
-    if not decision.promote:
-        logger.info("kept champion %s: %s", decision.champion_version, decision.summary())
-        return None
-    old = registry.promote(proj.client, name, version)
     logger.info("promoted version %s to champion (previous %s)", version, old)
     return old
+
+
+def _comparison_markdown(decision: Any) -> str:
+    lines = [f"**{decision.summary().split(':', 1)[0]}** (decision {decision.decision_id})", ""]
+    lines += [f"- {c.sentence}" for c in decision.checks]
+    return "\n".join(lines)
+
+
+@task(cache_policy=NO_CACHE)
+def rollback_champion(proj: Project, reason: str, decision_id: str = "") -> tuple[str, str]:
+    """Restores previous_champion as champion (alias history records it) and makes its training
+    data the drift reference again. Returns (from version, to version)."""
+    name = proj.model_name
+    before, after = registry.rollback(
+        proj.client,
+        name,
+        history=history_of(proj),
+        reason=reason,
+        via=_via(),
+        decision_id=decision_id,
+    )
+    registry.tag_version(
+        proj.client, name, before, {PROBATION_TAG: "rolled_back", "rolled_back_reason": reason}
+    )
+    restored = registry.get_alias(proj.client, name, registry.CHAMPION)
+    window_tag = restored.tags.get("window_tag") if restored else None
+    if window_tag:
+        raw = versioning.read_version(proj.paths.data_repo, project.WINDOW, window_tag)
+        path = proj.repo_path(project.REFERENCE)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(raw)
+        versioning.track(
+            proj.paths.data_repo, [path], f"reference for champion {after} (rollback from {before})"
+        )
+    get_run_logger().warning("rolled back champion %s -> %s: %s", before, after, reason)
+    return before, after
+
+
+@task(cache_policy=NO_CACHE)
+def end_probation(proj: Project, version: str, status: str, reason: str) -> None:
+    """Records how a champion's probation ended (passed) on its model version."""
+    registry.tag_version(
+        proj.client, proj.model_name, version, {PROBATION_TAG: status, "probation_reason": reason}
+    )

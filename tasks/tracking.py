@@ -12,6 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from modelwatch import drift, history, io, tracking, validation, versioning
 from modelwatch.policy import RetrainDecision
 from modelwatch.project import Project
+from tasks.policy import VIOLATED_TAG
 
 
 def _flow_run_tags() -> dict[str, str]:
@@ -37,6 +38,9 @@ def log_monitoring_run(
     file_md5: str,
     multivariate_results: tuple = (),
     drift_html: str | None = None,
+    estimated: dict[str, float] | None = None,
+    shadow_version: str | None = None,
+    probation_verdict: Any = None,
 ) -> str:
     """Logs the accepted batch's run; returns its run id."""
     batch_version = versions[f"data/batches/{batch_id}.csv"]
@@ -53,6 +57,11 @@ def log_monitoring_run(
         "file_md5": file_md5,
         "data_commit": batch_version.commit,
         "decision": _decision_word(decision),
+        "decision_severity": decision.severity,
+        "decision_rules": ",".join(decision.rules_fired),
+        "decision_mode": decision.mode,
+        VIOLATED_TAG: ",".join(decision.violated),
+        "shadow_version": shadow_version or "",
         "dataset_drift": str(report.dataset_drift).lower(),
         "dataset_drift_rule": report.dataset_rule or "",
         **_flow_run_tags(),
@@ -67,6 +76,7 @@ def log_monitoring_run(
         "prediction.mean": float(pd.to_numeric(pred, errors="coerce").mean()),
     }
     metrics |= _drift_metrics(report)
+    metrics |= {f"estimated.{k}": v for k, v in (estimated or {}).items()}
     for result in multivariate_results:
         metrics[f"multivariate.{result.method}"] = result.statistic
         metrics[f"multivariate.{result.method}.drifted"] = float(result.drifted)
@@ -79,7 +89,11 @@ def log_monitoring_run(
         tracking.log_json(
             {"results": [r.to_dict() for r in multivariate_results]}, "multivariate_drift.json"
         )
-        tracking.log_json(decision.to_dict(), "decision.json")
+        tracking.log_json(
+            decision.to_dict() | {"batch_id": batch_id, "batch_index": index}, "decision.json"
+        )
+        if probation_verdict is not None:
+            tracking.log_json(probation_verdict.to_dict(), "probation.json")
         tracking.log_text(decision.summary(), "decision.md")
         tracking.log_dataset(
             batch, batch_id, f"data/batches/{batch_id}.csv", "monitoring", batch_version.md5

@@ -84,6 +84,8 @@ def train_candidate(
             step=through_index,
         )
         tracking.log_json(metrics.get("importance", {}), "feature_importance.json")
+        if metrics.get("calibration"):
+            tracking.log_json(metrics["calibration"], "calibration.json")
         tracking.set_tags({f"param.{k}": v for k, v in proj.settings.training.model_dump().items()})
         tracking.log_dataset(
             train, "training_window", project.WINDOW, "training", win.md5, targets=data.target
@@ -105,23 +107,20 @@ def train_candidate(
             ),
         },
     )
-    registry.set_challenger(proj.client, proj.model_name, version)
-    get_run_logger().info("candidate version %s registered as challenger (%s)", version, tag)
+    if proj.settings.retrain.run_mode == "enabled":
+        from tasks.registry import history_of
+
+        registry.set_challenger(proj.client, proj.model_name, version, history=history_of(proj))
+    get_run_logger().info("candidate version %s registered (%s)", version, tag)
     return Candidate(version, run_id, metrics["cv"], tag, win.md5, sha)
 
 
 @task(cache_policy=NO_CACHE)
-def score_on_holdout(proj: Project, holdout: pd.DataFrame, alias: str) -> dict[str, float]:
-    """Returns the metrics of the model behind an alias on the holdout."""
-    from modelwatch import performance, scoring
+def score_holdout(proj: Project, holdout: pd.DataFrame, version: str) -> pd.DataFrame:
+    """Returns the predictions (and class scores) of one model version on the holdout rows."""
+    import mlflow.sklearn
 
-    model = registry.load_model(proj.model_name, alias)
-    task_kind, data = proj.settings.project.task, proj.settings.data
-    scored = scoring.score_frame(model, holdout, data, task_kind)
-    return performance.compute_metrics(
-        holdout[data.target],
-        scored[data.prediction],
-        task_kind,
-        y_score=scored.get(scoring.SCORE),
-        positive_label=data.positive_label,
-    )
+    from modelwatch import scoring
+
+    model = mlflow.sklearn.load_model(f"models:/{proj.model_name}/{version}")
+    return scoring.score_frame(model, holdout, proj.settings.data, proj.settings.project.task)

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMANDS = ["demo", "run", "bootstrap", "retrain", "table", "ui"]
+COMMANDS = ["demo", "run", "bootstrap", "retrain", "rollback", "history", "decision", "table", "ui"]
 
 
 def modelwatch(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
@@ -94,7 +94,8 @@ def test_default_params_file_missing_in_cwd(tmp_path):
         (
             ["promote"],
             "modelwatch: error: argument command: invalid choice: 'promote' "
-            "(choose from 'demo', 'run', 'bootstrap', 'retrain', 'table', 'ui')",
+            "(choose from 'demo', 'run', 'bootstrap', 'retrain', 'rollback', "
+            "'history', 'decision', 'table', 'ui')",
         ),
     ],
 )

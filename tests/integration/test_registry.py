@@ -12,6 +12,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from modelwatch import registry, tracking
+from modelwatch.alias_history import AliasHistory
 from modelwatch.errors import RegistryError
 from modelwatch.settings import Paths
 
@@ -82,6 +83,12 @@ def client(built, tmp_path, monkeypatch):
     reset_mlflow()
 
 
+@pytest.fixture
+def history(tmp_path):
+    """The alias history next to the client fixture's store (<home>/registry)."""
+    return AliasHistory(make_paths(tmp_path).registry_dir, NAME)
+
+
 def test_log_registers_consecutive_versions_with_their_runs(built, client):
     assert sorted(built["models"]) == ["1", "2"]
     for version, run_id in built["runs"].items():
@@ -92,12 +99,24 @@ def test_log_registers_consecutive_versions_with_their_runs(built, client):
         assert run.data.tags["alpha"] == {"1": "1.0", "2": "100.0"}[version]
 
 
-def test_promote_moves_champion_and_keeps_previous(built, client):
-    assert registry.promote(client, NAME, "1") is None
+def test_promote_moves_champion_and_keeps_previous(built, client, history, tmp_path, monkeypatch):
+    monkeypatch.setenv("MODELWATCH_ACTOR", "alice")
+    assert registry.promote(client, NAME, "1", history=history) is None
     assert registry.aliases(client, NAME) == {"champion": "1"}
     assert registry.get_alias(client, NAME, registry.PREVIOUS) is None
 
-    assert registry.promote(client, NAME, "2") == "1"
+    assert (
+        registry.promote(
+            client,
+            NAME,
+            "2",
+            history=history,
+            via="retrain/run-7",
+            reason="lower MAE",
+            decision_id="d-2",
+        )
+        == "1"
+    )
     assert registry.aliases(client, NAME) == {"champion": "2", "previous_champion": "1"}
     champion = registry.require_alias(client, NAME, registry.CHAMPION)
     assert (champion.version, champion.run_id) == ("2", built["runs"]["2"])
@@ -105,8 +124,48 @@ def test_promote_moves_champion_and_keeps_previous(built, client):
     assert (previous.version, previous.run_id) == ("1", built["runs"]["1"])
 
     # promoting the champion again must not overwrite previous_champion with itself
-    assert registry.promote(client, NAME, "2") == "2"
+    assert registry.promote(client, NAME, "2", history=history) == "2"
     assert registry.aliases(client, NAME) == {"champion": "2", "previous_champion": "1"}
+
+    # two transactions of two records each; the no-op third promotion recorded nothing
+    records = history.records()
+    moves = [
+        (r.seq, r.txn, r.action, r.state, r.from_version, r.to_version, r.previous_after)
+        for r in records
+    ]
+    assert moves == [
+        (1, 1, "promote", "prepared", None, "1", None),
+        (2, 1, "promote", "committed", None, "1", None),
+        (3, 3, "promote", "prepared", "1", "2", "1"),
+        (4, 3, "promote", "committed", "1", "2", "1"),
+    ]
+    who = {(r.actor, r.via, r.reason, r.decision_id) for r in records[2:]}
+    assert who == {("alice", "retrain/run-7", "lower MAE", "d-2")}
+    assert (records[0].via, records[0].reason, records[0].decision_id) == (None, "", "")
+    assert history.path == tmp_path / "home" / "registry" / f"{NAME}.aliases.jsonl"
+
+
+def test_promote_of_missing_version_changes_nothing(client, history):
+    registry.promote(client, NAME, "1", history=history)
+    before = history.path.read_bytes()
+    with pytest.raises(RegistryError, match=f"^model '{NAME}' has no version '7'$"):
+        registry.promote(client, NAME, "7", history=history)
+    assert registry.aliases(client, NAME) == {"champion": "1"}
+    assert history.path.read_bytes() == before
+
+
+def test_set_challenger_with_history_records_a_set(client, history):
+    registry.set_challenger(client, NAME, "1", history=history, actor="bob", reason="trained")
+    registry.set_challenger(client, NAME, "2", history=history, actor="bob", reason="retrained")
+    assert registry.aliases(client, NAME) == {"challenger": "2"}
+    got = [(r.action, r.alias, r.from_version, r.to_version, r.state) for r in history.records()]
+    assert got == [
+        ("set", "challenger", None, "1", "prepared"),
+        ("set", "challenger", None, "1", "committed"),
+        ("set", "challenger", "1", "2", "prepared"),
+        ("set", "challenger", "1", "2", "committed"),
+    ]
+    assert history.champion_at(history.records()[-1].at) is None  # no champion moved
 
 
 def test_challenger_and_tags(client):
@@ -125,8 +184,8 @@ def test_missing_alias_or_model_is_none(client):
 
 
 @pytest.mark.parametrize("name", [NAME, "no-such-model"])
-def test_require_alias_names_model_and_alias(client, name):
-    registry.promote(client, NAME, "1")
+def test_require_alias_names_model_and_alias(client, history, name):
+    registry.promote(client, NAME, "1", history=history)
     with pytest.raises(
         RegistryError,
         match=f"^model '{name}' has no 'challenger' alias "
@@ -136,10 +195,10 @@ def test_require_alias_names_model_and_alias(client, name):
     assert registry.aliases(client, NAME) == {"champion": "1"}  # registry unchanged
 
 
-def test_load_model_predicts_like_the_original(built, client):
+def test_load_model_predicts_like_the_original(built, client, history):
     models, x = built["models"], built["x"]
-    registry.promote(client, NAME, "1")
-    registry.promote(client, NAME, "2")
+    registry.promote(client, NAME, "1", history=history)
+    registry.promote(client, NAME, "2", history=history)
     for alias, version in [(registry.CHAMPION, "2"), (registry.PREVIOUS, "1")]:
         loaded = registry.load_model(NAME, alias)
         np.testing.assert_array_equal(loaded.predict(x), models[version].predict(x))

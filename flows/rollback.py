@@ -1,0 +1,24 @@
+"""rollback: restore previous_champion as champion, with a reason, and its drift reference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow
+
+from flows.common import DEFAULT_PARAMS
+from modelwatch.errors import ConfigError
+from tasks.project import open_project
+from tasks.registry import rollback_champion
+
+
+@flow(name="rollback", flow_run_name="rollback")
+def rollback(reason: str, params_path: Path = DEFAULT_PARAMS) -> tuple[str, str]:
+    """Makes previous_champion the champion again; returns (from version, to version).
+
+    The alias history records who asked, when and why; the restored champion's training data
+    becomes the drift reference again (read back from DVC at its window tag)."""
+    if not reason or not reason.strip():
+        raise ConfigError("rollback needs a reason: who asked for it, and why")
+    proj = open_project(params_path)
+    return rollback_champion(proj, reason)

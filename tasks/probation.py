@@ -1,0 +1,55 @@
+"""Probation: judge a freshly promoted champion against its predecessor, scored in shadow."""
+
+from __future__ import annotations
+
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from modelwatch import history, io, probation, project, registry, scoring
+from modelwatch.project import Project
+
+
+@task(cache_policy=NO_CACHE)
+def judge_probation(
+    proj: Project, champion: registry.ModelVersionInfo
+) -> probation.ProbationVerdict | None:
+    """Returns the verdict on the champion's probation, or None when it is not on probation.
+
+    The rows are those of labelled batches this champion scored while the previous champion
+    scored the same rows in shadow."""
+    from tasks.registry import PROBATION_TAG
+
+    settings = proj.settings.promotion.probation
+    if champion.tags.get(PROBATION_TAG) != "active" or settings.batches == 0:
+        return None
+    previous = registry.get_alias(proj.client, proj.model_name, registry.PREVIOUS)
+    if previous is None:
+        return None
+    data = proj.settings.data
+    runs = [
+        b
+        for b in history.batch_runs(proj.client, proj.experiments.monitoring)
+        if b.evaluated
+        and b.champion_version == champion.version
+        and b.tags.get("shadow_version") == previous.version
+    ][: settings.batches]
+    labels = project.all_labels(proj)
+    frames = []
+    for run in runs:
+        preds = io.read_csv_file(proj.repo_path("data/predictions") / f"{run.batch_id}.csv")
+        frames.append(preds.merge(labels[[data.id, data.target]], on=data.id, how="inner"))
+    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    verdict = probation.judge(
+        rows,
+        len(runs),
+        settings,
+        data,
+        proj.settings.project.task,
+        proj.settings.retrain.performance_metric,
+        champion_version=champion.version,
+        previous_version=previous.version,
+        score_column=scoring.SCORE if scoring.SCORE in rows.columns else None,
+    )
+    get_run_logger().info("probation: %s", verdict.reason)
+    return verdict
