@@ -74,6 +74,9 @@ class Outcome:
     seconds: float = 0.0
 
 
+VERBOSE = False
+
+
 def fit(frame: pd.DataFrame, s: Settings) -> object:
     x, y = training.split_xy(frame, s.data)
     return training.build_pipeline(s.data, s.training, s.project.task).fit(x, y)
@@ -229,6 +232,9 @@ def run_modelwatch(reference, batches, s: Settings) -> Outcome:
             r.on_probation = s.promotion.probation.batches > 0
         else:
             r.out.rejections += 1
+        if VERBOSE:
+            fired = ",".join(decision.rules_fired)
+            print(f"  batch {index} [{fired}]: {result.summary()}")
     return r.out
 
 
@@ -279,7 +285,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--policies", nargs="+", default=["never", "every", "schedule", "modelwatch"]
     )
+    parser.add_argument("--verbose", action="store_true", help="print each comparison")
     args = parser.parse_args(argv)
+    global VERBOSE
+    VERBOSE = args.verbose
     loaded = load_settings(args.params)
     s, paths = loaded.settings, loaded.paths
     frame = load_source(paths.resolve(s.demo.source), s.data, s.demo)
