@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 UV := $(BIN)/uv
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: setup demo demo-bank test test-fast lint ui bench bench-drift bench-quality report-screenshot clean
+.PHONY: setup demo demo-bank test test-fast lint ui bench bench-drift bench-quality bench-policies report-screenshot clean
 
 $(UV):
 	python3 -m venv $(VENV) && $(BIN)/pip install --quiet --disable-pip-version-check uv==0.13.9
@@ -34,6 +34,9 @@ bench-drift: setup
 
 bench-quality: setup
 	bash benchmarks/envs/setup.sh && $(BIN)/python benchmarks/bench_drift_quality.py
+
+bench-policies: setup
+	$(BIN)/python benchmarks/bench_policies.py
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

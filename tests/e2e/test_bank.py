@@ -51,3 +51,20 @@ def test_realized_classification_metrics_match_sklearn(bank):
     f1 = sklearn.metrics.f1_score(joined["Class"], joined["prediction"], pos_label=2)
     assert run.metrics["performance.roc_auc"] == pytest.approx(auc, rel=1e-9)
     assert run.metrics["performance.f1"] == pytest.approx(f1, rel=1e-9, abs=1e-12)
+
+
+def test_cbpe_estimates_before_labels_then_compares_with_realized(bank):
+    """Estimated metrics are logged when a batch is scored (no labels yet); when its labels
+    arrive, estimation_error = realized - estimated is logged at the same step."""
+    runs = history.batch_runs(bank["client"], bank["exps"].monitoring)
+    for run in runs:
+        assert {"estimated.accuracy", "estimated.roc_auc", "estimated.f1"} <= set(run.metrics)
+    first = runs[0]
+    for metric in ("accuracy", "roc_auc", "f1"):
+        assert first.metrics[f"estimation_error.{metric}"] == pytest.approx(
+            first.metrics[f"performance.{metric}"] - first.metrics[f"estimated.{metric}"]
+        )
+    assert abs(first.metrics["estimation_error.accuracy"]) < 0.05
+    assert {"performance.pr_auc", "performance.log_loss", "baseline.dummy.log_loss"} <= set(
+        first.metrics
+    )
