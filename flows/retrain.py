@@ -11,7 +11,13 @@ from modelwatch import gate, history, promotion, registry, versioning
 from modelwatch.errors import ConfigError, InsufficientDataError
 from tasks.project import open_project
 from tasks.registry import apply_promotion
-from tasks.training import build_training_window, score_holdout, train_candidate, write_window
+from tasks.training import (
+    build_training_window,
+    log_holdout_evaluation,
+    score_holdout,
+    train_candidate,
+    write_window,
+)
 
 
 @flow(name="retrain", flow_run_name="retrain")
@@ -37,10 +43,15 @@ def retrain(
     versions = write_window(proj, window.train, window.holdout, tag, f"training window {tag}")
     cand = train_candidate(proj, window.train, versions, reason, window.through_index, tag)
     data = proj.settings.data
+    cand_scored = score_holdout(proj, window.holdout, cand.version)
+    champ_scored = score_holdout(proj, window.holdout, champion.version) if champion else None
+    log_holdout_evaluation(
+        proj, cand.run_id, window.holdout, {"challenger": cand_scored, "champion": champ_scored}
+    )
     decision = promotion.compare_models(
         window.holdout,
-        score_holdout(proj, window.holdout, cand.version),
-        score_holdout(proj, window.holdout, champion.version) if champion else None,
+        cand_scored,
+        champ_scored,
         proj.settings.promotion,
         data,
         proj.settings.project.task,

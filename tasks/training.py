@@ -124,3 +124,45 @@ def score_holdout(proj: Project, holdout: pd.DataFrame, version: str) -> pd.Data
 
     model = mlflow.sklearn.load_model(f"models:/{proj.model_name}/{version}")
     return scoring.score_frame(model, holdout, proj.settings.data, proj.settings.project.task)
+
+
+@task(cache_policy=NO_CACHE)
+def log_holdout_evaluation(
+    proj: Project,
+    run_id: str,
+    holdout: pd.DataFrame,
+    scored: dict[str, pd.DataFrame | None],
+) -> dict[str, dict[str, float]]:
+    """Logs mlflow.models.evaluate of each model's holdout predictions into the challenger's
+    training run (metrics prefixed `holdout.<role>.`, the evaluation dataset as its input);
+    returns role -> MLflow's metrics."""
+    import warnings
+
+    import mlflow
+
+    data = proj.settings.data
+    model_type = "regressor" if proj.settings.project.task == "regression" else "classifier"
+    out = {}
+    with tracking.resume(run_id), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for role, preds in scored.items():
+            if preds is None:
+                continue
+            frame = pd.DataFrame(
+                {
+                    data.target: holdout[data.target].to_numpy(),
+                    data.prediction: preds[data.prediction].to_numpy(),
+                }
+            )
+            result = mlflow.models.evaluate(
+                data=frame,
+                predictions=data.prediction,
+                targets=data.target,
+                model_type=model_type,
+                evaluator_config={
+                    "metric_prefix": f"holdout.{role}.",
+                    "log_model_explainability": False,
+                },
+            )
+            out[role] = dict(result.metrics)
+    return out

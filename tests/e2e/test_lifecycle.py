@@ -173,6 +173,14 @@ def test_promotion_compared_on_the_holdout_and_recorded(life):
     mv = life.client.get_model_version(life.name, decision.candidate_version)
     assert decision.decision_id in mv.description
     assert mv.tags["decision_id"] == decision.decision_id
+    # MLflow's evaluation of both models on the holdout agrees (reference: mlflow.models.evaluate)
+    run = life.client.get_run(mv.tags["training_run_id"]).data.metrics
+    assert run["holdout.challenger.mean_absolute_error"] == pytest.approx(
+        decision.candidate_metrics["mae"], rel=1e-9
+    )
+    assert run["holdout.champion.mean_absolute_error"] == pytest.approx(
+        decision.champion_metrics["mae"], rel=1e-9
+    )
     # the drift reference is now the new champion's training window, versioned with DVC
     root = life.loaded.paths.data_repo
     window_tag = mv.tags["window_tag"]
