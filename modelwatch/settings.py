@@ -6,9 +6,17 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from modelwatch.errors import ConfigError
 
@@ -306,6 +314,49 @@ class TrackingSettings(_Frozen):
     experiment: str = Field(min_length=1)
 
 
+class WebhookSettings(_Frozen):
+    """An incoming webhook that accepts Slack-compatible JSON (Slack, Mattermost, Rocket.Chat)."""
+
+    url: str
+    name: str | None = Field(None, min_length=1)  # in logs and results; default: the URL's host
+    min_severity: Severity = "warning"
+    timeout_seconds: float = Field(5, gt=0, le=60)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        return url
+
+    @property
+    def label(self) -> str:
+        """The name, or the URL's host and port: never the path, which often holds a token."""
+        return self.name or urlsplit(self.url).netloc.rpartition("@")[2]
+
+
+class AlertSettings(_Frozen):
+    """Where alerts go: the log from `min_severity` up, each webhook from its own min_severity.
+
+    An open incident is alerted once; `repeat_after_batches` re-sends it while it stays open
+    (null: never)."""
+
+    min_severity: Severity = "info"
+    webhooks: list[WebhookSettings] = []
+    repeat_after_batches: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _unique_labels(self) -> AlertSettings:
+        labels = [w.label for w in self.webhooks]
+        repeated = sorted({x for x in labels if labels.count(x) > 1})
+        if repeated:
+            raise ValueError(
+                f"alerts.webhooks: {repeated} appear more than once; give each webhook a name"
+            )
+        return self
+
+
 class Settings(_Frozen):
     project: ProjectSettings
     data: DataSettings
@@ -319,6 +370,7 @@ class Settings(_Frozen):
     training: TrainingSettings = TrainingSettings()
     promotion: PromotionSettings
     tracking: TrackingSettings
+    alerts: AlertSettings = AlertSettings()
 
     @model_validator(mode="after")
     def _metrics_match_task(self) -> Settings:

@@ -1,0 +1,149 @@
+"""Alert delivery: to the log, and as Slack-compatible JSON to webhooks; the incident state file.
+
+HTTP goes through urllib.request (proxies from the usual *_proxy variables). A webhook that
+fails never raises: the failure is logged and returned, so the caller can record it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from modelwatch.alerts import Alert, IncidentState, at_least, slack_payload
+from modelwatch.errors import SchemaError
+from modelwatch.io import write_text
+from modelwatch.settings import AlertSettings, WebhookSettings
+
+logger = logging.getLogger(__name__)
+
+LOG_LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "critical": logging.CRITICAL}
+_BODY_SHOWN = 200  # characters of an error response kept in the reason
+
+Logger = logging.Logger | logging.LoggerAdapter
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What became of one alert at one webhook. reason: why it failed ("" when delivered)."""
+
+    webhook: str
+    alert: str
+    incident_key: str | None
+    status: Literal["delivered", "failed"]
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns a JSON-compatible dict."""
+        return asdict(self)
+
+
+class _Unreachable(Exception):
+    """No HTTP answer at all (refused, unresolvable, timed out): later alerts are not tried."""
+
+
+class _Refused(Exception):
+    """The webhook answered with an HTTP error status."""
+
+
+def route(
+    alerts: Sequence[Alert], settings: AlertSettings, log: Logger | None = None
+) -> list[Delivery]:
+    """Logs each alert at the level of its severity (from settings.min_severity up) and posts it
+    to every webhook whose min_severity it meets; returns one Delivery per webhook and alert.
+
+    A webhook that cannot be reached is not tried again for the later alerts of this call (each
+    would wait for its timeout); those are returned as failed too."""
+    log = log or logger
+    unreachable: dict[str, str] = {}
+    out: list[Delivery] = []
+    for alert in alerts:
+        if at_least(alert.routing_severity, settings.min_severity):
+            log.log(LOG_LEVELS[alert.severity], "alert: %s", describe(alert))
+        for hook in settings.webhooks:
+            if at_least(alert.routing_severity, hook.min_severity):
+                out.append(_deliver(alert, hook, unreachable, log))
+    return out
+
+
+def describe(alert: Alert) -> str:
+    """Returns the alert as one log line: severity, title, text, batch and incident."""
+    where = f"batch {alert.batch_id}" if alert.batch_id else "no batch"
+    incident = f", incident {alert.incident_key}" if alert.incident_key else ""
+    text = "; ".join(line.removeprefix("- ") for line in alert.text.splitlines() if line.strip())
+    return f"[{alert.severity}] {alert.title}: {text} ({where}{incident})"
+
+
+def _post_json(url: str, payload: dict[str, Any], timeout: float) -> None:
+    """POSTs payload as JSON and reads the answer.
+
+    Raises:
+        _Refused: the answer had an HTTP error status.
+        _Unreachable: no answer (connection refused, name unknown, timeout, broken connection).
+    """
+    body = json.dumps(payload).encode("utf-8")
+    request = urllib.request.Request(
+        url, data=body, headers={"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.build_opener().open(request, timeout=timeout) as response:
+            response.read()
+    except urllib.error.HTTPError as exc:
+        shown = exc.read(_BODY_SHOWN).decode("utf-8", "replace").strip()
+        raise _Refused(f"HTTP {exc.code} {exc.reason}" + (f": {shown}" if shown else "")) from None
+    except TimeoutError:
+        raise _Unreachable(f"no answer within {timeout:g} s") from None
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, TimeoutError):
+            raise _Unreachable(f"no answer within {timeout:g} s") from None
+        raise _Unreachable(f"cannot connect: {exc.reason}") from None
+    except (OSError, http.client.HTTPException) as exc:
+        raise _Unreachable(f"connection failed: {type(exc).__name__}: {exc}") from None
+
+
+def load_state(path: Path) -> IncidentState:
+    """Returns the incident state stored at path; none yet (no file) is no open incident.
+
+    Raises:
+        SchemaError: the file is not an incident state.
+    """
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return IncidentState()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SchemaError(f"{path}: not valid JSON ({exc}); delete it to reset alerts") from None
+    try:
+        if not isinstance(raw, dict):
+            raise ValueError(f"expected an object, got {type(raw).__name__}")
+        return IncidentState.from_dict(raw)
+    except ValueError as exc:
+        raise SchemaError(f"{path}: {exc}; delete it to reset alerts") from None
+
+
+def save_state(path: Path, state: IncidentState) -> Path:
+    """Writes the incident state atomically as JSON."""
+    return write_text(json.dumps(state.to_dict(), indent=2, sort_keys=True) + "\n", Path(path))
+
+
+def _deliver(
+    alert: Alert, hook: WebhookSettings, unreachable: dict[str, str], log: Logger
+) -> Delivery:
+    label = hook.label
+    if label in unreachable:
+        reason = f"not tried: unreachable earlier in this batch ({unreachable[label]})"
+        return Delivery(label, alert.title, alert.incident_key, "failed", reason)
+    try:
+        _post_json(hook.url, slack_payload(alert), hook.timeout_seconds)
+    except (_Refused, _Unreachable) as exc:
+        if isinstance(exc, _Unreachable):
+            unreachable[label] = str(exc)
+        log.warning("alert webhook %s failed: %s (alert: %s)", label, exc, alert.title)
+        return Delivery(label, alert.title, alert.incident_key, "failed", str(exc))
+    return Delivery(label, alert.title, alert.incident_key, "delivered")
