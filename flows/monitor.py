@@ -11,8 +11,9 @@ from prefect.states import Completed, Failed
 
 from flows.common import DEFAULT_PARAMS, run_name
 from flows.retrain import retrain
-from modelwatch import drift, history, policy, probation, promotion, validation
+from modelwatch import alerts, drift, history, policy, probation, promotion, validation
 from modelwatch.errors import ConfigError
+from tasks.alerts import send_alerts
 from tasks.drift import compute_drift, compute_multivariate_drift, render_drift_report
 from tasks.performance import Evaluation, estimate_performance, evaluate_labelled_batches
 from tasks.policy import decide_retraining
@@ -76,7 +77,9 @@ def monitor_batch(
     batch, checked = validate_batch(batch_path, reference, proj)
     if not checked.success:
         folder = quarantine_batch(batch_path, checked, proj)
-        log_rejection(proj, index, batch_path, checked, folder, champion.version)
+        run_id = log_rejection(proj, index, batch_path, checked, folder, champion.version)
+        found = alerts.validation_alerts(checked, batch_path.stem, index, str(folder))
+        send_alerts(proj, found, batch_path.stem, index, run_id)
         return Failed(name="Rejected", message=f"rejected: {checked.summary()}; kept in {folder}")
     batch_id = batch_path.stem
     predictions = score_batch(model, batch, proj)
@@ -146,8 +149,15 @@ def monitor_batch(
         shadow_version,
         verdict,
     )
+    mode = proj.settings.retrain.run_mode
+    found = alerts.validation_alerts(checked, batch_id, index) + alerts.decision_alerts(
+        decision, batch_id, index
+    )
+    if verdict is not None:
+        rolled_back = verdict.status == "failed" and mode == "enabled"
+        found += alerts.probation_alerts(verdict, batch_id, index, rolled_back=rolled_back)
     outcome = None
-    if decision.retrain and proj.settings.retrain.run_mode != "disabled":
+    if decision.retrain and mode != "disabled":
         state = retrain(
             reason=f"{batch_id}: {decision.summary()}",
             params_path=params_path,
@@ -155,7 +165,14 @@ def monitor_batch(
             return_state=True,
         )
         outcome = state.result(raise_on_failure=False) if state.is_completed() else None
-        record_outcome(run_id, describe_retrain(state, outcome))
+        described = describe_retrain(state, outcome)
+        record_outcome(run_id, described)
+        if outcome is not None:
+            found += alerts.retrain_alerts(batch_id, index, None)
+            found += alerts.promotion_alerts(outcome, batch_id, index, dry_run=mode == "dry_run")
+        elif not described.startswith("deferred"):
+            found += alerts.retrain_alerts(batch_id, index, described)
+    send_alerts(proj, found, batch_id, index, run_id)
     return MonitorResult(
         batch_id,
         index,

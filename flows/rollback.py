@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import flow
+from prefect import flow, get_run_logger
 
 from flows.common import DEFAULT_PARAMS
+from modelwatch import alerts, notify
 from modelwatch.errors import ConfigError
 from tasks.project import open_project
 from tasks.registry import rollback_champion
@@ -21,4 +22,10 @@ def rollback(reason: str, params_path: Path = DEFAULT_PARAMS) -> tuple[str, str]
     if not reason or not reason.strip():
         raise ConfigError("rollback needs a reason: who asked for it, and why")
     proj = open_project(params_path)
-    return rollback_champion(proj, reason)
+    before, after = rollback_champion(proj, reason)
+    notify.route(
+        alerts.rollback_alerts(before, after, reason).alerts,
+        proj.settings.alerts,
+        get_run_logger(),
+    )
+    return before, after

@@ -1,0 +1,48 @@
+"""Turn a batch's findings into alerts: one per incident, routed to the log and to webhooks."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from modelwatch import alerts, notify, tracking
+from modelwatch.project import Project
+
+
+@task(cache_policy=NO_CACHE)
+def send_alerts(
+    proj: Project,
+    findings: alerts.Findings,
+    batch_id: str,
+    index: int,
+    run_id: str | None = None,
+) -> list[notify.Delivery]:
+    """Opens, escalates or resolves incidents (state in <home>/registry/<model>.incidents.json),
+    routes the alerts that are due and records them (and every delivery) in the batch's run."""
+    from tasks.registry import history_of
+
+    path = proj.paths.registry_dir / f"{proj.model_name}.incidents.json"
+    with history_of(proj).lock():  # one writer of the incident state at a time
+        state = notify.load_state(path)
+        due, state = alerts.track_incidents(
+            state, findings, index, batch_id, proj.settings.alerts.repeat_after_batches
+        )
+        notify.save_state(path, state)
+    deliveries = notify.route(due, proj.settings.alerts, get_run_logger())
+    if run_id is not None and due:
+        with tracking.resume(run_id):
+            tracking.log_json(
+                {
+                    "alerts": [a.to_dict() for a in due],
+                    "deliveries": [d.to_dict() for d in deliveries],
+                },
+                "alerts.json",
+            )
+            failed = [d for d in deliveries if d.status == "failed"]
+            tracking.set_tags(
+                {
+                    "alerts": ",".join(sorted({a.severity for a in due})),
+                    "alerts_failed": len(failed),
+                }
+            )
+    return deliveries

@@ -1,0 +1,42 @@
+"""Alerts from real monitor-batch runs reach a local webhook receiver, once per incident."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_lifecycle import Life
+from tests.integration.test_notify import receiver  # noqa: F401 (a fixture)
+
+pytestmark = pytest.mark.slow
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def test_bad_batches_open_one_incident_and_a_good_batch_resolves_it(tmp_path, receiver):  # noqa: F811
+    from flows.monitor import monitor_batch
+
+    hook = {"name": "ops", "url": f"{receiver.base}/hook", "min_severity": "info"}
+    life = Life(tmp_path, alerts={"webhooks": [hook]})
+    life.bootstrap()
+    states = []
+    for bad in ("bike_out_of_range.csv", "bike_wrong_dtype.csv"):
+        target = life.loaded.paths.incoming_batches / bad
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(DATA / bad, target)
+        states.append(monitor_batch(batch_path=target, params_path=life.params, return_state=True))
+    assert [s.name for s in states] == ["Rejected", "Rejected"]
+    after_bad = list(receiver.bodies("/hook"))
+    life.monitor(1)
+    sent = receiver.bodies("/hook")
+    # the first rejection opens the incident (critical); the second, while it lasts, sends nothing
+    assert len(after_bad) == 1
+    assert "critical" in after_bad[0]["text"].lower() or "rejected" in after_bad[0]["text"].lower()
+    assert all(set(body) >= {"text", "blocks"} for body in sent)
+    # the next good batch resolves it (one "resolved" alert)
+    resolved = [b for b in sent[1:] if "resolved" in b["text"].lower()]
+    assert len(resolved) == 1
+    run = life.run_of(1)
+    assert run.tags["alerts_failed"] == "0"
