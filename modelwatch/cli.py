@@ -17,6 +17,7 @@ EPILOG = """examples:
   modelwatch rollback --reason "complaints since v7" # previous_champion becomes champion again
   modelwatch history --at 2026-11-20T12:00         # which version was champion then
   modelwatch decision batch-014-2011-04-30         # the retrain decision record of a batch
+  modelwatch status                                # champion, last batch, last decision
 """
 
 
@@ -88,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     dec = sub.add_parser("decision", help="print the retrain decision record of a batch")
     dec.add_argument("batch_id")
     sub.add_parser("table", help="print the per-batch table from the MLflow store")
+    sub.add_parser("status", help="champion, last batch, last decision, open incidents")
     ui = sub.add_parser("ui", help="start the Prefect UI and the MLflow UI on the project stores")
     ui.add_argument("--prefect-port", type=_positive_int, default=4200)
     ui.add_argument("--mlflow-port", type=_positive_int, default=5000)
@@ -169,6 +171,9 @@ def _dispatch(args: argparse.Namespace, params: Path, home: Path) -> int:
         return 0
     if args.command == "decision":
         _out(report.decision_record(params, args.batch_id))
+        return 0
+    if args.command == "status":
+        _out(report.status(params))
         return 0
     if args.command == "table":
         _out(report.render_table(report.batch_table(params)))

@@ -126,3 +126,70 @@ def decision_record(params_path: Path | str, batch_id: str) -> str:
     if run.tags.get("retrain_outcome"):
         record["retrain_outcome"] = run.tags["retrain_outcome"]
     return json.dumps(record, indent=2, sort_keys=True)
+
+
+def status(params_path: Path | str) -> str:
+    """Returns the operator's summary: the champion and since when, the last batch with its drift
+    and performance, the last decision, open incidents and the last alias move."""
+    import json
+
+    from modelwatch import alias_history as ah
+
+    loaded = load_settings(params_path)
+    settings, paths = loaded.settings, loaded.paths
+    name = settings.project.model_name
+    client = tracking.configure(paths)
+    exps = tracking.ensure_experiments(client, settings.tracking.experiment, paths.artifact_root)
+    lines = [f"model {name} ({settings.project.task}), home {paths.home}"]
+    found = registry.aliases(client, name)
+    hist = ah.AliasHistory(paths.registry_dir, name)
+    moves = [r for r in hist.records() if r.alias == registry.CHAMPION and r.state == "committed"]
+    if registry.CHAMPION not in found:
+        lines.append("champion: none yet (run `modelwatch bootstrap` or `modelwatch demo`)")
+    else:
+        since = f" since {moves[-1].time} ({moves[-1].action})" if moves else ""
+        others = ", ".join(f"{k}=v{v}" for k, v in sorted(found.items()) if k != "champion")
+        lines.append(f"champion: v{found['champion']}{since}" + (f"; {others}" if others else ""))
+    runs = history.batch_runs(client, exps.monitoring)
+    metric = settings.retrain.performance_metric
+    if not runs:
+        lines.append("last batch: none processed yet")
+    else:
+        last = runs[-1]
+        drift = last.metrics.get("drift_share")
+        lines.append(
+            f"last batch: {last.batch_id} (step {last.index}, {last.status})"
+            + (f", drift share {drift:.2f}" if drift is not None else "")
+            + (f", dataset drift {last.tags.get('dataset_drift')}" if drift is not None else "")
+        )
+        realized = [b for b in runs if f"performance.{metric}" in b.metrics]
+        if realized:
+            b = realized[-1]
+            lines.append(
+                f"last realized {metric}: {b.metrics[f'performance.{metric}']:.4g} on {b.batch_id}"
+                f" (scored by v{b.champion_version})"
+            )
+        estimated = {k: v for k, v in last.metrics.items() if k.startswith("estimated.")}
+        if estimated:
+            lines.append(
+                "estimated before labels: "
+                + ", ".join(f"{k.split('.', 1)[1]} {v:.3f}" for k, v in sorted(estimated.items()))
+            )
+        decision = last.tags.get("decision", "")
+        if last.tags.get("retrain_outcome"):
+            decision = f"retrain -> {last.tags['retrain_outcome']}"
+        severity = last.tags.get("decision_severity", "")
+        lines.append(f"last decision: {decision}" + (f" ({severity})" if severity else ""))
+    incidents = paths.registry_dir / f"{name}.incidents.json"
+    if incidents.exists():
+        open_ = json.loads(incidents.read_text()).get("open", {})
+        lines.append(
+            "open incidents: "
+            + (", ".join(f"{k} ({v['severity']})" for k, v in sorted(open_.items())) or "none")
+        )
+    lines.append(f"next scheduled run: {_next_scheduled_run(paths)}")
+    return "\n".join(lines)
+
+
+def _next_scheduled_run(paths) -> str:
+    return "none (no deployment is served; `modelwatch serve` schedules the monitor flow)"

@@ -9,7 +9,18 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMANDS = ["demo", "run", "bootstrap", "retrain", "rollback", "history", "decision", "table", "ui"]
+COMMANDS = [
+    "demo",
+    "run",
+    "bootstrap",
+    "retrain",
+    "rollback",
+    "history",
+    "decision",
+    "table",
+    "status",
+    "ui",
+]
 
 
 def modelwatch(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
@@ -95,7 +106,7 @@ def test_default_params_file_missing_in_cwd(tmp_path):
             ["promote"],
             "modelwatch: error: argument command: invalid choice: 'promote' "
             "(choose from 'demo', 'run', 'bootstrap', 'retrain', 'rollback', "
-            "'history', 'decision', 'table', 'ui')",
+            "'history', 'decision', 'table', 'status', 'ui')",
         ),
     ],
 )
