@@ -14,6 +14,7 @@ from flows.retrain import retrain
 from modelwatch import alerts, drift, history, policy, probation, promotion, validation
 from modelwatch.errors import ConfigError
 from tasks.alerts import send_alerts
+from tasks.artifacts import publish_monitor_artifacts
 from tasks.drift import compute_drift, compute_multivariate_drift, render_drift_report
 from tasks.performance import Evaluation, estimate_performance, evaluate_labelled_batches
 from tasks.policy import decide_retraining
@@ -156,7 +157,7 @@ def monitor_batch(
     if verdict is not None:
         rolled_back = verdict.status == "failed" and mode == "enabled"
         found += alerts.probation_alerts(verdict, batch_id, index, rolled_back=rolled_back)
-    outcome = None
+    outcome, described = None, None
     if decision.retrain and mode != "disabled":
         state = retrain(
             reason=f"{batch_id}: {decision.summary()}",
@@ -173,6 +174,18 @@ def monitor_batch(
         elif not described.startswith("deferred"):
             found += alerts.retrain_alerts(batch_id, index, described)
     send_alerts(proj, found, batch_id, index, run_id)
+    publish_monitor_artifacts(
+        proj,
+        batch_id,
+        index,
+        checked,
+        report,
+        evaluations,
+        estimated,
+        decision,
+        described,
+        run_id,
+    )
     return MonitorResult(
         batch_id,
         index,

@@ -298,3 +298,17 @@ def test_dry_run_decides_and_trains_but_moves_nothing(life, tmp_path):
     )
     assert len(trained) == 1
     assert trained[0].data.tags["promotion"] in {"dry_run", "rejected"}
+
+
+def test_monitor_run_publishes_markdown_summary_and_drift_table(life):
+    from prefect.artifacts import Artifact
+
+    key = life.batch_id(3).lower()
+    summary = Artifact.get(f"monitor-{key}")
+    assert summary is not None and summary.type == "markdown"
+    assert "**Validation**" in summary.data and "**Drift**" in summary.data
+    assert "**Decision** (info)" in summary.data and "retrain: promoted v" in summary.data
+    assert f"runs/{life.run_of(3).run_id}" in summary.data
+    table = Artifact.get(f"drift-{key}")
+    assert table is not None and table.type == "table"
+    assert "hum" in table.data

@@ -172,12 +172,12 @@ def test_vectorised_and_loop_agree_on_undefined_resamples(monkeypatch):
     y = np.array([1, 1, 1, 1, 1, 1, 1, 0])  # one negative: many resamples lack it
     scores = np.linspace(0.9, 0.1, 8)
     cand, champ = Predictions((scores > 0.5).astype(int), scores), Predictions(y, 1 - scores)
-    kwargs = {"samples": 200, "confidence": 0.9, "seed": 2, "positive_label": 1}
+    kwargs = {"samples": 40, "confidence": 0.9, "seed": 2, "positive_label": 1}
     for metric in ("pr_auc", "roc_auc"):
         fast = paired_bootstrap(y, cand, champ, metric, "classification", **kwargs)
         with monkeypatch.context() as m:
             m.setattr(significance, "_fast_metric", lambda *args: None)
             loop = paired_bootstrap(y, cand, champ, metric, "classification", **kwargs)
-        no_negative = sum(int((idx != 7).all(axis=1).sum()) for idx in bootstrap_chunks(8, 200, 2))
+        no_negative = sum(int((idx != 7).all(axis=1).sum()) for idx in bootstrap_chunks(8, 40, 2))
         assert fast.undefined == loop.undefined == no_negative > 0
         np.testing.assert_allclose(fast.differences, loop.differences, rtol=1e-12, atol=1e-15)
