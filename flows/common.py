@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 DEFAULT_PARAMS = Path(__file__).resolve().parent.parent / "params.yaml"
@@ -13,3 +15,28 @@ def run_name(prefix: str, key: str) -> str:
 
     value = flow_run.parameters.get(key)
     return f"{prefix}-{Path(str(value)).stem}" if value else prefix
+
+
+@contextmanager
+def one_at_a_time(model_name: str, timeout_seconds: float = 1800) -> Iterator[None]:
+    """Holds the Prefect global concurrency limit `promotion-<model>` (limit 1, created on first
+    use): at most one retrain, promotion or rollback of a model runs at a time; the others wait
+    for the slot (visible in the Prefect UI under Concurrency)."""
+    from prefect import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.concurrency.sync import concurrency
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    name = f"promotion-{model_name}"
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            try:
+                client.create_global_concurrency_limit(
+                    GlobalConcurrencyLimitCreate(name=name, limit=1)
+                )
+            except ObjectAlreadyExists:  # another run created it meanwhile
+                pass
+    with concurrency(name, occupy=1, strict=True, timeout_seconds=timeout_seconds):
+        yield

@@ -165,13 +165,14 @@ def monitor_batch(
             batch_index=index,
             return_state=True,
         )
-        outcome = state.result(raise_on_failure=False) if state.is_completed() else None
+        done = state.is_completed() and state.name != "Skipped"
+        outcome = state.result(raise_on_failure=False) if done else None
         described = describe_retrain(state, outcome)
         record_outcome(run_id, described)
         if outcome is not None:
             found += alerts.retrain_alerts(batch_id, index, None)
             found += alerts.promotion_alerts(outcome, batch_id, index, dry_run=mode == "dry_run")
-        elif not described.startswith("deferred"):
+        elif not described.startswith(("deferred", "skipped")):
             found += alerts.retrain_alerts(batch_id, index, described)
     send_alerts(proj, found, batch_id, index, run_id)
     publish_monitor_artifacts(

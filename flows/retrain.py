@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from prefect import flow
+from prefect.states import Completed, State
 
-from flows.common import DEFAULT_PARAMS
+from flows.common import DEFAULT_PARAMS, one_at_a_time
 from modelwatch import gate, history, promotion, registry, versioning
 from modelwatch.errors import ConfigError, InsufficientDataError
+from modelwatch.project import Project
 from tasks.project import open_project
 from tasks.registry import apply_promotion
 from tasks.training import (
@@ -22,14 +25,41 @@ from tasks.training import (
 
 @flow(name="retrain", flow_run_name="retrain")
 def retrain(
-    reason: str, params_path: Path = DEFAULT_PARAMS, batch_index: int | None = None
-) -> promotion.PromotionDecision:
+    reason: str,
+    params_path: Path = DEFAULT_PARAMS,
+    batch_index: int | None = None,
+    force: bool = False,
+    window_batches: int | None = None,
+) -> promotion.PromotionDecision | State:
     """Trains a challenger on the latest labelled window and compares it with the champion on
     the holdout batches neither was trained on; promotes it only when every check passes
-    (retrain.run_mode dry_run: decides and logs, moves no alias)."""
+    (retrain.run_mode dry_run: decides and logs, moves no alias). One retrain, promotion or
+    rollback of a model runs at a time (Prefect concurrency limit `promotion-<model>`).
+
+    Args:
+        reason: who or what asks for the retrain, and why (recorded with the model version).
+        params_path: the project's params.yaml.
+        batch_index: the monitored batch that triggered it (set by monitor-batch).
+        force: retrain even when no labelled batch arrived since the newest model version's
+            window (that would train on the same data again).
+        window_batches: train on this many labelled batches instead of
+            training.window_batches (the holdout stays training.holdout_batches).
+    """
     if not reason or not reason.strip():
         raise ConfigError("retrain needs a reason: who or what asked for it, and why")
+    if window_batches is not None and window_batches < 1:
+        raise ConfigError(f"window_batches must be at least 1, got {window_batches}")
     proj = open_project(params_path)
+    if window_batches is not None:
+        training = proj.settings.training.model_copy(update={"window_batches": window_batches})
+        proj = replace(proj, settings=proj.settings.model_copy(update={"training": training}))
+    with one_at_a_time(proj.model_name):
+        return _retrain(proj, reason, batch_index, force)
+
+
+def _retrain(
+    proj: Project, reason: str, batch_index: int | None, force: bool
+) -> promotion.PromotionDecision | State:
     champion = registry.get_alias(proj.client, proj.model_name, registry.CHAMPION)
     window = build_training_window(proj)
     if champion is not None:
@@ -39,6 +69,13 @@ def retrain(
                 f"the holdout starts at batch {window.holdout_from_index} but champion "
                 f"{champion.version} was trained through batch {seen}: no unseen labelled batch"
             )
+    newest = _newest_window_end(proj)
+    if not force and newest is not None and newest == window.through_index:
+        return Completed(
+            name="Skipped",
+            message=f"no labelled batch since the newest model version's window (through batch "
+            f"{newest}); nothing new to learn (force=True retrains anyway)",
+        )
     tag = f"window-{len(versioning.tags(proj.paths.data_repo, 'window-*')) + 1:03d}"
     versions = write_window(proj, window.train, window.holdout, tag, f"training window {tag}")
     cand = train_candidate(proj, window.train, versions, reason, window.through_index, tag)
@@ -71,3 +108,18 @@ def retrain(
     if batch_index is not None:
         history.record_retrain(proj.client, proj.model_name, batch_index)
     return decision
+
+
+def _newest_window_end(proj: Project) -> int | None:
+    """Returns trained_through_batch of the newest registered version, if any."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        versions = proj.client.search_model_versions(f"name = '{proj.model_name}'")
+    except MlflowException:
+        return None
+    if not versions:
+        return None
+    newest = max(versions, key=lambda v: int(v.version))
+    value = dict(newest.tags).get("trained_through_batch")
+    return int(value) if value not in (None, "") else None

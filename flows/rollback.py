@@ -6,7 +6,7 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger
 
-from flows.common import DEFAULT_PARAMS
+from flows.common import DEFAULT_PARAMS, one_at_a_time
 from modelwatch import alerts, notify
 from modelwatch.errors import ConfigError
 from tasks.project import open_project
@@ -18,11 +18,17 @@ def rollback(reason: str, params_path: Path = DEFAULT_PARAMS) -> tuple[str, str]
     """Makes previous_champion the champion again; returns (from version, to version).
 
     The alias history records who asked, when and why; the restored champion's training data
-    becomes the drift reference again (read back from DVC at its window tag)."""
+    becomes the drift reference again (read back from DVC at its window tag).
+
+    Args:
+        reason: who asks for the rollback, and why (recorded in the alias history).
+        params_path: the project's params.yaml.
+    """
     if not reason or not reason.strip():
         raise ConfigError("rollback needs a reason: who asked for it, and why")
     proj = open_project(params_path)
-    before, after = rollback_champion(proj, reason)
+    with one_at_a_time(proj.model_name):
+        before, after = rollback_champion(proj, reason)
     notify.route(
         alerts.rollback_alerts(before, after, reason).alerts,
         proj.settings.alerts,

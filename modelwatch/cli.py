@@ -80,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     boot.add_argument("reference", type=_existing_file)
     retrain = sub.add_parser("retrain", help="retrain by hand; promoted only if better")
     retrain.add_argument("--reason", type=_reason, required=True, help="why (recorded in MLflow)")
+    retrain.add_argument(
+        "--force", action="store_true", help="retrain even without new labelled data"
+    )
+    retrain.add_argument(
+        "--window", type=_positive_int, default=None, help="train on N labelled batches"
+    )
     back = sub.add_parser("rollback", help="make previous_champion the champion again")
     back.add_argument("--reason", type=_reason, required=True, help="why (recorded)")
     hist = sub.add_parser("history", help="the alias history: who moved which alias, when")
@@ -90,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     dec.add_argument("batch_id")
     sub.add_parser("table", help="print the per-batch table from the MLflow store")
     sub.add_parser("status", help="champion, last batch, last decision, open incidents")
+    srv = sub.add_parser("serve", help="serve the monitor (cron), retrain and rollback deployments")
+    srv.add_argument("--prefect-port", type=_positive_int, default=4200)
     ui = sub.add_parser("ui", help="start the Prefect UI and the MLflow UI on the project stores")
     ui.add_argument("--prefect-port", type=_positive_int, default=4200)
     ui.add_argument("--mlflow-port", type=_positive_int, default=5000)
@@ -158,7 +166,17 @@ def _dispatch(args: argparse.Namespace, params: Path, home: Path) -> int:
     if args.command == "retrain":
         from flows.retrain import retrain
 
-        _out(retrain(reason=args.reason, params_path=params).summary())
+        state = retrain(
+            reason=args.reason,
+            params_path=params,
+            force=args.force,
+            window_batches=args.window,
+            return_state=True,
+        )
+        if state.name == "Skipped" or not state.is_completed():
+            _out(f"retrain: {state.name}: {state.message or ''}".rstrip(": "))
+            return 0 if state.is_completed() else 2
+        _out(state.result().summary())
         return 0
     if args.command == "rollback":
         from flows.rollback import rollback
@@ -180,6 +198,8 @@ def _dispatch(args: argparse.Namespace, params: Path, home: Path) -> int:
         return 0
     from modelwatch import ui
 
+    if args.command == "serve":
+        return ui.run_deployments(params, home, args.prefect_port)
     return ui.serve(params, home, args.prefect_port, args.mlflow_port)
 
 

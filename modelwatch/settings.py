@@ -310,6 +310,35 @@ class PromotionSettings(_Frozen):
         return self
 
 
+class ScheduleSettings(_Frozen):
+    """When `modelwatch serve` runs the monitor deployment, in an explicit time zone.
+
+    Catch-up: each run processes every batch file waiting in incoming/batches, oldest name
+    first, so ticks missed while nothing was serving are made up by the next run; runs of the
+    monitor deployment never overlap (deployment concurrency limit 1)."""
+
+    cron: str = "0 6 * * 1"  # minute hour day month weekday
+    timezone: str = "UTC"  # an IANA name such as Europe/Berlin; required to be valid
+    max_batches_per_run: int | None = Field(None, ge=1)  # null: drain the folder
+
+    @model_validator(mode="after")
+    def _known_zone(self) -> ScheduleSettings:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"schedule.timezone: {self.timezone!r} is not an IANA time zone "
+                "(e.g. UTC, Europe/Berlin)"
+            ) from None
+        if len(self.cron.split()) != 5:
+            raise ValueError(
+                f"schedule.cron: {self.cron!r} needs five fields: minute hour day month weekday"
+            )
+        return self
+
+
 class TrackingSettings(_Frozen):
     experiment: str = Field(min_length=1)
 
@@ -369,6 +398,7 @@ class Settings(_Frozen):
     retrain: RetrainSettings = RetrainSettings()
     training: TrainingSettings = TrainingSettings()
     promotion: PromotionSettings
+    schedule: ScheduleSettings = ScheduleSettings()
     tracking: TrackingSettings
     alerts: AlertSettings = AlertSettings()
 

@@ -32,37 +32,68 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def serve(params: Path, home: Path, prefect_port: int, mlflow_port: int) -> int:
-    """Runs both servers until interrupted (Ctrl-C or SIGTERM); returns the exit code."""
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGINT, _interrupt)  # also when started in the background (SIGINT ignored)
-    paths = load_settings(params).paths
-    bindir = Path(sys.executable).parent
+def _server_env(prefect_home: Path, prefect_port: int) -> dict[str, str]:
     env = dict(
         os.environ,
-        PREFECT_HOME=str(paths.prefect_home),
+        PREFECT_HOME=str(prefect_home),
         PREFECT_SERVER_API_PORT=str(prefect_port),
         PREFECT_SERVER_API_HOST="127.0.0.1",
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
         MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
     )
     env.pop("PREFECT_API_URL", None)
+    return env
+
+
+def _prefect_server(env: dict[str, str], port: int) -> tuple[subprocess.Popen, str]:
+    """Starts `prefect server start` on 127.0.0.1:port; returns the process and its health URL."""
+    prefect = str(Path(sys.executable).parent / "prefect")
+    cmd = [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    return subprocess.Popen(cmd, env=env), f"http://127.0.0.1:{port}/api/health"
+
+
+def run_deployments(params: Path, home: Path, prefect_port: int) -> int:
+    """`modelwatch serve`: starts the project's Prefect server (unless PREFECT_API_URL points at
+    one), then serves the monitor, retrain and rollback deployments until Ctrl-C or SIGTERM."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+    paths = load_settings(params).paths
+    proc = None
+    try:
+        if not os.environ.get("PREFECT_API_URL"):
+            proc, health = _prefect_server(
+                _server_env(paths.prefect_home, prefect_port), prefect_port
+            )
+            if not _wait_healthy(health, proc, timeout=180):
+                sys.stderr.write(f"modelwatch: error: Prefect server did not start ({health})\n")
+                return 1
+            os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{prefect_port}/api"
+            sys.stdout.write(f"Prefect UI: http://127.0.0.1:{prefect_port} (stores under {home})\n")
+            sys.stdout.flush()
+        from flows.serve import serve_deployments
+
+        serve_deployments(params)
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def serve(params: Path, home: Path, prefect_port: int, mlflow_port: int) -> int:
+    """Runs both servers until interrupted (Ctrl-C or SIGTERM); returns the exit code."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)  # also when started in the background (SIGINT ignored)
+    paths = load_settings(params).paths
+    bindir = Path(sys.executable).parent
+    env = _server_env(paths.prefect_home, prefect_port)
     procs = {
-        "Prefect": (
-            subprocess.Popen(
-                [
-                    str(bindir / "prefect"),
-                    "server",
-                    "start",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(prefect_port),
-                ],
-                env=env,
-            ),
-            f"http://127.0.0.1:{prefect_port}/api/health",
-        ),
+        "Prefect": _prefect_server(env, prefect_port),
         "MLflow": (
             subprocess.Popen(
                 [

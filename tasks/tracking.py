@@ -182,6 +182,8 @@ def describe_retrain(state: Any, outcome: Any) -> str:
             else f"kept v{outcome.champion_version}"
         )
     message = state.message or state.name
+    if state.name == "Skipped":
+        return f"skipped ({message})"
     if "InsufficientDataError" in message:
         return "deferred (too little labelled data to compare models)"
     return f"failed: {message}"

@@ -218,3 +218,21 @@ def test_tracking_uri_is_absolute_sqlite(tmp_path, monkeypatch):
     url = make_url(paths.tracking_uri)
     assert (url.drivername, url.database) == ("sqlite", str(db))
     assert paths.artifact_root == tmp_path / "project" / "h" / "mlartifacts"
+
+
+@pytest.mark.parametrize(
+    ("schedule", "message"),
+    [
+        (
+            {"timezone": "Mars/Olympus"},
+            "schedule.timezone: 'Mars/Olympus' is not an IANA time zone",
+        ),
+        ({"cron": "0 6 * *"}, "schedule.cron: '0 6 * *' needs five fields"),
+    ],
+)
+def test_schedule_needs_a_real_time_zone_and_five_cron_fields(tmp_path, schedule, message):
+    raw = shipped()
+    raw["schedule"].update(schedule)
+    params = write_params(tmp_path, raw)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(params)

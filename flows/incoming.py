@@ -1,0 +1,47 @@
+"""monitor-incoming: process every batch file waiting in incoming/batches, oldest name first."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_table_artifact
+
+from flows.common import DEFAULT_PARAMS
+from flows.monitor import monitor_batch
+from modelwatch.settings import load_settings
+
+
+@flow(name="monitor-incoming", flow_run_name="monitor-incoming")
+def monitor_incoming(
+    params_path: Path = DEFAULT_PARAMS, max_batches: int | None = None
+) -> list[dict]:
+    """Runs monitor-batch on each CSV in incoming/batches in name order (name batches so that
+    names sort in time order, e.g. batch-2026-11-23.csv), then moves each file to
+    incoming/processed/. A file with content seen before ends Skipped; a bad one ends Rejected
+    (its copy is in quarantine). Files arriving while nothing ran are all picked up by the next
+    run: that is the catch-up policy for missed schedule ticks.
+
+    Args:
+        params_path: the project's params.yaml.
+        max_batches: process at most this many files now (default: schedule.max_batches_per_run,
+            null drains the folder).
+    """
+    loaded = load_settings(params_path)
+    paths = loaded.paths
+    limit = max_batches or loaded.settings.schedule.max_batches_per_run
+    files = sorted(paths.incoming_batches.glob("*.csv"))[:limit]
+    logger = get_run_logger()
+    logger.info("%d batch file(s) waiting in %s", len(files), paths.incoming_batches)
+    done = paths.incoming / "processed"
+    done.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for n, path in enumerate(files, start=1):
+        state = monitor_batch(batch_path=path, params_path=params_path, return_state=True)
+        shutil.move(str(path), done / path.name)
+        rows.append({"file": path.name, "state": state.name, "message": state.message or ""})
+        logger.info("[%d/%d] %s: %s %s", n, len(files), path.name, state.name, state.message or "")
+    if rows:
+        create_table_artifact(key="monitor-incoming", table=rows, description="batches processed")
+    return rows

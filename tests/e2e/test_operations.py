@@ -1,0 +1,96 @@
+"""Operating modelwatch: the served deployments, the incoming folder, manual retrains and the
+one-at-a-time limit, through real flows on a temporary Prefect server."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from tests.e2e.test_lifecycle import Life
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def ops(tmp_path_factory):
+    life = Life(tmp_path_factory.mktemp("ops"))
+    life.bootstrap()
+    return life
+
+
+def test_deployments_schedule_and_typed_parameters(ops):
+    from flows.serve import build_deployments
+
+    monitor, retrain, rollback = build_deployments(ops.params)
+    assert (monitor.name, retrain.name, rollback.name) == ("monitor", "retrain", "rollback")
+    (schedule,) = monitor.schedules
+    assert (schedule.schedule.cron, schedule.schedule.timezone) == ("0 6 * * 1", "Europe/Berlin")
+    assert monitor.concurrency_limit == 1
+    schema = retrain._parameter_openapi_schema.model_dump()
+    assert schema["required"] == ["reason"]
+    props = schema["properties"]
+    assert props["reason"]["type"] == "string"
+    assert props["force"]["type"] == "boolean"
+    assert "who or what asks for the retrain" in props["reason"]["description"]
+    assert "labelled batches" in props["window_batches"]["description"]
+    assert rollback._parameter_openapi_schema.model_dump()["required"] == ["reason"]
+
+
+def test_monitor_incoming_processes_the_folder_in_name_order(ops):
+    from flows.incoming import monitor_incoming
+
+    inbox = ops.loaded.paths.incoming_batches
+    inbox.mkdir(parents=True, exist_ok=True)
+    for k in (2, 1):  # arrival order differs from name order
+        shutil.copy(ops.batches[k - 1].inputs, inbox / ops.batches[k - 1].inputs.name)
+    shutil.copy(ops.batches[0].inputs, inbox / "zz-resent-batch-001.csv")  # same content again
+    rows = monitor_incoming(params_path=ops.params)
+    assert [r["file"] for r in rows] == [
+        ops.batches[0].inputs.name,
+        ops.batches[1].inputs.name,
+        "zz-resent-batch-001.csv",
+    ]
+    assert [r["state"] for r in rows] == ["Completed", "Completed", "Skipped"]
+    assert "already processed" in rows[2]["message"]
+    assert list(inbox.glob("*.csv")) == []
+    assert len(list((ops.loaded.paths.incoming / "processed").glob("*.csv"))) == 3
+    assert monitor_incoming(params_path=ops.params) == []  # nothing waiting: a no-op
+
+
+def test_manual_retrain_without_new_data_is_skipped_unless_forced(ops):
+    from flows.retrain import retrain
+
+    ops.labels(1)
+    ops.labels(2)
+    ops.monitor(3)  # ingests the labels: batches 1 and 2 are labelled
+    first = retrain(reason="ops: first", params_path=ops.params, return_state=True)
+    assert first.is_completed() and first.name == "Completed"
+    again = retrain(reason="ops: again", params_path=ops.params, return_state=True)
+    assert again.name == "Skipped" and "force=True" in again.message
+    forced = retrain(
+        reason="ops: forced",
+        params_path=ops.params,
+        force=True,
+        window_batches=1,
+        return_state=True,
+    )
+    assert forced.name == "Completed"
+
+
+def test_one_retrain_or_rollback_per_model_at_a_time(ops):
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        limit = client.read_global_concurrency_limit_by_name("promotion-bike-demand")
+    assert limit.limit == 1
+    assert limit.active_slots == 0  # released after every retrain above
+
+
+def test_retrain_rejects_a_blank_reason_and_a_bad_window(ops):
+    from flows.retrain import retrain
+
+    blank = retrain(reason="  ", params_path=ops.params, return_state=True)
+    assert blank.is_failed() and "needs a reason" in blank.message
+    bad = retrain(reason="x", params_path=ops.params, window_batches=0, return_state=True)
+    assert bad.is_failed() and "window_batches must be at least 1" in bad.message
