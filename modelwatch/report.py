@@ -191,5 +191,30 @@ def status(params_path: Path | str) -> str:
     return "\n".join(lines)
 
 
-def _next_scheduled_run(paths) -> str:
-    return "none (no deployment is served; `modelwatch serve` schedules the monitor flow)"
+def _next_scheduled_run(paths, api: str | None = None) -> str:
+    """Asks the Prefect server `modelwatch serve` uses (PREFECT_API_URL, else the default
+    127.0.0.1:4200) for the monitor deployment's next scheduled run, over its REST API."""
+    import json
+    import os
+    import urllib.request
+
+    api = (api or os.environ.get("PREFECT_API_URL") or "http://127.0.0.1:4200/api").rstrip("/")
+    body = {
+        "deployments": {"name": {"any_": ["monitor"]}},
+        "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}},
+        "sort": "EXPECTED_START_TIME_ASC",
+        "limit": 1,
+    }
+    request = urllib.request.Request(
+        f"{api}/flow_runs/filter",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=3) as resp:
+            runs = json.loads(resp.read())
+    except OSError:
+        return f"unknown: no Prefect server at {api} (`modelwatch serve` starts one)"
+    if not runs:
+        return "none scheduled (the monitor deployment is not served, or paused)"
+    return f"{runs[0]['expected_start_time']} ({runs[0]['name']}, monitor-incoming/monitor)"
