@@ -163,6 +163,7 @@ def monitor_batch(
             reason=f"{batch_id}: {decision.summary()}",
             params_path=params_path,
             batch_index=index,
+            force=force_retrain,  # a manual retrain trains even without new labels
             return_state=True,
         )
         done = state.is_completed() and state.name != "Skipped"

@@ -8,7 +8,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from modelwatch import alias_history, project, registry, scoring, tracking, versioning
+from modelwatch import alias_history, model_card, project, registry, scoring, tracking, versioning
 from modelwatch.project import Project
 
 PROBATION_TAG = "probation"
@@ -84,8 +84,9 @@ def apply_promotion(
     baseline: float,
     reason: str,
 ) -> str | None:
-    """Logs the comparison in MLflow and, when the decision says so and run_mode is enabled,
-    moves the aliases (recorded in the alias history).
+    """Logs the comparison and the model card (model_card.md, model_card.json) in the
+    challenger's training run, describes the version with both and, when the decision says so
+    and run_mode is enabled, moves the aliases (recorded in the alias history).
 
     Returns:
         The outgoing champion version when promoted, else None.
@@ -94,6 +95,7 @@ def apply_promotion(
     mode = proj.settings.retrain.run_mode
     moved = decision.promote and mode == "enabled"
     outcome = "promoted" if moved else "rejected" if not decision.promote else "dry_run"
+    card = _model_card(proj, decision, candidate_run_id, outcome)
     with tracking.resume(candidate_run_id):
         tracking.log_metrics(
             {f"challenger.{k}": v for k, v in decision.candidate_metrics.items()}
@@ -103,6 +105,8 @@ def apply_promotion(
         )
         tracking.log_json(decision.to_dict(), "promotion_decision.json")
         tracking.log_text(_comparison_markdown(decision), "promotion_decision.md")
+        tracking.log_json(card, "model_card.json")
+        tracking.log_text(model_card.card_markdown(card), "model_card.md")
         tracking.set_tags(
             {
                 "promotion": outcome,
@@ -118,7 +122,10 @@ def apply_promotion(
     if moved and decision.champion_version and proj.settings.promotion.probation.batches:
         tags[PROBATION_TAG] = "active"
     registry.tag_version(proj.client, name, version, tags)
-    proj.client.update_model_version(name, version, description=_comparison_markdown(decision))
+    description = (
+        f"{_comparison_markdown(decision)}\n\nModel card: runs:/{candidate_run_id}/model_card.md"
+    )
+    proj.client.update_model_version(name, version, description=description)
     logger = get_run_logger()
     if not moved:
         logger.info("%s: %s", outcome, decision.summary())
@@ -134,6 +141,28 @@ def apply_promotion(
     )
     logger.info("promoted version %s to champion (previous %s)", version, old)
     return old
+
+
+def _model_card(proj: Project, decision: Any, run_id: str, outcome: str) -> dict:
+    """Returns the card of the challenger from its training run: CV metrics, window profile and
+    feature importance as train_candidate logged them; the holdout section only when
+    log_holdout_evaluation logged one (a first model from bootstrap has none)."""
+    import mlflow.artifacts
+
+    metrics = proj.client.get_run(run_id).data.metrics
+    window = mlflow.artifacts.load_dict(f"runs:/{run_id}/training_window.json")
+    return model_card.card_dict(
+        name=proj.model_name,
+        task=proj.settings.project.task,
+        data=proj.settings.data,
+        training=proj.settings.training,
+        window=model_card.WindowProfile.from_dict(window),
+        cv_metrics={k[3:]: v for k, v in metrics.items() if k.startswith("cv.")},
+        decision=decision,
+        importance=mlflow.artifacts.load_dict(f"runs:/{run_id}/feature_importance.json"),
+        on_holdout=any(k.startswith("holdout.challenger.") for k in metrics),
+        outcome=outcome,
+    )
 
 
 def _comparison_markdown(decision: Any) -> str:

@@ -9,8 +9,19 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from modelwatch import history, io, project, registry, tracking, training, versioning, windows
+from modelwatch import (
+    history,
+    io,
+    model_card,
+    project,
+    registry,
+    tracking,
+    training,
+    versioning,
+    windows,
+)
 from modelwatch.project import Project
+from tasks.tracking import _flow_run_tags
 
 
 @dataclass(frozen=True)
@@ -62,7 +73,8 @@ def train_candidate(
     through_index: int,
     tag: str,
 ) -> Candidate:
-    """Runs `dvc repro train`, logs and registers the model with alias challenger."""
+    """Runs `dvc repro train`, logs and registers the model with alias challenger; the training
+    run links the Prefect flow run and profiles its window (training_window.json)."""
     root = proj.paths.data_repo
     ran = versioning.reproduce(root, "train")
     commit = versioning.commit(root, f"train model on {tag}: {reason}", tag=tag)
@@ -77,13 +89,16 @@ def train_candidate(
         "data_commit": sha,
         "window_md5": win.md5,
         "stages_run": ",".join(ran) or "(cached)",
+        **_flow_run_tags(),
     }
+    profile = model_card.profile_window(train, data, tag=tag, md5=win.md5, commit=sha)
     with tracking.run(proj.experiments.training, f"train-{tag}", tags) as run_id:
         tracking.log_metrics(
             {f"cv.{k}": v for k, v in metrics["cv"].items()} | {"train_rows": metrics["rows"]},
             step=through_index,
         )
         tracking.log_json(metrics.get("importance", {}), "feature_importance.json")
+        tracking.log_json(profile.to_dict(), "training_window.json")
         if metrics.get("calibration"):
             tracking.log_json(metrics["calibration"], "calibration.json")
         tracking.set_tags({f"param.{k}": v for k, v in proj.settings.training.model_dump().items()})

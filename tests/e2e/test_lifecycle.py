@@ -312,3 +312,49 @@ def test_monitor_run_publishes_markdown_summary_and_drift_table(life):
     table = Artifact.get(f"drift-{key}")
     assert table is not None and table.type == "table"
     assert "hum" in table.data
+
+
+def test_versions_carry_a_model_card_and_link_their_flow_run(life, tmp_path):
+    """The training runs of the promoted version (retrain) and of the first one (bootstrap):
+    model_card.md/.json among their artifacts, the Prefect flow run that trained them in their
+    tags, and a pointer to the card in the version's description."""
+    from pathlib import Path
+    from uuid import UUID
+
+    import mlflow.artifacts
+    from prefect.client.orchestration import get_client
+
+    decision = life.retrained.promotion
+    cards = {}
+    for version, flow in ((decision.candidate_version, "retrain"), ("1", "bootstrap")):
+        mv = life.client.get_model_version(life.name, version)
+        run_id = mv.tags["training_run_id"]
+        assert f"Model card: runs:/{run_id}/model_card.md" in mv.description
+        folder = Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=run_id,
+                dst_path=str(tmp_path / version),
+                tracking_uri=life.proj.paths.tracking_uri,
+            )
+        )
+        card = json.loads((folder / "model_card.json").read_text())
+        markdown = (folder / "model_card.md").read_text()
+        assert markdown.startswith(f"# Model card: {life.name} version {version}\n")
+        assert card["model"]["version"] == version
+        assert card["training_window"]["tag"] == mv.tags["window_tag"]
+        assert card["training_window"]["md5"] == mv.tags["window_md5"]
+        tags = life.client.get_run(run_id).data.tags
+        with get_client(sync_client=True) as prefect:
+            flow_run = prefect.read_flow_run(UUID(tags["prefect.flow_run_id"]))
+            assert prefect.read_flow(flow_run.flow_id).name == flow
+        assert tags["prefect.flow_run_name"] == flow_run.name
+        cards[version] = card
+    promoted = cards[decision.candidate_version]
+    assert promoted["promotion"]["decision_id"] == decision.decision_id
+    assert promoted["promotion"]["outcome"] == "promoted"
+    holdout = promoted["metrics"]["holdout"]
+    assert holdout["challenger"]["mae"] == pytest.approx(decision.candidate_metrics["mae"])
+    assert holdout["champion_version"] == "1"
+    assert set(promoted["training_window"]["ranges"]) == set(life.loaded.settings.data.numeric)
+    assert cards["1"]["metrics"]["holdout"] is None  # bootstrap: judged on CV, no holdout
+    assert [c["name"] for c in cards["1"]["promotion"]["checks"]] == ["first_model"]
