@@ -115,6 +115,7 @@ def configure_environment(params: Path) -> Path:
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "modelwatch")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DO_NOT_TRACK", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     paths.prefect_home.mkdir(parents=True, exist_ok=True)
     return paths.home
 
