@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 UV := $(BIN)/uv
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: setup demo demo-bank test test-fast lint ui bench bench-drift bench-quality bench-policies report-screenshot clean
+.PHONY: setup demo demo-bank test test-fast lint ui bench bench-drift bench-quality bench-policies report-screenshot ui-check clean
 
 $(UV):
 	python3 -m venv $(VENV) && $(BIN)/pip install --quiet --disable-pip-version-check uv==0.13.9
@@ -43,6 +43,9 @@ lint: setup
 
 report-screenshot: setup
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) && $(BIN)/python scripts/screenshot_report.py
+
+ui-check: setup
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) && $(BIN)/python scripts/check_uis.py --fresh 4
 
 ui: setup
 	$(BIN)/modelwatch --params params.yaml ui

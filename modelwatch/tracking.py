@@ -45,7 +45,9 @@ def ensure_experiments(client: Any, name: str, artifact_root: Path) -> Experimen
         exp = client.get_experiment_by_name(full)
         if exp is None:
             location = (artifact_root / full).as_uri()
-            ids.append(client.create_experiment(full, artifact_location=location))
+            # MLflow 3's UI opens GenAI (traces) views unless told these are model runs
+            kind = {"mlflow.experimentKind": "custom_model_development"}
+            ids.append(client.create_experiment(full, artifact_location=location, tags=kind))
         else:
             ids.append(exp.experiment_id)
     return Experiments(*ids)
