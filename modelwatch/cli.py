@@ -157,7 +157,7 @@ def _dispatch(args: argparse.Namespace, params: Path, home: Path) -> int:
             retrain_reason=args.reason,
             return_state=True,
         )
-        _out(f"{args.batch.name}: {state.name}: {state.message or ''}".rstrip(": "))
+        _out(_state_line(args.batch.name, state))
         return 0 if state.is_completed() else 2
     if args.command == "bootstrap":
         from flows.bootstrap import bootstrap
@@ -175,7 +175,7 @@ def _dispatch(args: argparse.Namespace, params: Path, home: Path) -> int:
             return_state=True,
         )
         if state.name == "Skipped" or not state.is_completed():
-            _out(f"retrain: {state.name}: {state.message or ''}".rstrip(": "))
+            _out(_state_line("retrain", state))
             return 0 if state.is_completed() else 2
         _out(state.result().summary())
         return 0
@@ -210,6 +210,11 @@ def _ui_hint(params: Path, home: Path) -> str:
         f"  make ui          # or: modelwatch --params {params} ui\n"
         f"  Prefect UI: http://127.0.0.1:4200   MLflow UI: http://127.0.0.1:5000"
     )
+
+
+def _state_line(subject: str, state: object) -> str:
+    """Returns "subject: StateName: message" for a Prefect flow run's final state."""
+    return f"{subject}: {state.name}: {state.message or ''}".rstrip(": ")
 
 
 def _out(text: str) -> None:

@@ -16,7 +16,8 @@ from modelwatch.settings import load_settings
 log = logging.getLogger(__name__)
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float) -> bool:
+def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 180) -> bool:
+    """Returns True once url answers 200, False if proc exits or timeout seconds pass."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
         try:
@@ -64,7 +65,7 @@ def run_deployments(params: Path, home: Path, prefect_port: int) -> int:
             proc, health = _prefect_server(
                 _server_env(paths.prefect_home, prefect_port), prefect_port
             )
-            if not _wait_healthy(health, proc, timeout=180):
+            if not wait_healthy(health, proc, timeout=180):
                 sys.stderr.write(f"modelwatch: error: Prefect server did not start ({health})\n")
                 return 1
             os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{prefect_port}/api"
@@ -117,7 +118,7 @@ def serve(params: Path, home: Path, prefect_port: int, mlflow_port: int) -> int:
     }
     try:
         for name, (proc, url) in procs.items():
-            if not _wait_healthy(url, proc, timeout=180):
+            if not wait_healthy(url, proc, timeout=180):
                 sys.stderr.write(f"modelwatch: error: {name} server did not start ({url})\n")
                 return 1
         sys.stdout.write(

@@ -24,11 +24,12 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 
 import yaml
+
+from modelwatch.ui import wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -88,18 +89,6 @@ def screenshot(url: str, out: Path, budget_ms: int = 30000) -> Path:
     return out
 
 
-def wait_healthy(url: str, timeout: float = 180) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
-                    return True
-        except OSError:
-            time.sleep(1)
-    return False
-
-
 def fresh_project(batches: int, folder: Path) -> Path:
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["demo"]["source"] = str(ROOT / raw["demo"]["source"])
@@ -152,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     prefect, mlflow = f"http://127.0.0.1:{prefect_port}", f"http://127.0.0.1:{mlflow_port}"
     results: list[tuple[str, bool, str]] = []
     try:
-        if not (wait_healthy(f"{prefect}/api/health") and wait_healthy(f"{mlflow}/health")):
+        if not (wait_healthy(f"{prefect}/api/health", ui) and wait_healthy(f"{mlflow}/health", ui)):
             sys.stderr.write("the UIs did not start\n")
             return 1
         exp_id = _experiment_id(mlflow, f"{experiment}-monitoring")
