@@ -13,6 +13,7 @@ $(VENV)/.synced: uv.lock pyproject.toml | $(UV)
 	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --inexact --compile-bytecode --python $(BIN)/python && touch $@
 
 setup: $(VENV)/.synced
+	@bash scripts/install_chromium.sh
 
 demo: setup
 	$(BIN)/modelwatch --params params.yaml demo
@@ -42,10 +43,10 @@ lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 report-screenshot: setup
-	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) && $(BIN)/python scripts/screenshot_report.py
+	$(BIN)/python scripts/screenshot_report.py
 
 ui-check: setup
-	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) && $(BIN)/python scripts/check_uis.py --fresh 4
+	$(BIN)/python scripts/check_uis.py --fresh 4
 
 ui: setup
 	$(BIN)/modelwatch --params params.yaml ui

@@ -40,3 +40,21 @@ def one_at_a_time(model_name: str, timeout_seconds: float = 1800) -> Iterator[No
                 pass
     with concurrency(name, occupy=1, strict=True, timeout_seconds=timeout_seconds):
         yield
+
+
+def tag_run(*tags: str | None) -> None:
+    """Adds tags to the current flow run, so the Prefect UI can filter runs by model and by what
+    happened (e.g. drift, retrain, promoted, rejected). A failure to tag is logged, never fatal."""
+    from prefect import get_client, get_run_logger
+    from prefect.runtime import flow_run
+
+    wanted = {t for t in tags if t}
+    if not flow_run.id or not wanted:
+        return
+    try:
+        with get_client(sync_client=True) as client:
+            current = set(client.read_flow_run(flow_run.id).tags or [])
+            if not wanted <= current:
+                client.update_flow_run(flow_run.id, tags=sorted(current | wanted))
+    except Exception as exc:  # noqa: BLE001 - tags are a convenience; the run goes on
+        get_run_logger().warning("could not tag the flow run with %s: %s", sorted(wanted), exc)

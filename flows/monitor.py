@@ -9,7 +9,7 @@ from pathlib import Path
 from prefect import flow
 from prefect.states import Completed, Failed
 
-from flows.common import DEFAULT_PARAMS, run_name
+from flows.common import DEFAULT_PARAMS, run_name, tag_run
 from flows.retrain import retrain
 from modelwatch import alerts, drift, history, policy, probation, promotion, validation
 from modelwatch.errors import ConfigError
@@ -53,6 +53,27 @@ class MonitorResult:
     estimated: dict[str, float] | None = None
 
 
+def outcome_tags(
+    report: drift.DriftReport,
+    decision: policy.RetrainDecision,
+    verdict: probation.ProbationVerdict | None,
+    retrain_outcome: str | None,
+) -> list[str]:
+    """Tags of an accepted batch's flow run: what a person filters the Prefect UI by."""
+    tags = ["accepted"]
+    if report.dataset_drift:
+        tags.append("drift")
+    if decision.severity in ("warning", "critical"):
+        tags.append(decision.severity)
+    if decision.retrain:
+        tags.append("retrain")
+    if retrain_outcome:
+        tags.append(retrain_outcome.split()[0].strip(":"))  # promoted, kept, deferred, ...
+    if verdict is not None and verdict.status == "failed":
+        tags.append("probation-failed")
+    return tags
+
+
 @flow(name="monitor-batch", flow_run_name=lambda: run_name("monitor", "batch_path"))
 def monitor_batch(
     batch_path: Path,
@@ -65,8 +86,10 @@ def monitor_batch(
     if force_retrain and not (retrain_reason or "").strip():
         raise ConfigError("force_retrain: a manual retrain needs a reason (retrain_reason)")
     proj = open_project(params_path)
+    tag_run(proj.model_name, "monitor", "manual-retrain" if force_retrain else None)
     file_md5, earlier = find_processed(proj, batch_path)
     if earlier is not None:
+        tag_run("duplicate")
         return Completed(
             name="Skipped",
             message=f"{batch_path.name}: same content as {earlier.batch_id} (step {earlier.index},"
@@ -81,6 +104,7 @@ def monitor_batch(
         run_id = log_rejection(proj, index, batch_path, checked, folder, champion.version)
         found = alerts.validation_alerts(checked, batch_path.stem, index, str(folder))
         send_alerts(proj, found, batch_path.stem, index, run_id)
+        tag_run("rejected")
         return Failed(name="Rejected", message=f"rejected: {checked.summary()}; kept in {folder}")
     batch_id = batch_path.stem
     predictions = score_batch(model, batch, proj)
@@ -176,6 +200,7 @@ def monitor_batch(
         elif not described.startswith(("deferred", "skipped")):
             found += alerts.retrain_alerts(batch_id, index, described)
     send_alerts(proj, found, batch_id, index, run_id)
+    tag_run(*outcome_tags(report, decision, verdict, described))
     publish_monitor_artifacts(
         proj,
         batch_id,

@@ -8,7 +8,7 @@ from pathlib import Path
 from prefect import flow
 from prefect.states import Completed, State
 
-from flows.common import DEFAULT_PARAMS, one_at_a_time
+from flows.common import DEFAULT_PARAMS, one_at_a_time, tag_run
 from modelwatch import gate, history, promotion, registry, versioning
 from modelwatch.errors import ConfigError, InsufficientDataError
 from modelwatch.project import Project
@@ -50,11 +50,20 @@ def retrain(
     if window_batches is not None and window_batches < 1:
         raise ConfigError(f"window_batches must be at least 1, got {window_batches}")
     proj = open_project(params_path)
+    tag_run(proj.model_name, "retrain", "by-policy" if batch_index is not None else "manual")
     if window_batches is not None:
         training = proj.settings.training.model_copy(update={"window_batches": window_batches})
         proj = replace(proj, settings=proj.settings.model_copy(update={"training": training}))
     with one_at_a_time(proj.model_name):
-        return _retrain(proj, reason, batch_index, force)
+        result = _retrain(proj, reason, batch_index, force)
+    if isinstance(result, promotion.PromotionDecision):
+        dry = proj.settings.retrain.run_mode == "dry_run"
+        tag_run(
+            "promoted" if result.promote and not dry else "not-promoted", "dry-run" if dry else None
+        )
+    else:
+        tag_run(result.name.lower())
+    return result
 
 
 def _retrain(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger
 
-from flows.common import DEFAULT_PARAMS, one_at_a_time
+from flows.common import DEFAULT_PARAMS, one_at_a_time, tag_run
 from modelwatch import alerts, notify
 from modelwatch.errors import ConfigError
 from tasks.project import open_project
@@ -27,6 +27,7 @@ def rollback(reason: str, params_path: Path = DEFAULT_PARAMS) -> tuple[str, str]
     if not reason or not reason.strip():
         raise ConfigError("rollback needs a reason: who asked for it, and why")
     proj = open_project(params_path)
+    tag_run(proj.model_name, "rollback")
     with one_at_a_time(proj.model_name):
         before, after = rollback_champion(proj, reason)
     notify.route(

@@ -146,6 +146,61 @@ def log_sklearn_model(model: Any, example: pd.DataFrame, registered_name: str) -
     return info.model_uri, str(info.registered_model_version)
 
 
+TIMELINE_TAG = "modelwatch.timeline"
+TIMELINE_NOTE = (
+    "Monitoring metrics over time: one point per batch at step = batch index (drift share, "
+    "drifted features, estimated and realized performance, label coverage, champion version). "
+    "Open *Model metrics* for the line charts; each batch's own run has the full detail."
+)
+
+
+def timeline_metrics(metrics: Mapping[str, float | None]) -> dict[str, float]:
+    """The metrics worth a line over time: everything but per-feature drift and per-segment
+    breakdowns (those stay in each batch's run)."""
+    return {
+        k: v
+        for k, v in metrics.items()
+        if v is not None and not k.startswith("drift.") and k.count(".") <= 2
+    }
+
+
+def timeline_run(client: Any, experiment_id: str, model_name: str) -> str:
+    """Returns the id of the monitoring experiment's timeline run, creating it once."""
+    found = find_runs(client, experiment_id, f"tags.`{TIMELINE_TAG}` = 'true'")
+    if found:
+        return min(found, key=lambda r: r.info.start_time).info.run_id
+    run = client.create_run(
+        experiment_id,
+        run_name=f"{model_name}-timeline",
+        tags={TIMELINE_TAG: "true", "mlflow.note.content": TIMELINE_NOTE},
+    )
+    client.set_terminated(run.info.run_id)
+    return run.info.run_id
+
+
+def log_timeline(
+    client: Any,
+    experiment_id: str,
+    model_name: str,
+    metrics: Mapping[str, float | None],
+    step: int,
+) -> None:
+    """Adds a batch's monitoring metrics to the timeline run at step = batch index, so the
+    MLflow UI draws each one as a line over batches (a run per batch gives only single points)."""
+    import math
+    import time
+
+    from mlflow.entities import Metric
+
+    chosen = timeline_metrics(metrics)
+    stamp = int(time.time() * 1000)
+    points = [
+        Metric(k, float(v), stamp, step) for k, v in chosen.items() if math.isfinite(float(v))
+    ]
+    if points:
+        client.log_batch(timeline_run(client, experiment_id, model_name), metrics=points)
+
+
 def find_runs(client: Any, experiment_id: str, filter_string: str) -> list[Any]:
     """Returns runs of an experiment matching an MLflow filter, newest first."""
     return list(

@@ -57,9 +57,8 @@ def publish_monitor_artifacts(
     if estimated:
         values = ", ".join(f"{k} {format_number(v)}" for k, v in estimated.items())
         lines += [f"**Estimated before labels (CBPE)**: {values}", ""]
-    lines.append(f"**Decision** ({decision.severity}): {decision.summary()}")
-    if outcome:
-        lines.append(f"; retrain: {outcome}")
+    said = f"**Decision** ({decision.severity}): {decision.summary()}"
+    lines.append(f"{said}; retrain: {outcome}" if outcome else said)
     lines += ["", f"[MLflow run]({mlflow_run_url(proj, run_id)})"]
     create_markdown_artifact(
         key=f"monitor-{key}", markdown="\n".join(lines), description=f"monitor {batch_id}"

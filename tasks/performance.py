@@ -12,6 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from modelwatch import drift, history, io, performance, probation, project, scoring, tracking
 from modelwatch.project import Project
 from modelwatch.settings import BootstrapSettings
+from tasks.tracking import log_timeline
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ def evaluate_labelled_batches(
             if coverage > 0 and coverage != run.metrics.get("label_coverage"):
                 with tracking.resume(run.run_id):
                     tracking.log_metrics({"label_coverage": coverage}, step=run.index)
+                log_timeline(proj, {"label_coverage": coverage}, run.index)
             continue
         metrics = _report_metrics(report, "performance")
         metrics |= {f"baseline.dummy.{k}": v for k, v in report.baseline.items()}
@@ -83,6 +85,7 @@ def evaluate_labelled_batches(
             if shadow is not None:
                 tracking.log_json(shadow.to_dict(), "shadow_performance.json")
             tracking.set_tags({"labels_evaluated": "true", "labels_evaluated_at_batch": index})
+        log_timeline(proj, metrics, run.index)
         logger.info("labels arrived for %s: %s", run.batch_id, report.summary())
         done.append(Evaluation(run.batch_id, run.index, coverage, report, shadow))
     return done

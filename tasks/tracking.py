@@ -98,8 +98,21 @@ def log_monitoring_run(
         tracking.log_dataset(
             batch, batch_id, f"data/batches/{batch_id}.csv", "monitoring", batch_version.md5
         )
+    timeline = metrics | {"champion_version": _version_number(champion_version)}
+    log_timeline(proj, timeline, index)
     get_run_logger().info("MLflow run %s for %s (step %d)", run_id, batch_id, index)
     return run_id
+
+
+def log_timeline(proj: Project, metrics: dict[str, float | None], index: int) -> None:
+    """Adds a batch's metrics to the monitoring timeline run (lines over batches in MLflow)."""
+    tracking.log_timeline(
+        proj.client, proj.experiments.monitoring, proj.settings.project.model_name, metrics, index
+    )
+
+
+def _version_number(version: str | None) -> float | None:
+    return float(version) if version and version.isdigit() else None
 
 
 @task(cache_policy=NO_CACHE)
@@ -122,12 +135,12 @@ def log_rejection(
         "decision": "rejected",
         **_flow_run_tags(),
     }
+    counts = {"validation.failed_expectations": checked.failed, "rows": checked.n_rows}
     with tracking.run(proj.experiments.monitoring, batch_path.stem, tags) as run_id:
-        tracking.log_metrics(
-            {"validation.failed_expectations": checked.failed, "rows": checked.n_rows}, step=index
-        )
+        tracking.log_metrics(counts, step=index)
         tracking.log_json(checked.to_dict(), "validation.json")
         tracking.log_text(checked.to_markdown(), "validation.md")
+    log_timeline(proj, counts, index)
     return run_id
 
 
