@@ -10,6 +10,7 @@ from prefect.artifacts import create_table_artifact
 
 from flows.common import DEFAULT_PARAMS
 from flows.monitor import monitor_batch
+from modelwatch.progress import Progress
 from modelwatch.settings import load_settings
 
 
@@ -37,11 +38,12 @@ def monitor_incoming(
     done = paths.incoming / "processed"
     done.mkdir(parents=True, exist_ok=True)
     rows = []
-    for n, path in enumerate(files, start=1):
+    progress = Progress("monitor-incoming", len(files), every=0, artifact_key="incoming-progress")
+    for path in files:
         state = monitor_batch(batch_path=path, params_path=params_path, return_state=True)
         shutil.move(str(path), done / path.name)
         rows.append({"file": path.name, "state": state.name, "message": state.message or ""})
-        logger.info("[%d/%d] %s: %s %s", n, len(files), path.name, state.name, state.message or "")
+        progress.advance(detail=f"{path.name} {state.name} {state.message or ''}".strip())
     if rows:
         create_table_artifact(key="monitor-incoming", table=rows, description="batches processed")
     return rows

@@ -5,13 +5,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from prefect import flow, get_run_logger
+from prefect import flow
 from prefect.artifacts import create_table_artifact
 
 from flows.bootstrap import bootstrap
 from flows.common import DEFAULT_PARAMS
 from flows.monitor import monitor_batch
 from modelwatch import demo, report
+from modelwatch.progress import Progress
 from modelwatch.settings import load_settings
 
 
@@ -26,8 +27,8 @@ def replay(params_path: Path = DEFAULT_PARAMS, max_batches: int | None = None) -
         paths.resolve(settings.demo.source), settings.data, settings.demo, paths.home / "demo"
     )
     bootstrap(reference_path=plan.reference, params_path=params_path)
-    logger = get_run_logger()
     batches = [b for b in plan.batches if max_batches is None or b.index <= max_batches]
+    progress = Progress("replay", len(batches), every=0, artifact_key="replay-progress")
     delivered: set[str] = set()
     for batch in batches:
         for due in plan.labels_due(batch.index):
@@ -37,7 +38,11 @@ def replay(params_path: Path = DEFAULT_PARAMS, max_batches: int | None = None) -
         target = paths.incoming_batches / batch.inputs.name
         shutil.copy(batch.inputs, target)
         state = monitor_batch(batch_path=target, params_path=params_path, return_state=True)
-        logger.info("%s: %s %s", batch.batch_id, state.name, state.message or "")
+        if target.exists():  # processed: out of the drop folder, as monitor-incoming does
+            done = paths.incoming / "processed"
+            done.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(target), done / target.name)
+        progress.advance(detail=f"{batch.batch_id} {state.name} {state.message or ''}".strip())
     rows = report.batch_table(params_path)
     create_table_artifact(key="replay-summary", table=rows, description="one row per batch")
     return rows

@@ -25,6 +25,7 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from modelwatch import estimation, performance
 from modelwatch.errors import ConfigError, InsufficientDataError
+from modelwatch.progress import Progress
 from modelwatch.settings import DataSettings, TrainingSettings
 
 log = logging.getLogger(__name__)
@@ -118,9 +119,12 @@ def fit_model(
         )
     if task == "classification" and y.nunique() < 2:
         raise InsufficientDataError(f"training window has a single class {y.iloc[0]!r}")
-    cv_metrics, calibration = _cross_validate(x, y, data, training, task, cv_folds)
+    progress = Progress(f"training on {len(x)} rows", cv_folds + 2)
+    cv_metrics, calibration = _cross_validate(x, y, data, training, task, cv_folds, progress)
     pipe = build_pipeline(data, training, task).fit(x, y)
+    progress.advance(detail="final fit")
     importance = permutation_importances(pipe, x, y, training)
+    progress.advance(detail="permutation importance")
     return TrainedModel(pipe, cv_metrics, len(x), importance, calibration)
 
 
@@ -147,6 +151,7 @@ def _cross_validate(
     training: TrainingSettings,
     task: str,
     folds: int,
+    progress: Progress | None = None,
 ) -> tuple[dict[str, float], dict | None]:
     """Returns the out-of-fold metrics and, for classification, the calibration fitted on the
     out-of-fold probabilities (collected in the same loop: no second round of fits)."""
@@ -157,13 +162,15 @@ def _cross_validate(
     preds = pd.Series(index=y.index, dtype=object if task == "classification" else float)
     classes = np.unique(y.to_numpy()) if task == "classification" else np.array([])
     proba = np.zeros((len(y), len(classes)))
-    for train_idx, test_idx in splitter.split(x, y):
+    for fold, (train_idx, test_idx) in enumerate(splitter.split(x, y), start=1):
         pipe = build_pipeline(data, training, task).fit(x.iloc[train_idx], y.iloc[train_idx])
         preds.iloc[test_idx] = pipe.predict(x.iloc[test_idx])
         if task == "classification":
             # a fold may miss a class: its column stays 0 for those rows
             columns = np.searchsorted(classes, pipe.classes_)
             proba[np.ix_(test_idx, columns)] = pipe.predict_proba(x.iloc[test_idx])
+        if progress is not None:
+            progress.advance(detail=f"cross-validation fold {fold}/{folds}")
     if task == "regression":
         return performance.compute_metrics(y, preds.astype(float), task), None
     y_pred = preds.astype(y.dtype)

@@ -27,6 +27,7 @@ import scipy.stats
 
 from modelwatch.drift.stattests import TESTS, FeatureDrift, Kind, decide, untested
 from modelwatch.errors import ConfigError
+from modelwatch.progress import Progress
 
 if TYPE_CHECKING:
     from modelwatch.settings import DataSettings, DriftSettings
@@ -139,9 +140,12 @@ def compute_drift(
         ConfigError: drift.columns names an unknown column or a test that does not accept it.
     """
     check_column_overrides(settings, data)
-    features = tuple(
-        _feature_drift(reference, current, column, data, settings) for column in data.features
-    )
+    progress = Progress(f"drift on {len(current)} rows", len(data.features))
+    found = []
+    for column in data.features:
+        found.append(_feature_drift(reference, current, column, data, settings))
+        progress.advance(detail=column)
+    features = tuple(found)
     features = _weigh(_correct(features, settings), data.features, importance)
     prediction = _task_drift(data.prediction, prediction_reference, prediction_current, settings)
     target = _task_drift(data.target, target_reference, target_current, settings)

@@ -56,6 +56,20 @@ def test_monitor_incoming_processes_the_folder_in_name_order(ops):
     assert list(inbox.glob("*.csv")) == []
     assert len(list((ops.loaded.paths.incoming / "processed").glob("*.csv"))) == 3
     assert monitor_incoming(params_path=ops.params) == []  # nothing waiting: a no-op
+    # the run kept a progress bar (Prefect progress artifact) and its monitor runs carry tags
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter
+
+    with get_client(sync_client=True) as client:
+        (bar,) = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["incoming-progress"]))
+        )
+        assert (bar.type, bar.data) == ("progress", 100.0)
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name={"like_": "monitor-"}))
+    tags = {r.name: set(r.tags) for r in runs}
+    first = tags[f"monitor-{ops.batches[0].batch_id}"]
+    assert {ops.name, "monitor", "accepted"} <= first
+    assert {ops.name, "monitor", "duplicate"} <= tags["monitor-zz-resent-batch-001"]
 
 
 def test_manual_retrain_without_new_data_is_skipped_unless_forced(ops):
