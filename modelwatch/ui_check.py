@@ -59,11 +59,19 @@ def _get(url: str, payload: dict | None = None) -> dict | list:
         return json.loads(resp.read())
 
 
-def replay(params_template: Path, folder: Path, batches: int, source_root: Path) -> Path:
-    """Writes a params file whose stores live under folder/home and replays the first `batches`
-    demo batches into it with `modelwatch demo` (a separate process, as a user would run it);
-    returns the new params file."""
+def replay(
+    params_template: Path,
+    folder: Path,
+    batches: int,
+    source_root: Path,
+    overrides: dict[str, dict] | None = None,
+) -> Path:
+    """Writes a params file whose stores live under folder/home (sections updated by
+    `overrides`) and replays the first `batches` demo batches into it with `modelwatch demo` (a
+    separate process, as a user would run it); returns the new params file."""
     raw = yaml.safe_load(params_template.read_text())
+    for section, values in (overrides or {}).items():
+        raw[section] = {**(raw.get(section) or {}), **values}
     raw["demo"]["source"] = str(source_root / raw["demo"]["source"])
     raw["project"]["home"] = str(folder / "home")
     folder.mkdir(parents=True, exist_ok=True)
@@ -164,7 +172,8 @@ def _prefect_checks(browser: Browser, base: str, model: str, out: Path) -> list[
         )
     )
 
-    ok = ok and browser.click(summary, selector="*")
+    clicked = ok and browser.click(summary, selector="*")
+    ok = clicked
     ok = ok and browser.wait_for(("Validation", "Drift", "Decision", "MLflow run"))
     checks.append(
         Check(
@@ -175,6 +184,22 @@ def _prefect_checks(browser: Browser, base: str, model: str, out: Path) -> list[
             "validation, drift, decision, MLflow link",
         )
     )
+
+    deployments = _get(f"{base}/api/deployments/filter", {})
+    if deployments:  # after `modelwatch serve`
+        names = sorted(d["name"] for d in deployments)
+        url = f"{base}/deployments"
+        browser.open(url)
+        ok = browser.wait_for(tuple(names))
+        checks.append(
+            Check(
+                "Prefect lists the served deployments",
+                ok,
+                url,
+                browser.screenshot(out / "prefect_deployments.png"),
+                ", ".join(names),
+            )
+        )
     return checks
 
 
