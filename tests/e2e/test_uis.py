@@ -81,6 +81,8 @@ def served(project):
                 found["deployments"] = ui_check._get(f"{api}/deployments/filter", {})
                 break
             time.sleep(2)
+        if found["run"] is not None:
+            found |= _custom_retrain_runs(api, found["deployments"], deadline)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -91,6 +93,36 @@ def served(project):
         log.close()
     found["log"] = (home.parent / "serve.log").read_text()
     return found
+
+
+def _custom_retrain_runs(api: str, deployments: list[dict], deadline: float) -> dict:
+    """What the Prefect UI's "Custom run" of retrain does: POST create_flow_run with parameters;
+    once without the required reason (refused), once with one (run by the served process)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    from modelwatch import ui_check
+
+    retrain = next(d for d in deployments if d["name"] == "retrain")
+    url = f"{api}/deployments/{retrain['id']}/create_flow_run"
+    req = urllib.request.Request(
+        url,
+        data=json.dumps({"parameters": {"force": True}}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        urllib.request.urlopen(req, timeout=30)
+        refused = None
+    except urllib.error.HTTPError as exc:
+        refused = (exc.code, exc.read().decode())
+    created = ui_check._get(url, {"parameters": {"reason": "ui test: custom run", "force": True}})
+    while time.monotonic() < deadline:
+        run = ui_check._get(f"{api}/flow_runs/{created['id']}")
+        if run["state_type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            break
+        time.sleep(2)
+    return {"refused": refused, "custom": run}
 
 
 def test_serve_fires_the_monitor_deployment_on_its_cron_schedule(project, served):
@@ -132,6 +164,16 @@ def test_served_deployments_are_retrain_and_rollback_by_hand_with_a_reason(serve
         assert by_name[name]["parameter_openapi_schema"]["required"] == ["reason"]
 
 
+def test_custom_retrain_run_needs_a_reason_and_runs_in_the_served_process(served):
+    code, body = served["refused"]
+    assert code in (409, 422), body
+    assert "reason" in body
+    run = served["custom"]
+    assert run["state_type"] == "COMPLETED", run["state"]
+    assert run["parameters"]["reason"] == "ui test: custom run"
+    assert {"bike-demand", "retrain", "manual"} <= set(run["tags"])
+
+
 @pytest.fixture(scope="module")
 def checks(project, served):
     from modelwatch import ui_check
@@ -160,3 +202,49 @@ def test_ui_page_shows_what_a_person_looks_for(checks, shot):
     width, height = struct.unpack(">II", png[16:24])
     assert (width, height) == (1400, 1000)
     assert len(png) > 30_000, f"{check.screenshot} looks blank ({len(png)} bytes)"
+
+
+def test_make_ui_prints_both_addresses_keeps_state_in_the_project_and_stops_on_ctrl_c(
+    project, served, tmp_path
+):
+    """`modelwatch ui` (what `make ui` runs) with an empty HOME: it prints both addresses, writes
+    nothing outside the project home, and Ctrl-C (SIGINT) stops both servers."""
+    from modelwatch import ui_check
+    from modelwatch.ui import wait_healthy
+
+    params, _ = project
+    home = tmp_path / "user-home"
+    home.mkdir()
+    prefect_port, mlflow_port = ui_check.free_port(), ui_check.free_port()
+    out = tmp_path / "ui.out"
+    with out.open("w") as sink:
+        proc = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "modelwatch"),
+                "--params",
+                str(params),
+                "ui",
+                "--prefect-port",
+                str(prefect_port),
+                "--mlflow-port",
+                str(mlflow_port),
+            ],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=ui_check._clean_env() | {"HOME": str(home)},
+        )
+        try:
+            assert wait_healthy(f"http://127.0.0.1:{prefect_port}/api/health", proc)
+            assert wait_healthy(f"http://127.0.0.1:{mlflow_port}/health", proc)
+            time.sleep(1)  # the addresses are printed once both answer
+        finally:
+            proc.send_signal(signal.SIGINT)
+            code = proc.wait(timeout=60)
+    text = out.read_text()
+    assert code == 0, text[-2000:]
+    assert f"Prefect UI: http://127.0.0.1:{prefect_port}" in text
+    assert f"MLflow UI:  http://127.0.0.1:{mlflow_port}" in text
+    for port in (prefect_port, mlflow_port):  # both servers are gone
+        with pytest.raises(OSError):
+            ui_check._get(f"http://127.0.0.1:{port}/")
+    assert sorted(p.name for p in home.rglob("*")) == []
