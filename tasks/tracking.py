@@ -14,11 +14,21 @@ from modelwatch.policy import RetrainDecision
 from modelwatch.project import Project
 from tasks.policy import VIOLATED_TAG
 
+PREFECT_UI = "http://127.0.0.1:4200"  # where `make ui` / `modelwatch ui` serves the Prefect UI
+
 
 def _flow_run_tags() -> dict[str, str]:
+    """Links an MLflow run to the Prefect flow run that made it: id, name, the address in the
+    Prefect UI, and a run description (rendered as markdown by MLflow) with a clickable link."""
     from prefect.runtime import flow_run
 
-    return {"prefect.flow_run_id": str(flow_run.id), "prefect.flow_run_name": str(flow_run.name)}
+    url = f"{PREFECT_UI}/runs/flow-run/{flow_run.id}"
+    return {
+        "prefect.flow_run_id": str(flow_run.id),
+        "prefect.flow_run_name": str(flow_run.name),
+        "prefect.flow_run_url": url,
+        "mlflow.note.content": f"Made by Prefect flow run [{flow_run.name}]({url}).",
+    }
 
 
 @task(cache_policy=NO_CACHE)

@@ -60,10 +60,35 @@ def test_every_monitoring_run_has_metrics_and_lineage(bike):
         assert run.tags["data_md5"] == versioning.dvc_md5(root, rel)
         assert run.tags["data_md5"] == hashlib.md5((root / rel).read_bytes()).hexdigest()
         assert run.tags["champion_version"] in {"1", "2", "3", "4", "5", "6", "7"}
-        assert run.tags["prefect.flow_run_id"]
+        flow_run_id = run.tags["prefect.flow_run_id"]
+        url = f"http://127.0.0.1:4200/runs/flow-run/{flow_run_id}"
+        assert run.tags["prefect.flow_run_url"] == url
+        assert f"]({url})" in run.tags["mlflow.note.content"]  # a link in the run description
     # labels arrive one batch late: all but the last accepted batch have realized error
     evaluated = [r.batch_id for r in accepted if "performance.mae" in r.metrics]
     assert evaluated == [r.batch_id for r in accepted[:-1]]
+
+
+def test_timeline_run_holds_the_monitoring_metrics_over_batches(bike):
+    """The timeline run's metric histories equal the per-batch runs' values, step by step."""
+    client, exp = bike["client"], bike["exps"].monitoring
+    (timeline,) = tracking.find_runs(client, exp, "tags.`modelwatch.timeline` = 'true'")
+    assert timeline.info.run_name == "bike-demand-timeline"
+    runs = history.batch_runs(client, exp)
+    assert timeline.info.run_id not in {r.run_id for r in runs}  # not mistaken for a batch
+    for key in ("drift_share", "performance.mae", "label_coverage", "rows"):
+        points = {m.step: m.value for m in client.get_metric_history(timeline.info.run_id, key)}
+        expected = {r.index: r.metrics[key] for r in runs if key in r.metrics}
+        assert points == pytest.approx(expected), key
+        assert len(points) >= 5
+    # per-feature drift and per-segment metrics stay in the batch runs
+    assert not any(k.startswith("drift.") for k in timeline.data.metrics)
+    assert not any(k.count(".") > 2 for k in timeline.data.metrics)
+    champions = client.get_metric_history(timeline.info.run_id, "champion_version")
+    accepted = [r for r in runs if r.status == "accepted"]
+    assert [int(m.value) for m in sorted(champions, key=lambda m: m.step)] == [
+        int(r.champion_version) for r in accepted
+    ]
 
 
 def test_realized_mae_matches_sklearn(bike):
