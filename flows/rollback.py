@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import flow, get_run_logger
+from prefect import flow
 
 from flows.common import DEFAULT_PARAMS, one_at_a_time, tag_run
-from modelwatch import alerts, notify
+from modelwatch import alerts
 from modelwatch.errors import ConfigError
+from tasks.alerts import deliver
 from tasks.project import open_project
 from tasks.registry import rollback_champion
 
@@ -30,9 +31,5 @@ def rollback(reason: str, params_path: Path = DEFAULT_PARAMS) -> tuple[str, str]
     tag_run(proj.model_name, "rollback")
     with one_at_a_time(proj.model_name):
         before, after = rollback_champion(proj, reason)
-    notify.route(
-        alerts.rollback_alerts(before, after, reason).alerts,
-        proj.settings.alerts,
-        get_run_logger(),
-    )
+    deliver(proj, alerts.rollback_alerts(before, after, reason).alerts)
     return before, after

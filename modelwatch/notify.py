@@ -1,7 +1,9 @@
 """Alert delivery: to the log, and as Slack-compatible JSON to webhooks; the incident state file.
 
 HTTP goes through urllib.request (proxies from the usual *_proxy variables). A webhook that
-fails never raises: the failure is logged and returned, so the caller can record it.
+fails never raises: the failure is logged and returned, so the caller can record it, and the
+alert waits in an outbox (`deliver`) to be tried again with the next alerts, up to
+alerts.max_attempts times, so an incident's one alert is not lost to a webhook that was down.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 LOG_LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "critical": logging.CRITICAL}
 _BODY_SHOWN = 200  # characters of an error response kept in the reason
+_NOT_TRIED = "not tried:"
 
 Logger = logging.Logger | logging.LoggerAdapter
 
@@ -60,16 +63,109 @@ def route(
 
     A webhook that cannot be reached is not tried again for the later alerts of this call (each
     would wait for its timeout); those are returned as failed too."""
+    return deliver(alerts, settings, (), log)[0]
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An alert a webhook has not accepted yet; `attempts` real tries so far."""
+
+    webhook: str
+    alert: Alert
+    attempts: int
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "webhook": self.webhook,
+            "alert": self.alert.to_dict(),
+            "attempts": self.attempts,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Pending:
+        return cls(raw["webhook"], Alert(**raw["alert"]), int(raw["attempts"]), raw["reason"])
+
+
+def deliver(
+    alerts: Sequence[Alert],
+    settings: AlertSettings,
+    pending: Sequence[Pending] = (),
+    log: Logger | None = None,
+) -> tuple[list[Delivery], list[Pending]]:
+    """Tries the pending deliveries again (oldest first), then routes the new alerts (see
+    `route`). Returns every delivery made now and what is still pending: failed deliveries with
+    fewer than settings.max_attempts real tries. A delivery that reaches max_attempts is given
+    up with an error in the log; one whose webhook left the configuration is dropped with a
+    warning. A webhook found unreachable is not tried again in the same call, and that does not
+    count as a try."""
     log = log or logger
+    hooks = {h.label: h for h in settings.webhooks}
     unreachable: dict[str, str] = {}
     out: list[Delivery] = []
+    left: list[Pending] = []
+
+    def attempt(alert: Alert, hook: WebhookSettings, tries: int) -> None:
+        done = _deliver(alert, hook, unreachable, log)
+        out.append(done)
+        if done.status == "delivered":
+            return
+        tries += 0 if done.reason.startswith(_NOT_TRIED) else 1
+        if tries >= settings.max_attempts:
+            log.error(
+                "alert webhook %s: gave up on %r after %d attempts (last: %s)",
+                hook.label,
+                alert.title,
+                tries,
+                done.reason,
+            )
+        else:
+            left.append(Pending(hook.label, alert, tries, done.reason))
+
+    for waiting in pending:
+        hook = hooks.get(waiting.webhook)
+        if hook is None:
+            log.warning(
+                "alert webhook %s is no longer configured: dropped %r",
+                waiting.webhook,
+                waiting.alert.title,
+            )
+            continue
+        attempt(waiting.alert, hook, waiting.attempts)
     for alert in alerts:
         if at_least(alert.routing_severity, settings.min_severity):
             log.log(LOG_LEVELS[alert.severity], "alert: %s", describe(alert))
         for hook in settings.webhooks:
             if at_least(alert.routing_severity, hook.min_severity):
-                out.append(_deliver(alert, hook, unreachable, log))
-    return out
+                attempt(alert, hook, 0)
+    return out, left
+
+
+def load_outbox(path: Path) -> list[Pending]:
+    """Returns the pending deliveries stored at path (none when there is no file).
+
+    Raises:
+        SchemaError: the file is not an outbox.
+    """
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SchemaError(f"{path}: not valid JSON ({exc}); delete it to drop them") from None
+    try:
+        if not isinstance(raw, dict) or raw.get("version") != 1:
+            raise ValueError("expected an object with version 1")
+        return [Pending.from_dict(item) for item in raw["pending"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SchemaError(f"{path}: not an alert outbox ({exc}); delete it to drop them") from None
+
+
+def save_outbox(path: Path, pending: Sequence[Pending]) -> Path:
+    """Writes the pending deliveries atomically as JSON."""
+    payload = {"version": 1, "pending": [p.to_dict() for p in pending]}
+    return write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", Path(path))
 
 
 def describe(alert: Alert) -> str:
@@ -137,7 +233,7 @@ def _deliver(
 ) -> Delivery:
     label = hook.label
     if label in unreachable:
-        reason = f"not tried: unreachable earlier in this batch ({unreachable[label]})"
+        reason = f"{_NOT_TRIED} unreachable earlier in this batch ({unreachable[label]})"
         return Delivery(label, alert.title, alert.incident_key, "failed", reason)
     try:
         _post_json(hook.url, slack_payload(alert), hook.timeout_seconds)

@@ -187,6 +187,14 @@ def status(params_path: Path | str) -> str:
             "open incidents: "
             + (", ".join(f"{k} ({v['severity']})" for k, v in sorted(open_.items())) or "none")
         )
+    outbox = paths.registry_dir / f"{name}.alert-outbox.json"
+    pending = json.loads(outbox.read_text()).get("pending", []) if outbox.exists() else []
+    if pending:
+        lines.append(
+            f"undelivered alerts: {len(pending)}, retried with the next batch ("
+            + "; ".join(f"{p['webhook']}: {p['reason']}" for p in pending[:3])
+            + ")"
+        )
     lines.append(f"next scheduled run: {_next_scheduled_run(paths)}")
     return "\n".join(lines)
 

@@ -369,11 +369,14 @@ class AlertSettings(_Frozen):
     """Where alerts go: the log from `min_severity` up, each webhook from its own min_severity.
 
     An open incident is alerted once; `repeat_after_batches` re-sends it while it stays open
-    (null: never)."""
+    (null: never). An alert a webhook did not accept waits in an outbox and is tried again with
+    the next batch's alerts, up to `max_attempts` tries in all."""
 
     min_severity: Severity = "info"
     webhooks: list[WebhookSettings] = []
     repeat_after_batches: int | None = Field(None, ge=1)
+    # tries per webhook and alert; a failed one is tried again with the next batch's alerts
+    max_attempts: int = Field(5, ge=1, le=100)
 
     @model_validator(mode="after")
     def _unique_labels(self) -> AlertSettings:

@@ -28,7 +28,7 @@ def send_alerts(
             state, findings, index, batch_id, proj.settings.alerts.repeat_after_batches
         )
         notify.save_state(path, state)
-    deliveries = notify.route(due, proj.settings.alerts, get_run_logger())
+    deliveries = deliver(proj, due)
     if run_id is not None and due:
         with tracking.resume(run_id):
             tracking.log_json(
@@ -45,4 +45,24 @@ def send_alerts(
                     "alerts_failed": len(failed),
                 }
             )
+    return deliveries
+
+
+def outbox_path(proj: Project):
+    return proj.paths.registry_dir / f"{proj.model_name}.alert-outbox.json"
+
+
+def deliver(proj: Project, due: list[alerts.Alert] | tuple[alerts.Alert, ...]) -> list:
+    """Posts the due alerts, after the earlier ones a webhook did not accept (the outbox in
+    <home>/registry/<model>.alert-outbox.json); returns every delivery made."""
+    from tasks.registry import history_of
+
+    path = outbox_path(proj)
+    with history_of(proj).lock():  # two runs never post the same pending alert twice
+        pending = notify.load_outbox(path)
+        if not due and not pending:
+            return []
+        deliveries, left = notify.deliver(due, proj.settings.alerts, pending, get_run_logger())
+        if left or path.exists():
+            notify.save_outbox(path, left)
     return deliveries

@@ -40,3 +40,36 @@ def test_bad_batches_open_one_incident_and_a_good_batch_resolves_it(tmp_path, re
     assert len(resolved) == 1
     run = life.run_of(1)
     assert run.tags["alerts_failed"] == "0"
+
+
+def test_an_alert_the_webhook_refused_is_delivered_with_the_next_batch(tmp_path, receiver):  # noqa: F811
+    import json
+
+    import yaml
+
+    from flows.monitor import monitor_batch
+
+    hook = {"name": "ops", "url": f"{receiver.base}/fail", "min_severity": "info"}
+    life = Life(tmp_path, alerts={"webhooks": [hook]})
+    life.bootstrap()
+    target = life.loaded.paths.incoming_batches / "bike_out_of_range.csv"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(DATA / "bike_out_of_range.csv", target)
+    assert monitor_batch(batch_path=target, params_path=life.params, return_state=True).name == (
+        "Rejected"
+    )
+    outbox = life.loaded.paths.registry_dir / f"{life.name}.alert-outbox.json"
+    (waiting,) = json.loads(outbox.read_text())["pending"]
+    assert (waiting["webhook"], waiting["attempts"]) == ("ops", 1)
+    assert waiting["reason"] == "HTTP 500 Internal Server Error: boom"
+    # the webhook is fixed (same name, working address); the next batch delivers what waited
+    raw = yaml.safe_load(life.params.read_text())
+    raw["alerts"]["webhooks"][0]["url"] = f"{receiver.base}/hook"
+    life.params.write_text(yaml.safe_dump(raw, sort_keys=False))
+    life.monitor(1)
+    texts = receiver.titles("/hook")
+    assert texts[0] == waiting["alert"]["severity"].join(["[", "] "]) + waiting["alert"]["title"]
+    assert any("resolved" in t.lower() for t in texts[1:])
+    assert json.loads(outbox.read_text())["pending"] == []
+    run = life.run_of(1)
+    assert run.tags["alerts_failed"] == "0"

@@ -83,6 +83,18 @@ def served(project):
             time.sleep(2)
         if found["run"] is not None:
             found |= _custom_retrain_runs(api, found["deployments"], deadline)
+            found["status"] = subprocess.run(
+                [
+                    str(Path(sys.executable).parent / "modelwatch"),
+                    "--params",
+                    str(params),
+                    "status",
+                ],
+                capture_output=True,
+                text=True,
+                env=ui_check._clean_env() | {"PREFECT_API_URL": api},
+                timeout=120,
+            )
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -172,6 +184,29 @@ def test_custom_retrain_run_needs_a_reason_and_runs_in_the_served_process(served
     assert run["state_type"] == "COMPLETED", run["state"]
     assert run["parameters"]["reason"] == "ui test: custom run"
     assert {"bike-demand", "retrain", "manual"} <= set(run["tags"])
+
+
+def test_status_tells_the_champion_last_batch_decision_and_next_scheduled_run(served):
+    from datetime import UTC, datetime, timedelta
+
+    proc = served["status"]
+    assert proc.returncode == 0, proc.stderr
+    lines = dict(line.split(": ", 1) for line in proc.stdout.strip().splitlines()[1:])
+    assert proc.stdout.startswith("model bike-demand (regression), home ")
+    assert lines["champion"].startswith("v") and " since 20" in lines["champion"]
+    waiting = served["waiting"].stem
+    assert lines["last batch"].startswith(f"{waiting} (step 5, accepted), drift share 0.")
+    assert " on batch-004-2011-02-19 (scored by v" in lines["last realized mae"]
+    assert lines["last decision"]
+    when, _, rest = lines["next scheduled run"].partition(" ")
+    assert rest.endswith(", monitor-incoming/monitor)")
+    next_run = datetime.fromisoformat(when)
+    assert (
+        datetime.now(UTC) - timedelta(minutes=1)
+        < next_run
+        < datetime.now(UTC) + timedelta(minutes=3)
+    )
+    assert next_run.second == 0  # every minute, on the minute
 
 
 @pytest.fixture(scope="module")

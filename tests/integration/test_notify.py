@@ -232,3 +232,66 @@ def test_a_broken_state_file_is_refused(tmp_path):
     with pytest.raises(SchemaError, match="incidents.json: incident state version 7, expected 1"):
         notify.load_state(path)
     assert path.read_text() == '{"version": 7}'  # left as it was, for whoever looks
+
+
+def test_a_failed_alert_waits_in_the_outbox_and_is_delivered_once_the_webhook_answers(
+    receiver, tmp_path
+):
+    down = AlertSettings(webhooks=[hook(receiver, "/fail")])
+    got, left = notify.deliver([make("critical", title="drift opened")], down)
+    assert [d.status for d in got] == ["failed"]
+    assert [(p.webhook, p.alert.title, p.attempts) for p in left] == [("fail", "drift opened", 1)]
+    outbox = tmp_path / "outbox.json"
+    notify.save_outbox(outbox, left)
+    assert notify.load_outbox(outbox) == left  # the alert survives the process
+
+    # the same webhook (same name) answers again: the waiting alert goes first, then the new one
+    up = AlertSettings(webhooks=[WebhookSettings(url=receiver.base + "/ok", name="fail")])
+    got, left = notify.deliver(
+        [make("warning", key=None, title="retrain")], up, notify.load_outbox(outbox)
+    )
+    assert [(d.alert, d.status) for d in got] == [
+        ("drift opened", "delivered"),
+        ("retrain", "delivered"),
+    ]
+    assert left == []
+    assert receiver.titles("/ok") == ["[critical] drift opened", "[warning] retrain"]
+
+
+def test_the_outbox_gives_up_after_max_attempts(receiver, caplog):
+    settings = AlertSettings(webhooks=[hook(receiver, "/fail")], max_attempts=2)
+    _, left = notify.deliver([make("critical")], settings)
+    with caplog.at_level(logging.ERROR, logger="modelwatch.notify"):
+        got, left = notify.deliver([], settings, left)
+    assert [d.status for d in got] == ["failed"] and left == []
+    (gave_up,) = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert gave_up == (
+        "alert webhook fail: gave up on 'critical alert' after 2 attempts "
+        "(last: HTTP 500 Internal Server Error: boom)"
+    )
+    assert len(receiver.bodies("/fail")) == 2
+
+
+def test_not_tried_is_not_an_attempt_and_a_removed_webhook_drops_its_alerts(caplog):
+    settings = AlertSettings(webhooks=[WebhookSettings(url=closed_port_url(), name="gone")])
+    _, left = notify.deliver([make("critical", title="a"), make("critical", title="b")], settings)
+    assert [(p.alert.title, p.attempts) for p in left] == [("a", 1), ("b", 0)]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="modelwatch.notify"):
+        got, still = notify.deliver([], AlertSettings(), left)
+    assert got == [] and still == []
+    assert [r.getMessage() for r in caplog.records] == [
+        "alert webhook gone is no longer configured: dropped 'a'",
+        "alert webhook gone is no longer configured: dropped 'b'",
+    ]
+
+
+def test_a_broken_outbox_is_refused(tmp_path):
+    path = tmp_path / "outbox.json"
+    path.write_text("[1, 2")
+    with pytest.raises(SchemaError, match="outbox.json: not valid JSON .*delete it to drop them"):
+        notify.load_outbox(path)
+    path.write_text('{"version": 1, "pending": [{"webhook": "x"}]}')
+    with pytest.raises(SchemaError, match="outbox.json: not an alert outbox"):
+        notify.load_outbox(path)
+    assert notify.load_outbox(tmp_path / "missing.json") == []

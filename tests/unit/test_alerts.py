@@ -481,6 +481,7 @@ def test_alerts_default_to_the_log_only():
         "min_severity": "info",
         "webhooks": [],
         "repeat_after_batches": None,
+        "max_attempts": 5,
     }
 
 
