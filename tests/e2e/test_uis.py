@@ -41,13 +41,16 @@ def project(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def served(project):
-    """`modelwatch serve` with a batch waiting in incoming/batches, until the scheduler's first
+    """`modelwatch serve` with a batch waiting in incoming/batches (and the previous batch's
+    labels in incoming/labels), until the scheduler's first
     monitor run has completed (at most 4 minutes), then SIGTERM."""
     from modelwatch import ui_check
 
     params, home = project
     waiting = sorted((home / "demo" / "batches").glob("batch-*.csv"))[4]
     shutil.copy(waiting, home / "incoming" / "batches" / waiting.name)
+    labels = home / "demo" / "labels" / "batch-004-2011-02-19.csv"  # week 4's labels came late
+    shutil.copy(labels, home / "incoming" / "labels" / labels.name)
     port = ui_check.free_port()
     api = f"http://127.0.0.1:{port}/api"
     log = (home.parent / "serve.log").open("w")
