@@ -201,13 +201,22 @@ def log_timeline(
         client.log_batch(timeline_run(client, experiment_id, model_name), metrics=points)
 
 
-def find_runs(client: Any, experiment_id: str, filter_string: str) -> list[Any]:
-    """Returns runs of an experiment matching an MLflow filter, newest first."""
-    return list(
-        client.search_runs(
+def find_runs(
+    client: Any, experiment_id: str, filter_string: str, page_size: int = 1000
+) -> list[Any]:
+    """Returns every run of an experiment matching an MLflow filter, newest first (page by page:
+    one search answers at most 1000 runs)."""
+    found: list[Any] = []
+    token = None
+    while True:
+        page = client.search_runs(
             [experiment_id],
             filter_string=filter_string,
             order_by=["attributes.start_time DESC"],
-            max_results=1000,
+            max_results=page_size,
+            page_token=token,
         )
-    )
+        found.extend(page)
+        token = page.token
+        if not token:
+            return found
