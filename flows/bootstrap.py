@@ -7,7 +7,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 
 from flows.common import DEFAULT_PARAMS
-from modelwatch import gate, io, promotion, registry
+from modelwatch import gate, io, promotion, registry, tracking
 from modelwatch.errors import PromotionRejected
 from tasks.project import open_project
 from tasks.registry import apply_promotion
@@ -19,6 +19,8 @@ from tasks.versioning import set_reference
 def bootstrap(reference_path: Path, params_path: Path = DEFAULT_PARAMS) -> str:
     """Returns the champion version: trained now, or the existing one (bootstrap runs once)."""
     proj = open_project(params_path)
+    # the monitoring timeline run exists before any monitor run could race to create it
+    tracking.timeline_run(proj.client, proj.experiments.monitoring, proj.model_name)
     existing = registry.get_alias(proj.client, proj.model_name, registry.CHAMPION)
     if existing is not None:
         get_run_logger().info("champion %s already exists; nothing to do", existing.version)

@@ -58,6 +58,7 @@ def outcome_tags(
     decision: policy.RetrainDecision,
     verdict: probation.ProbationVerdict | None,
     retrain_outcome: str | None,
+    dry_run: bool = False,
 ) -> list[str]:
     """Tags of an accepted batch's flow run: what a person filters the Prefect UI by."""
     tags = ["accepted"]
@@ -68,7 +69,8 @@ def outcome_tags(
     if decision.retrain:
         tags.append("retrain")
     if retrain_outcome:
-        tags.append(retrain_outcome.split()[0].strip(":"))  # promoted, kept, deferred, ...
+        word = retrain_outcome.split()[0].strip(":")  # promoted, kept, deferred, ...
+        tags.append(f"dry-run-{word}" if dry_run else word)
     if verdict is not None and verdict.status == "failed":
         tags.append("probation-failed")
     return tags
@@ -200,7 +202,7 @@ def monitor_batch(
         elif not described.startswith(("deferred", "skipped")):
             found += alerts.retrain_alerts(batch_id, index, described)
     send_alerts(proj, found, batch_id, index, run_id)
-    tag_run(*outcome_tags(report, decision, verdict, described))
+    tag_run(*outcome_tags(report, decision, verdict, described, dry_run=mode == "dry_run"))
     publish_monitor_artifacts(
         proj,
         batch_id,

@@ -50,7 +50,8 @@ def retrain(
     if window_batches is not None and window_batches < 1:
         raise ConfigError(f"window_batches must be at least 1, got {window_batches}")
     proj = open_project(params_path)
-    tag_run(proj.model_name, "retrain", "by-policy" if batch_index is not None else "manual")
+    by_policy = batch_index is not None and not force  # a forced retrain is always asked by hand
+    tag_run(proj.model_name, "retrain", "by-policy" if by_policy else "manual")
     if window_batches is not None:
         training = proj.settings.training.model_copy(update={"window_batches": window_batches})
         proj = replace(proj, settings=proj.settings.model_copy(update={"training": training}))

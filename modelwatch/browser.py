@@ -41,17 +41,27 @@ class Browser:
 
     def __init__(self, width: int = 1400, height: int = 1000, timeout: float = 60) -> None:
         self.width, self.height, self.timeout = width, height, timeout
-        self._profile = Path(tempfile.mkdtemp(prefix="modelwatch-chromium-"))
+        self._profile: Path | None = None
         self._proc: subprocess.Popen | None = None
         self._ws = None
         self._next_id = 0
 
     def __enter__(self) -> Browser:
+        try:
+            self._start()
+        except BaseException:
+            self.__exit__(None, None, None)  # no chromium left behind when starting fails
+            raise
+        return self
+
+    def _start(self) -> None:
         from websockets.sync.client import connect
 
+        binary = chromium_path()
+        self._profile = Path(tempfile.mkdtemp(prefix="modelwatch-chromium-"))
         self._proc = subprocess.Popen(
             [
-                chromium_path(),
+                binary,
                 *FLAGS,
                 f"--window-size={self.width},{self.height}",
                 "--remote-debugging-port=0",
@@ -73,18 +83,25 @@ class Browser:
             "Emulation.setDeviceMetricsOverride",
             {"width": self.width, "height": self.height, "deviceScaleFactor": 1, "mobile": False},
         )
-        return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._ws is not None:
-            self._ws.close()
-        if self._proc is not None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-        shutil.rmtree(self._profile, ignore_errors=True)
+        try:
+            if self._ws is not None:
+                self._ws.close()
+        except Exception:  # noqa: BLE001 - the browser goes away below in any case
+            pass
+        finally:
+            self._ws = None
+            if self._proc is not None:
+                self._proc.terminate()
+                try:
+                    self._proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self._proc.kill()
+                    self._proc.wait(timeout=10)
+                self._proc = None
+            if self._profile is not None:
+                shutil.rmtree(self._profile, ignore_errors=True)
 
     def _devtools_port(self) -> int:
         marker = self._profile / "DevToolsActivePort"
@@ -92,8 +109,9 @@ class Browser:
         while time.monotonic() < deadline:
             if self._proc is not None and self._proc.poll() is not None:
                 raise BrowserError(f"chromium exited with code {self._proc.returncode}")
-            if marker.exists() and marker.read_text().strip():
-                return int(marker.read_text().split()[0])
+            lines = marker.read_text().split() if marker.exists() else []
+            if len(lines) >= 2:  # port and browser path: the file is complete
+                return int(lines[0])
             time.sleep(0.1)
         raise BrowserError(f"chromium did not open a debugging port in {self.timeout:.0f} s")
 
@@ -101,33 +119,48 @@ class Browser:
         """Sends one DevTools command and returns its result (events in between are skipped)."""
         self._next_id += 1
         msg_id = self._next_id
-        self._ws.send(json.dumps({"id": msg_id, "method": method, "params": params or {}}))
+        from websockets.exceptions import ConnectionClosed
+
         deadline = time.monotonic() + self.timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise BrowserError(f"no answer to {method} in {self.timeout:.0f} s")
-            reply = json.loads(self._ws.recv(timeout=left))
-            if reply.get("id") == msg_id:
-                if "error" in reply:
-                    raise BrowserError(f"{method}: {reply['error'].get('message')}")
-                return reply.get("result", {})
+        try:
+            self._ws.send(json.dumps({"id": msg_id, "method": method, "params": params or {}}))
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                reply = json.loads(self._ws.recv(timeout=left))
+                if reply.get("id") == msg_id:
+                    break
+        except TimeoutError:
+            raise BrowserError(f"no answer to {method} in {self.timeout:.0f} s") from None
+        except ConnectionClosed as exc:
+            raise BrowserError(f"{method}: the connection to chromium closed ({exc})") from None
+        if "error" in reply:
+            raise BrowserError(f"{method}: {reply['error'].get('message')}")
+        return reply.get("result", {})
 
     def open(self, url: str) -> None:
-        """Navigates the tab to url and waits for the document to load (a single-page app then
-        still fetches its data: wait for what should show with `wait_for`)."""
-        result = self.send("Page.navigate", {"url": url})
-        if result.get("errorText"):
-            raise BrowserError(f"{url}: {result['errorText']}")
-        deadline = time.monotonic() + self.timeout
-        while time.monotonic() < deadline:
-            try:
-                if self.evaluate("document.readyState") == "complete":
-                    return
-            except BrowserError:  # the old document is going away
-                pass
-            time.sleep(0.2)
-        raise BrowserError(f"{url} did not load in {self.timeout:.0f} s")
+        """Loads url as a new document (through about:blank, so that a single-page app's routes
+        that differ only after '#' are loaded afresh and no text of the page before lingers), and
+        waits for it to load; the app then still fetches its data: wait with `wait_for`."""
+        for target in ("about:blank", url):
+            result = self.send("Page.navigate", {"url": target})
+            if result.get("errorText"):
+                raise BrowserError(f"{target}: {result['errorText']}")
+            deadline = time.monotonic() + self.timeout
+            while True:
+                try:
+                    state = self.evaluate("[document.readyState, location.href]")
+                except BrowserError:  # the old document is going away
+                    state = None
+                # the app may rewrite its address (redirects, query strings): only the blank
+                # page's is compared
+                blank = state is not None and state[1] == "about:blank"
+                if state and state[0] == "complete" and blank == (target == "about:blank"):
+                    break
+                if time.monotonic() >= deadline:
+                    raise BrowserError(f"{target} did not load in {self.timeout:.0f} s")
+                time.sleep(0.2)
 
     def evaluate(self, expression: str):
         """Value of a JavaScript expression in the page (JSON-serialisable values only)."""
@@ -170,8 +203,14 @@ class Browser:
         the page settle (charts finish drawing) and returns True; False after timeout seconds."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            body = self.text()
-            if all(t in body for t in texts) and (selector is None or self.count(selector) > 0):
+            try:
+                body = self.text()
+                found = all(t in body for t in texts) and (
+                    selector is None or self.count(selector) > 0
+                )
+            except BrowserError:  # between two documents: look again
+                found = False
+            if found:
                 time.sleep(settle)
                 return True
             time.sleep(0.5)

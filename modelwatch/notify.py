@@ -13,8 +13,9 @@ import json
 import logging
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -85,7 +86,10 @@ class Pending:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Pending:
-        return cls(raw["webhook"], Alert(**raw["alert"]), int(raw["attempts"]), raw["reason"])
+        """Reads an entry; keys an older or newer Alert does not have are left out."""
+        known = {f.name for f in fields(Alert)}
+        alert = Alert(**{k: v for k, v in raw["alert"].items() if k in known})
+        return cls(raw["webhook"], alert, int(raw["attempts"]), raw["reason"])
 
 
 def deliver(
@@ -98,8 +102,8 @@ def deliver(
     `route`). Returns every delivery made now and what is still pending: failed deliveries with
     fewer than settings.max_attempts real tries. A delivery that reaches max_attempts is given
     up with an error in the log; one whose webhook left the configuration is dropped with a
-    warning. A webhook found unreachable is not tried again in the same call, and that does not
-    count as a try."""
+    warning. A webhook found unreachable is not tried again in the same call; its other alerts
+    count that call as a failed try too, so the outbox never outgrows max_attempts calls."""
     log = log or logger
     hooks = {h.label: h for h in settings.webhooks}
     unreachable: dict[str, str] = {}
@@ -111,7 +115,7 @@ def deliver(
         out.append(done)
         if done.status == "delivered":
             return
-        tries += 0 if done.reason.startswith(_NOT_TRIED) else 1
+        tries += 1  # a webhook found unreachable earlier in this call failed this alert too
         if tries >= settings.max_attempts:
             log.error(
                 "alert webhook %s: gave up on %r after %d attempts (last: %s)",
@@ -140,6 +144,37 @@ def deliver(
             if at_least(alert.routing_severity, hook.min_severity):
                 attempt(alert, hook, 0)
     return out, left
+
+
+@contextmanager
+def outbox_lock(path: Path, timeout: float = 120.0) -> Iterator[bool]:
+    """Holds an exclusive flock on `<path>.lock` while alerts are posted and the outbox rewritten
+    (a lock of its own: slow webhooks never hold up promotions). Yields False when another
+    process kept it for `timeout` seconds."""
+    import fcntl
+    import os
+    import time
+
+    lock = Path(f"{path}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                time.sleep(0.1)
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def load_outbox(path: Path) -> list[Pending]:
@@ -192,6 +227,7 @@ def _post_json(url: str, payload: dict[str, Any], timeout: float) -> None:
             response.read()
     except urllib.error.HTTPError as exc:
         shown = exc.read(_BODY_SHOWN).decode("utf-8", "replace").strip()
+        shown = " ".join(shown.split())  # one line, whatever the server sent
         raise _Refused(f"HTTP {exc.code} {exc.reason}" + (f": {shown}" if shown else "")) from None
     except TimeoutError:
         raise _Unreachable(f"no answer within {timeout:g} s") from None

@@ -67,7 +67,11 @@ class Progress:
 
     def line(self, detail: str = "") -> str:
         """The report for the current count."""
-        parts = [f"{self.label}: {self.done}/{self.total}"]
+        parts = [
+            f"{self.label}: {self.done}/{self.total}"
+            if self.total
+            else f"{self.label}: {self.done}"
+        ]
         if self.total:
             parts.append(f"({100 * self.done / self.total:.0f}%)")
         if detail:

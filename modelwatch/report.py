@@ -187,16 +187,24 @@ def status(params_path: Path | str) -> str:
             "open incidents: "
             + (", ".join(f"{k} ({v['severity']})" for k, v in sorted(open_.items())) or "none")
         )
-    outbox = paths.registry_dir / f"{name}.alert-outbox.json"
-    pending = json.loads(outbox.read_text()).get("pending", []) if outbox.exists() else []
-    if pending:
-        lines.append(
-            f"undelivered alerts: {len(pending)}, retried with the next batch ("
-            + "; ".join(f"{p['webhook']}: {p['reason']}" for p in pending[:3])
-            + ")"
-        )
+    lines += _outbox_lines(paths.registry_dir / f"{name}.alert-outbox.json")
     lines.append(f"next scheduled run: {_next_scheduled_run(paths)}")
     return "\n".join(lines)
+
+
+def _outbox_lines(path: Path) -> list[str]:
+    from modelwatch import notify
+    from modelwatch.errors import SchemaError
+
+    try:
+        pending = notify.load_outbox(path)
+    except SchemaError as exc:
+        return [f"undelivered alerts: unreadable outbox ({exc}); the next batch sets it aside"]
+    if not pending:
+        return []
+    shown = "; ".join(f"{p.webhook}: {p.alert.title} ({p.reason})" for p in pending[:3])
+    more = f"; and {len(pending) - 3} more" if len(pending) > 3 else ""
+    return [f"undelivered alerts: {len(pending)}, retried with the next batch: {shown}{more}"]
 
 
 def _next_scheduled_run(paths, api: str | None = None) -> str:

@@ -197,8 +197,12 @@ def log_timeline(
     points = [
         Metric(k, float(v), stamp, step) for k, v in chosen.items() if math.isfinite(float(v))
     ]
-    if points:
+    if not points:
+        return
+    try:
         client.log_batch(timeline_run(client, experiment_id, model_name), metrics=points)
+    except Exception as exc:  # noqa: BLE001 - a chart's points never fail a batch
+        log.warning("timeline run: %d point(s) at step %d not logged: %s", len(points), step, exc)
 
 
 def find_runs(
@@ -219,4 +223,6 @@ def find_runs(
         found.extend(page)
         token = page.token
         if not token:
-            return found
+            # a run created between two pages shifts the later ones: keep each run once
+            unique = {r.info.run_id: r for r in reversed(found)}
+            return sorted(unique.values(), key=lambda r: r.info.start_time or 0, reverse=True)

@@ -25,6 +25,7 @@ import sys
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import yaml
 
@@ -47,9 +48,19 @@ class Check:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(n: int) -> list[int]:
+    """n distinct free ports (all bound at once, so no two are the same)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def _get(url: str, payload: dict | None = None) -> dict | list:
@@ -98,7 +109,7 @@ def check_project(params: Path, out: Path) -> list[Check]:
     """Starts the UIs on the project's stores, runs every check, stops the UIs."""
     loaded = yaml.safe_load(params.read_text())
     model, experiment = loaded["project"]["model_name"], loaded["tracking"]["experiment"]
-    prefect_port, mlflow_port = free_port(), free_port()
+    prefect_port, mlflow_port = free_ports(2)
     ui = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "modelwatch"),
@@ -132,15 +143,17 @@ def check_project(params: Path, out: Path) -> list[Check]:
 
 
 def _prefect_checks(browser: Browser, base: str, model: str, out: Path) -> list[Check]:
+    from tasks.artifacts import artifact_key
+
     runs = _get(
         f"{base}/api/flow_runs/filter",
-        {"flow_runs": {"name": {"like_": "monitor-batch-"}}, "sort": "START_TIME_DESC"},
+        {"flows": {"name": {"any_": ["monitor-batch"]}}, "sort": "START_TIME_DESC"},
     )
-    monitor = [r for r in runs if r["name"].startswith("monitor-batch-")]
-    if not monitor:
-        return [Check("Prefect has monitor-batch flow runs", False, base, out, "none found")]
-    newest = monitor[0]
-    names = [r["name"] for r in monitor[:3]]
+    accepted = [r for r in runs if "accepted" in r["tags"]]  # rejected runs have no drift table
+    if not accepted:
+        return [Check("Prefect has accepted monitor-batch runs", False, base, out, "none found")]
+    newest = accepted[0]
+    names = [r["name"] for r in runs[:3]]
     checks = []
 
     url = f"{base}/runs"
@@ -156,8 +169,8 @@ def _prefect_checks(browser: Browser, base: str, model: str, out: Path) -> list[
         )
     )
 
-    key = newest["name"].removeprefix("monitor-batch-").lower()
-    summary, table = f"monitor-batch-{key}", f"drift-batch-{key}"
+    key = artifact_key(Path(newest["parameters"]["batch_path"]).stem)
+    summary, table = f"monitor-{key}", f"drift-{key}"
     url = f"{base}/runs/flow-run/{newest['id']}"
     browser.open(url)
     ok = browser.wait_for(("Artifacts",)) and browser.click("Artifacts")
@@ -217,9 +230,9 @@ def _close_assistant(browser: Browser, base: str) -> None:
 def _mlflow_checks(
     browser: Browser, base: str, model: str, experiment: str, out: Path
 ) -> list[Check]:
-    exp_id = _get(f"{base}/api/2.0/mlflow/experiments/get-by-name?experiment_name={experiment}")[
-        "experiment"
-    ]["experiment_id"]
+    exp_id = _get(
+        f"{base}/api/2.0/mlflow/experiments/get-by-name?experiment_name={quote(experiment)}"
+    )["experiment"]["experiment_id"]
     found = _get(
         f"{base}/api/2.0/mlflow/runs/search",
         {"experiment_ids": [exp_id], "filter": "tags.`modelwatch.timeline` = 'true'"},
@@ -248,10 +261,10 @@ def _mlflow_checks(
         )
     )
 
-    registered = _get(f"{base}/api/2.0/mlflow/registered-models/get?name={model}")
+    registered = _get(f"{base}/api/2.0/mlflow/registered-models/get?name={quote(model)}")
     aliases = {a["alias"]: a["version"] for a in registered["registered_model"].get("aliases", [])}
     champion = aliases.get("champion")
-    url = f"{base}/#/models/{model}"
+    url = f"{base}/#/models/{quote(model)}"
     browser.open(url)
     ok = champion is not None and browser.wait_for((model, "champion", f"Version {champion}"))
     checks.append(
@@ -264,12 +277,14 @@ def _mlflow_checks(
         )
     )
 
-    version = _get(f"{base}/api/2.0/mlflow/model-versions/get?name={model}&version={champion}").get(
-        "model_version", {}
-    )
+    if champion is None:
+        return checks
+    version = _get(
+        f"{base}/api/2.0/mlflow/model-versions/get?name={quote(model)}&version={champion}"
+    ).get("model_version", {})
     first_line = (version.get("description") or "").strip().splitlines()[:1]
     words = first_line[0].replace("*", "").strip()[:40] if first_line else "<no description>"
-    url = f"{base}/#/models/{model}/versions/{champion}"
+    url = f"{base}/#/models/{quote(model)}/versions/{champion}"
     browser.open(url)
     ok = browser.wait_for(("champion", words))
     checks.append(

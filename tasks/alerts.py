@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from modelwatch import alerts, notify, tracking
+from modelwatch.errors import SchemaError
 from modelwatch.project import Project
 
 
@@ -29,7 +34,7 @@ def send_alerts(
         )
         notify.save_state(path, state)
     deliveries = deliver(proj, due)
-    if run_id is not None and due:
+    if run_id is not None and (due or deliveries):  # retries of earlier alerts are recorded too
         with tracking.resume(run_id):
             tracking.log_json(
                 {
@@ -48,21 +53,31 @@ def send_alerts(
     return deliveries
 
 
-def outbox_path(proj: Project):
+def outbox_path(proj: Project) -> Path:
     return proj.paths.registry_dir / f"{proj.model_name}.alert-outbox.json"
 
 
-def deliver(proj: Project, due: list[alerts.Alert] | tuple[alerts.Alert, ...]) -> list:
+def deliver(proj: Project, due: Sequence[alerts.Alert]) -> list[notify.Delivery]:
     """Posts the due alerts, after the earlier ones a webhook did not accept (the outbox in
-    <home>/registry/<model>.alert-outbox.json); returns every delivery made."""
-    from tasks.registry import history_of
-
+    <home>/registry/<model>.alert-outbox.json); returns every delivery made. Never raises for
+    the outbox: an unreadable one is set aside (renamed *.broken-<time>, an error in the log) and
+    delivery goes on without it."""
+    logger = get_run_logger()
     path = outbox_path(proj)
-    with history_of(proj).lock():  # two runs never post the same pending alert twice
-        pending = notify.load_outbox(path)
+    with notify.outbox_lock(path) as locked:
+        if not locked:
+            logger.warning("%s is locked by another run: posting without the outbox", path.name)
+            return notify.deliver(due, proj.settings.alerts, (), logger)[0]
+        try:
+            pending = notify.load_outbox(path)
+        except SchemaError as exc:
+            aside = path.with_name(f"{path.name}.broken-{time.strftime('%Y%m%dT%H%M%S')}")
+            path.rename(aside)
+            logger.error("alert outbox set aside as %s: %s", aside.name, exc)
+            pending = []
         if not due and not pending:
             return []
-        deliveries, left = notify.deliver(due, proj.settings.alerts, pending, get_run_logger())
+        deliveries, left = notify.deliver(due, proj.settings.alerts, pending, logger)
         if left or path.exists():
             notify.save_outbox(path, left)
     return deliveries

@@ -33,7 +33,7 @@ def publish_monitor_artifacts(
 ) -> None:
     """Publishes `monitor-<batch>` (markdown: validation, top drifted features, metrics,
     decision and reasons, link to the MLflow run) and `drift-<batch>` (one row per column)."""
-    key = _key(batch_id)
+    key = artifact_key(batch_id)
     lines = [
         f"# {batch_id} (step {index})",
         "",
@@ -68,7 +68,7 @@ def publish_monitor_artifacts(
     )
 
 
-def _key(batch_id: str) -> str:
+def artifact_key(batch_id: str) -> str:
     """Prefect artifact keys take lowercase letters, digits and dashes only."""
     return "".join(c if c.isalnum() else "-" for c in batch_id.lower()).strip("-")[:60]
 

@@ -73,3 +73,9 @@ def test_an_alert_the_webhook_refused_is_delivered_with_the_next_batch(tmp_path,
     assert json.loads(outbox.read_text())["pending"] == []
     run = life.run_of(1)
     assert run.tags["alerts_failed"] == "0"
+    # an outbox nobody can read is set aside with an error; monitoring goes on
+    outbox.write_text('{"version": 1, "pending": [')
+    assert life.monitor(2, return_state=True).name == "Completed"
+    (aside,) = outbox.parent.glob(f"{outbox.name}.broken-*")
+    assert aside.read_text() == '{"version": 1, "pending": ['
+    assert not outbox.exists() or json.loads(outbox.read_text())["pending"] == []

@@ -272,16 +272,22 @@ def test_the_outbox_gives_up_after_max_attempts(receiver, caplog):
     assert len(receiver.bodies("/fail")) == 2
 
 
-def test_not_tried_is_not_an_attempt_and_a_removed_webhook_drops_its_alerts(caplog):
-    settings = AlertSettings(webhooks=[WebhookSettings(url=closed_port_url(), name="gone")])
+def test_an_unreachable_webhook_costs_every_alert_a_try_and_a_removed_one_drops_them(caplog):
+    settings = AlertSettings(
+        webhooks=[WebhookSettings(url=closed_port_url(), name="gone")], max_attempts=2
+    )
     _, left = notify.deliver([make("critical", title="a"), make("critical", title="b")], settings)
-    assert [(p.alert.title, p.attempts) for p in left] == [("a", 1), ("b", 0)]
+    assert [(p.alert.title, p.attempts) for p in left] == [("a", 1), ("b", 1)]
+    # batch after batch while it stays down, the outbox never outgrows max_attempts batches
+    _, again = notify.deliver([make("critical", title="c")], settings, left)
+    assert [(p.alert.title, p.attempts) for p in again] == [("c", 1)]
+    left = again + [notify.Pending("gone", make("critical", title="b"), 0, "")]
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="modelwatch.notify"):
         got, still = notify.deliver([], AlertSettings(), left)
     assert got == [] and still == []
     assert [r.getMessage() for r in caplog.records] == [
-        "alert webhook gone is no longer configured: dropped 'a'",
+        "alert webhook gone is no longer configured: dropped 'c'",
         "alert webhook gone is no longer configured: dropped 'b'",
     ]
 
@@ -294,4 +300,10 @@ def test_a_broken_outbox_is_refused(tmp_path):
     path.write_text('{"version": 1, "pending": [{"webhook": "x"}]}')
     with pytest.raises(SchemaError, match="outbox.json: not an alert outbox"):
         notify.load_outbox(path)
+    # an entry written by a version whose Alert had another field still reads
+    entry = notify.Pending("ops", make("critical"), 2, "HTTP 500").to_dict()
+    entry["alert"]["added_later"] = "x"
+    path.write_text(json.dumps({"version": 1, "pending": [entry]}))
+    (back,) = notify.load_outbox(path)
+    assert (back.webhook, back.alert, back.attempts) == ("ops", make("critical"), 2)
     assert notify.load_outbox(tmp_path / "missing.json") == []
