@@ -14,7 +14,19 @@ from modelwatch.progress import Progress
 from modelwatch.settings import load_settings
 
 
-@flow(name="monitor-incoming", flow_run_name="monitor-incoming")
+def _run_name() -> str:
+    """monitor-incoming-2026-11-23T06:00Z: the tick (scheduled start, UTC) the run serves."""
+    from datetime import UTC
+
+    from prefect.runtime import flow_run
+
+    when = flow_run.scheduled_start_time
+    if when is None:
+        return "monitor-incoming"
+    return f"monitor-incoming-{when.astimezone(UTC):%Y-%m-%dT%H:%MZ}"
+
+
+@flow(name="monitor-incoming", flow_run_name=_run_name)
 def monitor_incoming(
     params_path: Path = DEFAULT_PARAMS, max_batches: int | None = None
 ) -> list[dict]:

@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,11 +106,24 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
 
 
-def check_project(params: Path, out: Path) -> list[Check]:
-    """Starts the UIs on the project's stores, runs every check, stops the UIs."""
+@dataclass(frozen=True)
+class UiSession:
+    """What `modelwatch ui` did around the checks: its output, and its exit code after Ctrl-C."""
+
+    checks: list[Check]
+    output: str
+    exit_code: int | str
+    prefect_port: int
+    mlflow_port: int
+
+
+def check_project(params: Path, out: Path, env: dict[str, str] | None = None) -> UiSession:
+    """Starts `modelwatch ui` on the project's stores (environment updated by `env`), runs every
+    check, then stops it with Ctrl-C (SIGINT) as a person would."""
     loaded = yaml.safe_load(params.read_text())
     model, experiment = loaded["project"]["model_name"], loaded["tracking"]["experiment"]
     prefect_port, mlflow_port = free_ports(2)
+    log = tempfile.NamedTemporaryFile("w", prefix="modelwatch-ui-", suffix=".log", delete=False)
     ui = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "modelwatch"),
@@ -121,9 +135,9 @@ def check_project(params: Path, out: Path) -> list[Check]:
             "--mlflow-port",
             str(mlflow_port),
         ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=_clean_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=_clean_env() | (env or {}),
     )
     prefect, mlflow = f"http://127.0.0.1:{prefect_port}", f"http://127.0.0.1:{mlflow_port}"
     try:
@@ -131,15 +145,20 @@ def check_project(params: Path, out: Path) -> list[Check]:
             raise RuntimeError("`modelwatch ui` did not start both servers")
         out.mkdir(parents=True, exist_ok=True)
         with Browser() as browser:
-            return _prefect_checks(browser, prefect, model, out) + _mlflow_checks(
+            checks = _prefect_checks(browser, prefect, model, out) + _mlflow_checks(
                 browser, mlflow, model, f"{experiment}-monitoring", out
             )
     finally:
-        ui.send_signal(signal.SIGTERM)
+        ui.send_signal(signal.SIGINT)
         try:
-            ui.wait(timeout=30)
+            code: int | str = ui.wait(timeout=60)
         except subprocess.TimeoutExpired:
             ui.kill()
+            code = "killed after 60 s"
+        log.close()
+    output = Path(log.name).read_text()
+    Path(log.name).unlink()
+    return UiSession(checks, output, code, prefect_port, mlflow_port)
 
 
 def _prefect_checks(browser: Browser, base: str, model: str, out: Path) -> list[Check]:

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.fresh
             else args.params.resolve()
         )
-        checks = ui_check.check_project(params, args.out)
+        checks = ui_check.check_project(params, args.out).checks
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     for check in checks:

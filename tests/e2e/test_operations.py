@@ -108,3 +108,34 @@ def test_retrain_rejects_a_blank_reason_and_a_bad_window(ops):
     assert blank.is_failed() and "needs a reason" in blank.message
     bad = retrain(reason="x", params_path=ops.params, window_batches=0, return_state=True)
     assert bad.is_failed() and "window_batches must be at least 1" in bad.message
+
+
+def test_catch_up_cancels_missed_ticks_and_starts_one_run_that_drains_the_folder(ops):
+    from datetime import UTC, datetime, timedelta
+
+    from prefect import get_client
+    from prefect.states import Pending, Scheduled
+
+    from flows.serve import build_deployments, catch_up
+
+    with get_client(sync_client=True) as client:
+        assert catch_up(client) == []  # never served: no deployment, nothing missed
+        deployment_id = build_deployments(ops.params)[0].apply()
+        now = datetime.now(UTC)
+        make = client.create_flow_run_from_deployment
+        missed = make(deployment_id, state=Scheduled(scheduled_time=now - timedelta(days=7)))
+        stuck = make(deployment_id, state=Pending())  # left by a serve process that stopped
+        future = make(deployment_id, state=Scheduled(scheduled_time=now + timedelta(days=7)))
+        cancelled = catch_up(client, now=now)
+        assert set(cancelled) >= {missed.name, stuck.name}
+        assert future.name not in cancelled
+        for run in (missed, stuck):
+            state = client.read_flow_run(run.id).state
+            assert state.type.value == "CANCELLED"
+            assert "missed while `modelwatch serve` was not running" in state.message
+        assert client.read_flow_run(future.id).state.type.value == "SCHEDULED"
+        runs = client.read_flow_runs()
+        (extra,) = [r for r in runs if "catch-up" in r.tags]
+        assert extra.deployment_id == deployment_id
+        assert extra.state.type.value == "SCHEDULED"
+        assert extra.expected_start_time <= datetime.now(UTC) + timedelta(seconds=5)  # runs now

@@ -152,6 +152,8 @@ def test_serve_fires_the_monitor_deployment_on_its_cron_schedule(project, served
     assert run["deployment_id"] == monitor["id"]
     assert run["auto_scheduled"] is True  # created by the scheduler, not by hand
     assert run["expected_start_time"].split(":")[2].startswith("00")  # on the minute
+    minute = run["expected_start_time"][:16]  # 2026-11-23T18:41, UTC
+    assert run["name"] == f"monitor-incoming-{minute}Z"  # named after the tick it serves
     (schedule,) = monitor["schedules"]
     assert schedule["schedule"]["cron"] == EVERY_MINUTE
     assert schedule["schedule"]["timezone"] == "Europe/Berlin"
@@ -217,11 +219,18 @@ def test_status_tells_the_champion_last_batch_decision_and_next_scheduled_run(se
 
 
 @pytest.fixture(scope="module")
-def checks(project, served):
+def session(project, served, tmp_path_factory):
+    """`modelwatch ui` (what `make ui` runs) with an empty HOME, the UI checks, then Ctrl-C."""
     from modelwatch import ui_check
 
     params, _ = project
-    return {c.screenshot.name: c for c in ui_check.check_project(params, OUT)}
+    home = tmp_path_factory.mktemp("user-home")
+    return ui_check.check_project(params, OUT, env={"HOME": str(home)}), home
+
+
+@pytest.fixture(scope="module")
+def checks(session):
+    return {c.screenshot.name: c for c in session[0].checks}
 
 
 @pytest.mark.parametrize(
@@ -246,47 +255,14 @@ def test_ui_page_shows_what_a_person_looks_for(checks, shot):
     assert len(png) > 30_000, f"{check.screenshot} looks blank ({len(png)} bytes)"
 
 
-def test_make_ui_prints_both_addresses_keeps_state_in_the_project_and_stops_on_ctrl_c(
-    project, served, tmp_path
-):
-    """`modelwatch ui` (what `make ui` runs) with an empty HOME: it prints both addresses, writes
-    nothing outside the project home, and Ctrl-C (SIGINT) stops both servers."""
-    from modelwatch import ui_check
-    from modelwatch.ui import wait_healthy
-
-    params, _ = project
-    home = tmp_path / "user-home"
-    home.mkdir()
-    prefect_port, mlflow_port = ui_check.free_ports(2)
-    out = tmp_path / "ui.out"
-    with out.open("w") as sink:
-        proc = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "modelwatch"),
-                "--params",
-                str(params),
-                "ui",
-                "--prefect-port",
-                str(prefect_port),
-                "--mlflow-port",
-                str(mlflow_port),
-            ],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            env=ui_check._clean_env() | {"HOME": str(home)},
-        )
-        try:
-            assert wait_healthy(f"http://127.0.0.1:{prefect_port}/api/health", proc)
-            assert wait_healthy(f"http://127.0.0.1:{mlflow_port}/health", proc)
-            time.sleep(1)  # the addresses are printed once both answer
-        finally:
-            proc.send_signal(signal.SIGINT)
-            code = proc.wait(timeout=60)
-    text = out.read_text()
-    assert code == 0, text[-2000:]
-    assert f"Prefect UI: http://127.0.0.1:{prefect_port}" in text
-    assert f"MLflow UI:  http://127.0.0.1:{mlflow_port}" in text
-    for port in (prefect_port, mlflow_port):  # both servers are gone: nobody listens
+def test_make_ui_prints_both_addresses_keeps_state_in_the_project_and_stops_on_ctrl_c(session):
+    """It printed both addresses, wrote nothing outside the project home (HOME stays empty), and
+    Ctrl-C (SIGINT) stopped both servers: exit 0, nobody listens on either port."""
+    ui, home = session
+    assert ui.exit_code == 0, ui.output[-2000:]
+    assert f"Prefect UI: http://127.0.0.1:{ui.prefect_port}" in ui.output
+    assert f"MLflow UI:  http://127.0.0.1:{ui.mlflow_port}" in ui.output
+    for port in (ui.prefect_port, ui.mlflow_port):
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", port), timeout=5).close()
     assert sorted(p.name for p in home.rglob("*")) == []
