@@ -21,8 +21,10 @@ demo: setup
 demo-bank: setup
 	$(BIN)/modelwatch --params params.bank.yaml demo
 
+# one pytest worker per core (at most 4), whole files per worker: each e2e module keeps its own
+# fixtures and its worker its own temporary Prefect server
 test: setup
-	$(BIN)/pytest -m "slow or not slow"
+	$(BIN)/pytest -m "slow or not slow" -n auto --maxprocesses 4 --dist loadfile --durations 10
 
 test-fast: setup
 	$(BIN)/pytest
