@@ -26,7 +26,6 @@ import json
 import logging
 import os
 import signal
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Literal
 
 from modelwatch.errors import RegistryError
+from modelwatch.io import wait_for_flock
 
 log = logging.getLogger(__name__)
 
@@ -258,18 +258,11 @@ class AliasHistory:
             os.close(fd)
 
     def _acquire(self, fd: int, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise RegistryError(
-                        f"alias history of model {self.model_name!r} is locked by another "
-                        f"process ({self.lock_path}); waited {timeout:g} s"
-                    ) from None
-                time.sleep(0.05)
+        if not wait_for_flock(fd, timeout):
+            raise RegistryError(
+                f"alias history of model {self.model_name!r} is locked by another "
+                f"process ({self.lock_path}); waited {timeout:g} s"
+            )
 
     def _now(self) -> str:
         now = self._clock()

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from modelwatch.alerts import Alert, IncidentState, at_least, slack_payload
 from modelwatch.errors import SchemaError
-from modelwatch.io import write_text
+from modelwatch.io import wait_for_flock, write_text
 from modelwatch.settings import AlertSettings, WebhookSettings
 
 logger = logging.getLogger(__name__)
@@ -153,22 +153,14 @@ def outbox_lock(path: Path, timeout: float = 120.0) -> Iterator[bool]:
     process kept it for `timeout` seconds."""
     import fcntl
     import os
-    import time
 
     lock = Path(f"{path}.lock")
     lock.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    yield False
-                    return
-                time.sleep(0.1)
+        if not wait_for_flock(fd, timeout, poll=0.1):
+            yield False
+            return
         try:
             yield True
         finally:

@@ -89,9 +89,8 @@ def replay(
     folder.mkdir(parents=True, exist_ok=True)
     params = folder / "params.yaml"
     params.write_text(yaml.safe_dump(raw, sort_keys=False))
-    modelwatch = Path(sys.executable).parent / "modelwatch"
     done = subprocess.run(
-        [str(modelwatch), "--params", str(params), "demo", "--max-batches", str(batches)],
+        cli(params, "demo", "--max-batches", batches),
         capture_output=True,
         text=True,
         env=_clean_env(),
@@ -99,6 +98,13 @@ def replay(
     if done.returncode != 0:
         raise RuntimeError(f"the replay failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return params
+
+
+def cli(params: Path, *args: object) -> list[str]:
+    """The command line of `modelwatch --params <params> <args>` from this environment."""
+    return [str(Path(sys.executable).parent / "modelwatch"), "--params", str(params)] + [
+        str(a) for a in args
+    ]
 
 
 def _clean_env() -> dict[str, str]:
@@ -125,16 +131,7 @@ def check_project(params: Path, out: Path, env: dict[str, str] | None = None) ->
     prefect_port, mlflow_port = free_ports(2)
     log = tempfile.NamedTemporaryFile("w", prefix="modelwatch-ui-", suffix=".log", delete=False)
     ui = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "modelwatch"),
-            "--params",
-            str(params),
-            "ui",
-            "--prefect-port",
-            str(prefect_port),
-            "--mlflow-port",
-            str(mlflow_port),
-        ],
+        cli(params, "ui", "--prefect-port", prefect_port, "--mlflow-port", mlflow_port),
         stdout=log,
         stderr=subprocess.STDOUT,
         env=_clean_env() | (env or {}),

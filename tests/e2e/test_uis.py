@@ -11,9 +11,7 @@ import signal
 import socket
 import struct
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -56,14 +54,7 @@ def served(project):
     api = f"http://127.0.0.1:{port}/api"
     log = (home.parent / "serve.log").open("w")
     proc = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "modelwatch"),
-            "--params",
-            str(params),
-            "serve",
-            "--prefect-port",
-            str(port),
-        ],
+        ui_check.cli(params, "serve", "--prefect-port", port),
         stdout=log,
         stderr=subprocess.STDOUT,
         env=ui_check._clean_env(),
@@ -88,12 +79,7 @@ def served(project):
         if found["run"] is not None:
             found |= _custom_retrain_runs(api, found["deployments"])
             found["status"] = subprocess.run(
-                [
-                    str(Path(sys.executable).parent / "modelwatch"),
-                    "--params",
-                    str(params),
-                    "status",
-                ],
+                ui_check.cli(params, "status"),
                 capture_output=True,
                 text=True,
                 env=ui_check._clean_env() | {"PREFECT_API_URL": api},
