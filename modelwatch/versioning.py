@@ -88,7 +88,8 @@ def init_data_repo(root: Path, remote: Path, params_file: Path) -> bool:
     for sub in ("reference", "batches", "labels", "predictions", "windows", "quarantine"):
         (root / "data" / sub).mkdir(parents=True, exist_ok=True)
     sync_pipeline(root, params_file)
-    _git(root, "add", "-A")
+    first = [p for p in (".dvc", ".dvcignore", "dvc.yaml", "params.yaml") if (root / p).exists()]
+    _git(root, "add", "--", *first)
     _git(root, "commit", "-q", "-m", "Initialise modelwatch data repository")
     log.info("initialised data repository %s (DVC remote %s)", root, remote)
     return True
@@ -103,10 +104,12 @@ def sync_pipeline(root: Path, params_file: Path) -> None:
 def track(
     root: Path, files: Sequence[Path], message: str, tag: str | None = None
 ) -> list[DataVersion]:
-    """Adds files to DVC, commits the .dvc files to git, pushes to the remote; returns versions.
+    """Adds files to DVC, commits their .dvc files to git, pushes them to the remote; returns
+    their versions. Holds the data repository's lock throughout.
 
     Raises:
-        VersioningError: a file is outside the repository, or DVC/git failed.
+        VersioningError: a file is outside the repository, DVC or git failed, or another run
+            held the repository longer than LOCK_TIMEOUT_SECONDS.
     """
     rels = []
     for f in files:
@@ -114,23 +117,113 @@ def track(
             rels.append(str(Path(f).resolve().relative_to(root.resolve())))
         except ValueError:
             raise VersioningError(f"{f}: not inside the data repository {root}") from None
-    with open_repo(root) as repo:
-        repo.add(rels)
-        repo.push()
-    return commit(root, message, rels, tag=tag)
+    with locked(root):
+        with open_repo(root) as repo:
+            repo.add(rels)
+            repo.push(targets=rels)
+        return commit(root, message, rels, tag=tag)
 
 
 def commit(
-    root: Path, message: str, rels: Sequence[str] = (), tag: str | None = None
+    root: Path,
+    message: str,
+    rels: Sequence[str] = (),
+    tag: str | None = None,
+    extra: Sequence[str] = (),
 ) -> list[DataVersion]:
-    """Commits the staged repository state (and tags it); returns the versions of rels."""
-    _git(root, "add", "-A")
-    if _git(root, "status", "--porcelain"):
-        _git(root, "commit", "-q", "-m", message)
+    """Commits exactly the git side of DVC-tracked rels (their .dvc files and the .gitignore
+    DVC keeps beside them) and the extra git-tracked paths, never anything else in the work
+    tree (and tags it); returns the versions of rels. The commit named is the last one that
+    recorded them, so a rerun after a crash that already committed commits nothing new.
+
+    Call with the repository locked (`locked`), as `track` does.
+    """
+    paths = sorted(set(_git_side(root, rels)) | {p for p in extra if (root / p).exists()})
+    if paths:
+        _git(root, "add", "--", *paths)
+        staged = subprocess.run(
+            ["git", "-C", str(root), "diff", "--cached", "--quiet", "--", *paths]
+        ).returncode
+        if staged:
+            _git(root, "commit", "-q", "-m", message, "--", *paths)
     if tag:
         _git(root, "tag", "-f", tag)
-    sha = _git(root, "rev-parse", "HEAD")
+    recorded = [f"{r}.dvc" for r in rels if (root / f"{r}.dvc").exists()] or paths
+    sha = _git(root, "log", "-1", "--format=%H", "--", *recorded) if recorded else ""
+    sha = sha or _git(root, "rev-parse", "HEAD")
     return [DataVersion(r, dvc_md5(root, r), sha) for r in rels]
+
+
+def _git_side(root: Path, rels: Sequence[str]) -> list[str]:
+    """The git-tracked companions of DVC-tracked files: <file>.dvc and the folder's .gitignore."""
+    out = []
+    for rel in rels:
+        if (root / f"{rel}.dvc").exists():
+            out.append(f"{rel}.dvc")
+        ignore = Path(rel).parent / ".gitignore"
+        if (root / ignore).exists():
+            out.append(str(ignore))
+    return out
+
+
+LOCK_TIMEOUT_SECONDS = 600.0
+
+
+@contextmanager
+def locked(root: Path, timeout: float = LOCK_TIMEOUT_SECONDS) -> Iterator[None]:
+    """Holds the data repository's lock (a filelock in .dvc/tmp, released by the kernel when
+    its holder dies): one writer at a time, others queue. Stale DVC and git locks that a killed
+    process left behind are cleared once the lock is ours.
+
+    Raises:
+        VersioningError: the lock was not free within `timeout` seconds.
+    """
+    from filelock import FileLock, Timeout
+
+    path = root / ".dvc" / "tmp" / "modelwatch.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path), thread_local=False)
+    try:
+        lock.acquire(timeout=timeout)
+    except Timeout:
+        raise VersioningError(
+            f"{root}: the data repository is locked by another run for more than {timeout:.0f}"
+            f" s (lock {path}); try again when it has finished"
+        ) from None
+    try:
+        clear_stale_locks(root)
+        yield
+    finally:
+        lock.release()
+
+
+def clear_stale_locks(root: Path) -> list[str]:
+    """Removes DVC's rwlock entries and git's index.lock left by dead processes (call with the
+    repository locked: no live modelwatch process then holds either); returns what it removed."""
+    import json
+
+    import psutil
+
+    removed = []
+    rwlock = root / ".dvc" / "tmp" / "rwlock"
+    if rwlock.exists():
+        try:
+            info = json.loads(rwlock.read_text() or "{}")
+        except ValueError:
+            info = {}
+        holders = [h for h in info.get("write", {}).values()]
+        holders += [h for group in info.get("read", {}).values() for h in group]
+        live = [h for h in holders if psutil.pid_exists(int(h.get("pid", 0) or 0))]
+        if holders and not live:
+            rwlock.unlink()
+            removed.append(str(rwlock))
+    index_lock = root / ".git" / "index.lock"
+    if index_lock.exists():
+        index_lock.unlink()
+        removed.append(str(index_lock))
+    for item in removed:
+        log.warning("removed a stale lock left by a killed process: %s", item)
+    return removed
 
 
 def dvc_md5(root: Path, rel: str) -> str:
@@ -151,8 +244,13 @@ def dvc_md5(root: Path, rel: str) -> str:
     raise VersioningError(f"{rel}: not tracked by DVC in {root}")
 
 
-def reproduce(root: Path, stage: str) -> list[str]:
-    """Runs `dvc repro <stage>` in the data repository; returns the names of stages that ran.
+STAGE_FILES = ("dvc.yaml", "params.yaml", "dvc.lock", "metrics/train.json", "models/.gitignore")
+
+
+def reproduce(root: Path, stage: str, message: str, tag: str | None = None) -> tuple[list[str], str]:
+    """Runs `dvc repro <stage>` in the data repository, pushes its cached outputs and commits
+    the stage's git-side files (STAGE_FILES) with the lock held; returns the names of the
+    stages that ran and the commit.
 
     Raises:
         VersioningError: the stage command failed.
@@ -163,14 +261,19 @@ def reproduce(root: Path, stage: str) -> list[str]:
     bindir = str(Path(sys.executable).parent)
     os.environ["PATH"] = f"{bindir}{os.pathsep}{env_path}"  # stage cmd runs this venv's python
     try:
-        with open_repo(root) as repo:
-            stages = repo.reproduce(stage)
-            repo.push()
+        with locked(root):
+            with open_repo(root) as repo:
+                stages = repo.reproduce(stage)
+                outs = [str(o.def_path) for s in stages for o in s.outs if o.use_cache]
+                if outs:
+                    repo.push(targets=outs)
+            commit(root, message, (), tag=tag, extra=STAGE_FILES)
+            sha = head(root)
     except DvcException as exc:
         raise VersioningError(f"dvc repro {stage} failed in {root}: {exc}") from exc
     finally:
         os.environ["PATH"] = env_path
-    return [s.addressing for s in stages]
+    return [s.addressing for s in stages], sha
 
 
 def read_version(root: Path, rel: str, rev: str) -> bytes:

@@ -76,9 +76,7 @@ def train_candidate(
     """Runs `dvc repro train`, logs and registers the model with alias challenger; the training
     run links the Prefect flow run and profiles its window (training_window.json)."""
     root = proj.paths.data_repo
-    ran = versioning.reproduce(root, "train")
-    commit = versioning.commit(root, f"train model on {tag}: {reason}", tag=tag)
-    sha = commit[0].commit if commit else versioning.head(root)
+    ran, sha = versioning.reproduce(root, "train", f"train model on {tag}: {reason}", tag=tag)
     metrics = json.loads(proj.repo_path(project.TRAIN_METRICS).read_text())
     model = training.load_model(proj.repo_path(project.MODEL_FILE))
     win = window[project.WINDOW]

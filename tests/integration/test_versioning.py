@@ -191,7 +191,7 @@ def reproduced(tmp_path_factory):
     pd.read_csv(SOURCE).head(600)[cols].to_csv(root / WINDOW, index=False)
     versioning.track(root, [root / WINDOW], "training window", tag="window-1")
     path_before = os.environ["PATH"]
-    ran = versioning.reproduce(root, "train")
+    ran, _ = versioning.reproduce(root, "train", "train model")
     assert os.environ["PATH"] == path_before
     return root, remote, ran
 
@@ -258,7 +258,7 @@ def test_reproduce_runs_the_train_stage(reproduced):
 def test_second_reproduce_runs_nothing(repro_copy):
     root, _ = repro_copy
     model = (root / "models" / "model.joblib").read_bytes()
-    assert versioning.reproduce(root, "train") == []
+    assert versioning.reproduce(root, "train", "train model")[0] == []
     assert (root / "models" / "model.joblib").read_bytes() == model
 
 
@@ -266,16 +266,52 @@ def test_drift_threshold_change_does_not_retrain(repro_copy):
     root, _ = repro_copy
     before = lock(root)
     edit_params(root, "drift", "p_value_threshold", 0.01)
-    assert versioning.reproduce(root, "train") == []
+    assert versioning.reproduce(root, "train", "train model")[0] == []
     assert lock(root) == before
 
 
 def test_seed_change_retrains(repro_copy):
     root, remote = repro_copy
     edit_params(root, "training", "seed", 1)
-    assert versioning.reproduce(root, "train") == ["train"]
+    assert versioning.reproduce(root, "train", "train model")[0] == ["train"]
     assert lock(root)["params"]["params.yaml"]["training.seed"] == 1
     assert json.loads((root / "metrics" / "train.json").read_text())["seed"] == 1
     model_md5 = file_md5(root / "models" / "model.joblib")
     assert md5s(lock(root)["outs"])["models/model.joblib"] == model_md5
     assert remote_object(remote, model_md5).is_file()
+
+
+def test_commits_hold_only_the_files_they_name(tmp_path):
+    """A stray file in the work tree (another run's CSV, a half-moved labels file) is never
+    committed: git gets exactly the .dvc files and DVC's .gitignore of the tracked files."""
+    root, _, _ = new_repo(tmp_path)
+    stray = root / "data" / "labels" / "stray.csv"
+    stray.write_text("id,y\n1,2\n")
+    batch = root / "data" / "batches" / "b1.csv"
+    batch.write_text("id,x\n1,3\n")
+    (version,) = versioning.track(root, [batch], "accept b1")
+    committed = versioning._git(root, "show", "--name-only", "--format=", "HEAD").splitlines()
+    assert sorted(committed) == ["data/batches/.gitignore", "data/batches/b1.csv.dvc"]
+    assert versioning._git(root, "ls-files", "data/labels") == ""
+    assert version.commit == versioning.head(root)
+    # tracking the same content again commits nothing and names the commit that recorded it
+    other = root / "data" / "batches" / "b2.csv"
+    other.write_text("id,x\n2,4\n")
+    versioning.track(root, [other], "accept b2")
+    (again,) = versioning.track(root, [batch], "accept b1 again")
+    assert again.commit == version.commit
+    assert "stray.csv" not in versioning._git(root, "ls-files")
+
+
+def test_stale_dvc_and_git_locks_of_dead_processes_are_cleared(tmp_path):
+    root, _, _ = new_repo(tmp_path)
+    (root / ".dvc" / "tmp").mkdir(parents=True, exist_ok=True)
+    (root / ".dvc" / "tmp" / "rwlock").write_text(
+        json.dumps({"write": {"data/x": {"pid": 999999999, "cmd": "dvc add"}}, "read": {}})
+    )
+    (root / ".git" / "index.lock").write_text("")
+    batch = root / "data" / "batches" / "b1.csv"
+    batch.write_text("id,x\n1,3\n")
+    versioning.track(root, [batch], "accept b1")  # would fail on either lock
+    assert "999999999" not in (root / ".dvc" / "tmp" / "rwlock").read_text()  # DVC's own, empty
+    assert not (root / ".git" / "index.lock").exists()

@@ -1,0 +1,721 @@
+"""The ledger: the one transactional record of monitoring state.
+
+Which batches were seen and how far each got, the step counter, retrain and promotion events,
+the alert outbox and the labels received all live here, in one SQL database (SQLite in the
+project home by default, any SQLAlchemy URL, e.g. PostgreSQL, in a server deployment). MLflow,
+the data repository and Prefect artifacts are records written *from* it; the flows never query
+them to decide. Every read a batch needs is an indexed lookup or a LIMIT query, so its cost does
+not grow with the number of past batches.
+
+Ownership: a batch or an event in progress names its owner (pid and process start time). An owner
+that no longer runs (killed, crashed) is dead; its work is resumed or marked interrupted by the
+next process that touches it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import sqlalchemy as sa
+
+from modelwatch.errors import ModelwatchError
+
+log = logging.getLogger(__name__)
+
+# The stages of one batch, in order. A batch is "already processed" only when it reaches "done".
+STAGES = (
+    "received",
+    "validated",
+    "scored",
+    "versioned",
+    "logged",
+    "decided",
+    "acted",
+    "done",
+)
+BatchStatus = Literal["pending", "accepted", "rejected", "failed"]
+EventKind = Literal["retrain", "promotion", "rollback"]
+EventState = Literal["started", "finished", "interrupted"]
+
+
+class LedgerBusy(ModelwatchError):
+    """Another live process holds the batch (or event) this process asked for."""
+
+
+_meta = sa.MetaData()
+batches = sa.Table(
+    "batches",
+    _meta,
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("file_md5", sa.String(64), primary_key=True),
+    sa.Column("batch_id", sa.String(300), nullable=False),
+    sa.Column("step", sa.Integer, nullable=False),
+    sa.Column("stage", sa.String(20), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("owner", sa.String(60)),
+    sa.Column("flow_run_id", sa.String(64)),
+    sa.Column("attempts", sa.Integer, nullable=False, default=1),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("data_commit", sa.String(64)),
+    sa.Column("champion_version", sa.String(20)),
+    sa.Column("shadow_version", sa.String(20)),
+    sa.Column("decision", sa.Text),
+    sa.Column("outcome", sa.Text),
+    sa.Column("violations", sa.Text, nullable=False, default=""),
+    sa.Column("metrics", sa.Text, nullable=False, default="{}"),
+    sa.Column("evaluated", sa.Boolean, nullable=False, default=False),
+    sa.Column("error", sa.Text),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("model", "step", name="uq_batches_step"),
+    sa.Index("ix_batches_model_status_step", "model", "status", "step"),
+    sa.Index("ix_batches_model_batch_id", "model", "batch_id"),
+)
+counters = sa.Table(
+    "counters",
+    _meta,
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("name", sa.String(40), primary_key=True),
+    sa.Column("value", sa.Integer, nullable=False),
+)
+events = sa.Table(
+    "events",
+    _meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("step", sa.Integer),
+    sa.Column("manual", sa.Boolean, nullable=False, default=False),
+    sa.Column("reason", sa.Text, nullable=False, default=""),
+    sa.Column("owner", sa.String(60)),
+    sa.Column("flow_run_id", sa.String(64)),
+    sa.Column("detail", sa.Text, nullable=False, default="{}"),
+    sa.Column("outcome", sa.Text),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float),
+    sa.Index("ix_events_model_kind_state", "model", "kind", "state", "id"),
+)
+meta = sa.Table(
+    "meta",
+    _meta,
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+outbox = sa.Table(
+    "outbox",
+    _meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("key", sa.String(300), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("delivered_at", sa.Float),
+    sa.UniqueConstraint("model", "key", name="uq_outbox_key"),
+    sa.Index("ix_outbox_pending", "model", "delivered_at", "id"),
+)
+
+
+def owner_token(pid: int | None = None) -> str:
+    """Returns "pid:start" naming a running process (its start time tells a reused pid apart)."""
+    import psutil
+
+    pid = os.getpid() if pid is None else pid
+    return f"{pid}:{psutil.Process(pid).create_time():.3f}"
+
+
+def owner_alive(token: str | None) -> bool:
+    """Returns whether the process named by an owner token still runs."""
+    import psutil
+
+    if not token:
+        return False
+    pid_text, _, start = token.partition(":")
+    try:
+        proc = psutil.Process(int(pid_text))
+        return f"{proc.create_time():.3f}" == start and proc.status() != psutil.STATUS_ZOMBIE
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        return False
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    """One batch as the ledger knows it."""
+
+    model: str
+    file_md5: str
+    batch_id: str
+    step: int
+    stage: str
+    status: str
+    owner: str | None
+    flow_run_id: str | None
+    attempts: int
+    run_id: str | None
+    data_commit: str | None
+    champion_version: str | None
+    shadow_version: str | None
+    decision: dict[str, Any] | None
+    outcome: str | None
+    violations: tuple[str, ...]
+    metrics: dict[str, float]
+    evaluated: bool
+    error: str | None
+    created_at: float
+    updated_at: float
+
+    @property
+    def done(self) -> bool:
+        return self.stage == "done"
+
+    def reached(self, stage: str) -> bool:
+        """Returns whether the batch got at least as far as `stage`."""
+        return STAGES.index(self.stage) >= STAGES.index(stage)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The result of claiming a batch: new, resumed after a dead owner, or already done."""
+
+    record: BatchRecord
+    kind: Literal["new", "resumed", "done"]
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    model: str
+    kind: str
+    state: str
+    step: int | None
+    manual: bool
+    reason: str
+    owner: str | None
+    flow_run_id: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    outcome: str | None = None
+    started_at: float = 0.0
+    finished_at: float | None = None
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    key: str
+    payload: dict[str, Any]
+    attempts: int
+    last_error: str | None
+    created_at: float
+
+
+def _record(row: Any) -> BatchRecord:
+    m = row._mapping
+    return BatchRecord(
+        model=m["model"],
+        file_md5=m["file_md5"],
+        batch_id=m["batch_id"],
+        step=int(m["step"]),
+        stage=m["stage"],
+        status=m["status"],
+        owner=m["owner"],
+        flow_run_id=m["flow_run_id"],
+        attempts=int(m["attempts"]),
+        run_id=m["run_id"],
+        data_commit=m["data_commit"],
+        champion_version=m["champion_version"],
+        shadow_version=m["shadow_version"],
+        decision=json.loads(m["decision"]) if m["decision"] else None,
+        outcome=m["outcome"],
+        violations=tuple(v for v in (m["violations"] or "").split(",") if v),
+        metrics=json.loads(m["metrics"] or "{}"),
+        evaluated=bool(m["evaluated"]),
+        error=m["error"],
+        created_at=float(m["created_at"]),
+        updated_at=float(m["updated_at"]),
+    )
+
+
+def _event(row: Any) -> Event:
+    m = row._mapping
+    return Event(
+        id=int(m["id"]),
+        model=m["model"],
+        kind=m["kind"],
+        state=m["state"],
+        step=m["step"],
+        manual=bool(m["manual"]),
+        reason=m["reason"],
+        owner=m["owner"],
+        flow_run_id=m["flow_run_id"],
+        detail=json.loads(m["detail"] or "{}"),
+        outcome=m["outcome"],
+        started_at=float(m["started_at"]),
+        finished_at=m["finished_at"],
+    )
+
+
+def _sqlite_begin_immediate(engine: sa.Engine) -> None:
+    """SQLite: take the write lock at BEGIN, so read-then-write transactions never interleave
+    (pysqlite's own deferred BEGIN would let two claims read the same counter)."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+        dbapi_conn.execute("PRAGMA journal_mode=WAL")
+        dbapi_conn.execute("PRAGMA busy_timeout=60000")
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn: sa.Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Ledger:
+    """The monitoring state of every model in one database."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        is_sqlite = url.startswith("sqlite")
+        self.engine = sa.create_engine(
+            url,
+            connect_args={"timeout": 60} if is_sqlite else {},
+            pool_pre_ping=not is_sqlite,
+        )
+        if is_sqlite:
+            _sqlite_begin_immediate(self.engine)
+        _meta.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sa.Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    # -- batches ---------------------------------------------------------------------------
+
+    def claim_batch(
+        self, model: str, file_md5: str, batch_id: str, flow_run_id: str | None = None
+    ) -> Claim:
+        """Claims a batch for this process: allocates its step when it is new, takes it over
+        when its earlier owner died, or tells that it is done.
+
+        Raises:
+            LedgerBusy: another live process is working on the same content now.
+        """
+        me, now = owner_token(), time.time()
+        with self._tx() as conn:
+            row = conn.execute(
+                sa.select(batches).where(batches.c.model == model, batches.c.file_md5 == file_md5)
+            ).first()
+            if row is not None:
+                rec = _record(row)
+                if rec.done:
+                    return Claim(rec, "done")
+                if rec.owner != me and owner_alive(rec.owner):
+                    raise LedgerBusy(
+                        f"{batch_id}: being processed by process {rec.owner.split(':')[0]} "
+                        f"(step {rec.step}, at {rec.stage}); try again when it has finished"
+                    )
+                conn.execute(
+                    batches.update()
+                    .where(batches.c.model == model, batches.c.file_md5 == file_md5)
+                    .values(
+                        owner=me,
+                        flow_run_id=flow_run_id,
+                        attempts=rec.attempts + 1,
+                        updated_at=now,
+                        batch_id=batch_id,
+                    )
+                )
+                return Claim(self._batch(conn, model, file_md5), "resumed")
+            step = self._next(conn, model, "step")
+            conn.execute(
+                batches.insert().values(
+                    model=model,
+                    file_md5=file_md5,
+                    batch_id=batch_id,
+                    step=step,
+                    stage="received",
+                    status="pending",
+                    owner=me,
+                    flow_run_id=flow_run_id,
+                    attempts=1,
+                    violations="",
+                    metrics="{}",
+                    evaluated=False,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            return Claim(self._batch(conn, model, file_md5), "new")
+
+    def _next(self, conn: sa.Connection, model: str, name: str) -> int:
+        value = conn.execute(
+            sa.select(counters.c.value).where(counters.c.model == model, counters.c.name == name)
+        ).scalar()
+        if value is None:
+            conn.execute(counters.insert().values(model=model, name=name, value=1))
+            return 1
+        conn.execute(
+            counters.update()
+            .where(counters.c.model == model, counters.c.name == name)
+            .values(value=value + 1)
+        )
+        return int(value) + 1
+
+    def _batch(self, conn: sa.Connection, model: str, file_md5: str) -> BatchRecord:
+        row = conn.execute(
+            sa.select(batches).where(batches.c.model == model, batches.c.file_md5 == file_md5)
+        ).one()
+        return _record(row)
+
+    def advance(self, model: str, file_md5: str, stage: str, **values: Any) -> BatchRecord:
+        """Records that a batch reached `stage` (never moves it back), with what the step wrote
+        (run_id, data_commit, champion_version, status, metrics, decision, outcome, ...)."""
+        if stage not in STAGES:
+            raise ValueError(f"unknown stage {stage!r}; one of {STAGES}")
+        with self._tx() as conn:
+            rec = self._batch(conn, model, file_md5)
+            if "metrics" in values:  # merged: metrics of earlier stages stay
+                values = values | {"metrics": rec.metrics | dict(values["metrics"])}
+            update = _encode(values) | {"updated_at": time.time()}
+            if STAGES.index(stage) > STAGES.index(rec.stage):
+                update["stage"] = stage
+            if stage == "done":
+                update["owner"] = None
+            conn.execute(
+                batches.update()
+                .where(batches.c.model == model, batches.c.file_md5 == file_md5)
+                .values(**update)
+            )
+            return self._batch(conn, model, file_md5)
+
+    def update_batch(self, model: str, step: int, **values: Any) -> None:
+        """Updates fields of a batch found by its step (late labels: metrics, evaluated)."""
+        with self._tx() as conn:
+            row = conn.execute(
+                sa.select(batches.c.metrics).where(batches.c.model == model, batches.c.step == step)
+            ).first()
+            if row is None:
+                raise KeyError(f"{model}: no batch at step {step}")
+            if "metrics" in values:  # merged, never replaced: earlier metrics stay
+                values["metrics"] = json.loads(row.metrics or "{}") | dict(values["metrics"])
+            conn.execute(
+                batches.update()
+                .where(batches.c.model == model, batches.c.step == step)
+                .values(**_encode(values), updated_at=time.time())
+            )
+
+    def get_batch(self, model: str, file_md5: str) -> BatchRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(batches).where(batches.c.model == model, batches.c.file_md5 == file_md5)
+            ).first()
+        return _record(row) if row is not None else None
+
+    def batch_by_id(self, model: str, batch_id: str) -> BatchRecord | None:
+        """Returns the newest batch with this id (a name can be delivered twice)."""
+        return self._one(
+            sa.select(batches)
+            .where(batches.c.model == model, batches.c.batch_id == batch_id)
+            .order_by(batches.c.step.desc())
+            .limit(1)
+        )
+
+    def batch_at(self, model: str, step: int) -> BatchRecord | None:
+        return self._one(sa.select(batches).where(batches.c.model == model, batches.c.step == step))
+
+    def _one(self, query: sa.Select) -> BatchRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return _record(row) if row is not None else None
+
+    def _many(self, query: sa.Select) -> list[BatchRecord]:
+        with self.engine.connect() as conn:
+            return [_record(r) for r in conn.execute(query)]
+
+    def recent_accepted(
+        self, model: str, count: int, before_step: int | None = None, evaluated: bool = False
+    ) -> list[BatchRecord]:
+        """Returns the newest `count` accepted batches (before a step; only evaluated ones when
+        asked), oldest first."""
+        q = sa.select(batches).where(batches.c.model == model, batches.c.status == "accepted")
+        if before_step is not None:
+            q = q.where(batches.c.step < before_step)
+        if evaluated:
+            q = q.where(batches.c.evaluated.is_(True))
+        rows = self._many(q.order_by(batches.c.step.desc()).limit(max(count, 0)))
+        return rows[::-1]
+
+    def unevaluated(self, model: str, limit: int = 1000) -> list[BatchRecord]:
+        """Returns accepted batches whose labels have not all arrived yet, oldest first."""
+        return self._many(
+            sa.select(batches)
+            .where(
+                batches.c.model == model,
+                batches.c.status == "accepted",
+                batches.c.evaluated.is_(False),
+            )
+            .order_by(batches.c.step)
+            .limit(limit)
+        )
+
+    def latest_evaluated(self, model: str, champion_version: str, before_step: int) -> BatchRecord | None:
+        """Returns the newest evaluated batch that this champion version scored."""
+        return self._one(
+            sa.select(batches)
+            .where(
+                batches.c.model == model,
+                batches.c.status == "accepted",
+                batches.c.evaluated.is_(True),
+                batches.c.champion_version == champion_version,
+                batches.c.step < before_step,
+            )
+            .order_by(batches.c.step.desc())
+            .limit(1)
+        )
+
+    def first_scored_by(self, model: str, champion_version: str) -> BatchRecord | None:
+        """Returns the first accepted batch that this champion version scored."""
+        return self._one(
+            sa.select(batches)
+            .where(
+                batches.c.model == model,
+                batches.c.status == "accepted",
+                batches.c.champion_version == champion_version,
+            )
+            .order_by(batches.c.step)
+            .limit(1)
+        )
+
+    def shadowed(
+        self, model: str, champion_version: str, shadow_version: str, limit: int
+    ) -> list[BatchRecord]:
+        """Returns the first `limit` evaluated batches scored by a champion with this shadow."""
+        return self._many(
+            sa.select(batches)
+            .where(
+                batches.c.model == model,
+                batches.c.evaluated.is_(True),
+                batches.c.champion_version == champion_version,
+                batches.c.shadow_version == shadow_version,
+            )
+            .order_by(batches.c.step)
+            .limit(limit)
+        )
+
+    def last_batch(self, model: str, done_only: bool = True) -> BatchRecord | None:
+        q = sa.select(batches).where(batches.c.model == model)
+        if done_only:
+            q = q.where(batches.c.stage == "done")
+        return self._one(q.order_by(batches.c.step.desc()).limit(1))
+
+    def unfinished(self, model: str | None = None) -> list[BatchRecord]:
+        """Returns batches not done (whatever their owner), oldest first."""
+        q = sa.select(batches).where(batches.c.stage != "done")
+        if model is not None:
+            q = q.where(batches.c.model == model)
+        return self._many(q.order_by(batches.c.step))
+
+    def count_batches(self, model: str) -> int:
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    sa.select(sa.func.count()).select_from(batches).where(batches.c.model == model)
+                ).scalar()
+                or 0
+            )
+
+    # -- events: retrain, promotion, rollback ----------------------------------------------
+
+    def start_event(
+        self,
+        model: str,
+        kind: EventKind,
+        reason: str,
+        step: int | None = None,
+        manual: bool = False,
+        detail: dict[str, Any] | None = None,
+        flow_run_id: str | None = None,
+    ) -> Event:
+        """Records that an event began (owned by this process); returns it."""
+        now = time.time()
+        with self._tx() as conn:
+            new_id = conn.execute(
+                events.insert().values(
+                    model=model,
+                    kind=kind,
+                    state="started",
+                    step=step,
+                    manual=manual,
+                    reason=reason,
+                    owner=owner_token(),
+                    flow_run_id=flow_run_id,
+                    detail=json.dumps(detail or {}, default=str),
+                    started_at=now,
+                )
+            ).inserted_primary_key[0]
+            return _event(conn.execute(sa.select(events).where(events.c.id == new_id)).one())
+
+    def update_event(self, event_id: int, detail: dict[str, Any]) -> None:
+        """Merges keys into an event's detail (e.g. what a promotion has done so far)."""
+        with self._tx() as conn:
+            row = conn.execute(sa.select(events.c.detail).where(events.c.id == event_id)).one()
+            merged = json.loads(row.detail or "{}") | detail
+            conn.execute(
+                events.update()
+                .where(events.c.id == event_id)
+                .values(detail=json.dumps(merged, default=str))
+            )
+
+    def finish_event(
+        self, event_id: int, outcome: str, state: EventState = "finished"
+    ) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                events.update()
+                .where(events.c.id == event_id)
+                .values(state=state, outcome=outcome, owner=None, finished_at=time.time())
+            )
+
+    def open_events(self, model: str | None = None, kind: str | None = None) -> list[Event]:
+        """Returns events still marked started (live or dead owner), oldest first."""
+        q = sa.select(events).where(events.c.state == "started")
+        if model is not None:
+            q = q.where(events.c.model == model)
+        if kind is not None:
+            q = q.where(events.c.kind == kind)
+        with self.engine.connect() as conn:
+            return [_event(r) for r in conn.execute(q.order_by(events.c.id))]
+
+    def retrain_steps(self, model: str, since_step: int) -> tuple[int, ...]:
+        """Returns the steps of finished retrains at or after a step (manual ones included):
+        interrupted retrains count toward neither cooldown nor budget."""
+        q = (
+            sa.select(events.c.step)
+            .where(
+                events.c.model == model,
+                events.c.kind == "retrain",
+                events.c.state == "finished",
+                events.c.step.is_not(None),
+                events.c.step >= since_step,
+            )
+            .order_by(events.c.step)
+        )
+        with self.engine.connect() as conn:
+            return tuple(sorted({int(s) for (s,) in conn.execute(q)}))
+
+    def last_event(self, model: str, kind: str, state: str | None = None) -> Event | None:
+        q = sa.select(events).where(events.c.model == model, events.c.kind == kind)
+        if state is not None:
+            q = q.where(events.c.state == state)
+        with self.engine.connect() as conn:
+            row = conn.execute(q.order_by(events.c.id.desc()).limit(1)).first()
+        return _event(row) if row is not None else None
+
+    # -- small named values (timeline run id, which champion the reference belongs to) -------
+
+    def get_meta(self, model: str, key: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(meta.c.value).where(meta.c.model == model, meta.c.key == key)
+            ).scalar()
+
+    def set_meta(self, model: str, key: str, value: str) -> None:
+        with self._tx() as conn:
+            done = conn.execute(
+                meta.update().where(meta.c.model == model, meta.c.key == key).values(value=value)
+            ).rowcount
+            if not done:
+                conn.execute(meta.insert().values(model=model, key=key, value=value))
+
+    # -- outbox ----------------------------------------------------------------------------
+
+    def enqueue(self, model: str, items: Sequence[tuple[str, dict[str, Any]]]) -> int:
+        """Adds alerts to the outbox, each once by key; returns how many were new."""
+        added = 0
+        with self._tx() as conn:
+            for key, payload in items:
+                exists = conn.execute(
+                    sa.select(outbox.c.id).where(outbox.c.model == model, outbox.c.key == key)
+                ).first()
+                if exists is None:
+                    conn.execute(
+                        outbox.insert().values(
+                            model=model,
+                            key=key,
+                            payload=json.dumps(payload, default=str),
+                            attempts=0,
+                            created_at=time.time(),
+                        )
+                    )
+                    added += 1
+        return added
+
+    def pending_alerts(self, model: str, limit: int = 500) -> list[OutboxItem]:
+        q = (
+            sa.select(outbox)
+            .where(outbox.c.model == model, outbox.c.delivered_at.is_(None))
+            .order_by(outbox.c.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [
+                OutboxItem(
+                    int(r.id), r.key, json.loads(r.payload), int(r.attempts), r.last_error,
+                    float(r.created_at),
+                )
+                for r in conn.execute(q)
+            ]
+
+    def mark_delivered(self, item_id: int) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                outbox.update()
+                .where(outbox.c.id == item_id)
+                .values(delivered_at=time.time(), attempts=outbox.c.attempts + 1, last_error=None)
+            )
+
+    def mark_failed(self, item_id: int, error: str, give_up: bool = False) -> None:
+        """Counts a failed delivery; give_up closes the entry (it stays, with its error)."""
+        values: dict[str, Any] = {"attempts": outbox.c.attempts + 1, "last_error": error[:2000]}
+        if give_up:
+            values["delivered_at"] = -time.time()  # negative: closed without delivery
+        with self._tx() as conn:
+            conn.execute(outbox.update().where(outbox.c.id == item_id).values(**values))
+
+
+def _encode(values: dict[str, Any]) -> dict[str, Any]:
+    out = dict(values)
+    if "metrics" in out:
+        out["metrics"] = json.dumps(
+            {k: float(v) for k, v in dict(out["metrics"]).items() if v is not None}
+        )
+    if "decision" in out and out["decision"] is not None:
+        out["decision"] = json.dumps(out["decision"], default=str)
+    if "violations" in out:
+        out["violations"] = ",".join(out["violations"] or ())
+    return out
+
+
+_open: dict[str, Ledger] = {}
+
+
+def open_ledger(url: str) -> Ledger:
+    """Returns the ledger at this URL, creating its tables on first use (one engine per URL and
+    process: the connection pool is reused across flows of one process)."""
+    ledger = _open.get(url)
+    if ledger is None:
+        ledger = _open[url] = Ledger(url)
+    return ledger

@@ -1,0 +1,135 @@
+"""The ledger on a real SQLite database: claims, steps, resume after a dead owner, events, outbox."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from concurrent.futures import ProcessPoolExecutor
+
+import pytest
+
+from modelwatch.stores import ledger as ledger_mod
+from modelwatch.stores.ledger import Ledger, LedgerBusy
+
+
+@pytest.fixture
+def ledger(tmp_path):
+    led = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    yield led
+    led.close()
+
+
+def test_new_batches_get_consecutive_steps_and_a_done_batch_is_reported_done(ledger):
+    a = ledger.claim_batch("m", "md5-a", "batch-a")
+    b = ledger.claim_batch("m", "md5-b", "batch-b")
+    assert (a.kind, a.record.step, b.kind, b.record.step) == ("new", 1, "new", 2)
+    ledger.advance("m", "md5-a", "done", status="accepted")
+    again = ledger.claim_batch("m", "md5-a", "batch-a-copy")
+    assert again.kind == "done" and again.record.step == 1 and again.record.status == "accepted"
+
+
+def test_each_model_has_its_own_step_counter(ledger):
+    assert ledger.claim_batch("m1", "x", "b").record.step == 1
+    assert ledger.claim_batch("m2", "x", "b").record.step == 1
+
+
+def test_a_batch_of_a_dead_owner_is_resumed_at_its_step_and_stage(ledger):
+    ledger.claim_batch("m", "md5", "batch")
+    ledger.advance("m", "md5", "versioned", data_commit="abc", metrics={"drift_share": 0.5})
+    dead = subprocess.run([sys.executable, "-c", "pass"])  # a pid that has exited
+    assert dead.returncode == 0
+    with ledger.engine.begin() as conn:  # the owner of the unfinished batch died
+        conn.execute(ledger_mod.batches.update().values(owner="999999999:1.000"))
+    claim = ledger.claim_batch("m", "md5", "batch")
+    assert claim.kind == "resumed"
+    assert (claim.record.step, claim.record.stage, claim.record.data_commit) == (1, "versioned", "abc")
+    assert claim.record.attempts == 2 and claim.record.metrics == {"drift_share": 0.5}
+    # a stage is never moved back, and metrics merge
+    rec = ledger.advance("m", "md5", "scored", metrics={"estimated.mae": 3.0})
+    assert rec.stage == "versioned" and rec.metrics == {"drift_share": 0.5, "estimated.mae": 3.0}
+
+
+def test_a_batch_held_by_a_live_process_is_refused_with_its_pid(ledger):
+    ledger.claim_batch("m", "md5", "batch")
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        token = ledger_mod.owner_token(sleeper.pid)
+        with ledger.engine.begin() as conn:
+            conn.execute(ledger_mod.batches.update().values(owner=token))
+        with pytest.raises(LedgerBusy, match=rf"being processed by process {sleeper.pid} \(step 1"):
+            ledger.claim_batch("m", "md5", "batch")
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert ledger.claim_batch("m", "md5", "batch").kind == "resumed"
+
+
+def test_owner_tokens_tell_a_reused_pid_apart():
+    me = ledger_mod.owner_token()
+    pid, _, start = me.partition(":")
+    assert ledger_mod.owner_alive(me)
+    assert not ledger_mod.owner_alive(f"{pid}:{float(start) - 100:.3f}")
+    assert not ledger_mod.owner_alive(None)
+
+
+def _claim_many(args):
+    url, worker, count = args
+    led = Ledger(url)
+    steps = [led.claim_batch("m", f"w{worker}-{i}", f"b{i}").record.step for i in range(count)]
+    led.close()
+    return steps
+
+
+def test_steps_claimed_by_concurrent_processes_are_distinct(tmp_path):
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    Ledger(url).close()
+    with ProcessPoolExecutor(3) as pool:
+        results = list(pool.map(_claim_many, [(url, w, 15) for w in range(3)]))
+    steps = sorted(s for r in results for s in r)
+    assert steps == list(range(1, 46))
+
+
+def test_only_finished_retrains_count(ledger):
+    done = ledger.start_event("m", "retrain", "drift", step=4)
+    ledger.finish_event(done.id, "promoted")
+    broken = ledger.start_event("m", "retrain", "manual", step=6, manual=True)
+    ledger.finish_event(broken.id, "interrupted: process died", state="interrupted")
+    ledger.start_event("m", "retrain", "still running", step=7)
+    assert ledger.retrain_steps("m", since_step=0) == (4,)
+    assert ledger.retrain_steps("m", since_step=5) == ()
+    assert [e.step for e in ledger.open_events("m", "retrain")] == [7]
+
+
+def test_event_detail_merges(ledger):
+    ev = ledger.start_event("m", "promotion", "v2 beats v1", detail={"candidate": "2"})
+    ledger.update_event(ev.id, {"alias_moved": True})
+    assert ledger.open_events("m", "promotion")[0].detail == {"candidate": "2", "alias_moved": True}
+
+
+def test_outbox_keeps_each_alert_once_until_delivered(ledger):
+    assert ledger.enqueue("m", [("k1", {"text": "a"}), ("k2", {"text": "b"})]) == 2
+    assert ledger.enqueue("m", [("k1", {"text": "a again"})]) == 0
+    pending = ledger.pending_alerts("m")
+    assert [(p.key, p.payload["text"]) for p in pending] == [("k1", "a"), ("k2", "b")]
+    ledger.mark_failed(pending[0].id, "HTTP 500")
+    ledger.mark_delivered(pending[1].id)
+    left = ledger.pending_alerts("m")
+    assert [(p.key, p.attempts, p.last_error) for p in left] == [("k1", 1, "HTTP 500")]
+    ledger.mark_failed(left[0].id, "HTTP 500", give_up=True)
+    assert ledger.pending_alerts("m") == []
+
+
+def test_recent_and_unevaluated_queries_read_only_what_they_need(ledger):
+    for i in range(1, 8):
+        ledger.claim_batch("m", f"md5-{i}", f"b{i}")
+        status = "rejected" if i == 3 else "accepted"
+        ledger.advance("m", f"md5-{i}", "done", status=status, champion_version="1" if i < 5 else "2")
+    ledger.update_batch("m", 2, evaluated=True, metrics={"performance.mae": 2.0})
+    ledger.update_batch("m", 4, evaluated=True, metrics={"performance.mae": 4.0})
+    assert [b.step for b in ledger.recent_accepted("m", 3)] == [5, 6, 7]
+    assert [b.step for b in ledger.recent_accepted("m", 2, before_step=5)] == [2, 4]
+    assert [b.step for b in ledger.unevaluated("m")] == [1, 5, 6, 7]
+    assert ledger.latest_evaluated("m", "1", before_step=10).metrics == {"performance.mae": 4.0}
+    assert ledger.latest_evaluated("m", "2", before_step=10) is None
+    assert ledger.first_scored_by("m", "2").step == 5
+    assert ledger.batch_by_id("m", "b6").step == 6
