@@ -247,7 +247,9 @@ def dvc_md5(root: Path, rel: str) -> str:
 STAGE_FILES = ("dvc.yaml", "params.yaml", "dvc.lock", "metrics/train.json", "models/.gitignore")
 
 
-def reproduce(root: Path, stage: str, message: str, tag: str | None = None) -> tuple[list[str], str]:
+def reproduce(
+    root: Path, stage: str, message: str, tag: str | None = None
+) -> tuple[list[str], str]:
     """Runs `dvc repro <stage>` in the data repository, pushes its cached outputs and commits
     the stage's git-side files (STAGE_FILES) with the lock held; returns the names of the
     stages that ran and the commit.

@@ -471,7 +471,9 @@ class Ledger:
             .limit(limit)
         )
 
-    def latest_evaluated(self, model: str, champion_version: str, before_step: int) -> BatchRecord | None:
+    def latest_evaluated(
+        self, model: str, champion_version: str, before_step: int
+    ) -> BatchRecord | None:
         """Returns the newest evaluated batch that this champion version scored."""
         return self._one(
             sa.select(batches)
@@ -579,9 +581,7 @@ class Ledger:
                 .values(detail=json.dumps(merged, default=str))
             )
 
-    def finish_event(
-        self, event_id: int, outcome: str, state: EventState = "finished"
-    ) -> None:
+    def finish_event(self, event_id: int, outcome: str, state: EventState = "finished") -> None:
         with self._tx() as conn:
             conn.execute(
                 events.update()
@@ -673,7 +673,11 @@ class Ledger:
         with self.engine.connect() as conn:
             return [
                 OutboxItem(
-                    int(r.id), r.key, json.loads(r.payload), int(r.attempts), r.last_error,
+                    int(r.id),
+                    r.key,
+                    json.loads(r.payload),
+                    int(r.attempts),
+                    r.last_error,
                     float(r.created_at),
                 )
                 for r in conn.execute(q)

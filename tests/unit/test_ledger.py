@@ -1,4 +1,4 @@
-"""The ledger on a real SQLite database: claims, steps, resume after a dead owner, events, outbox."""
+"""The ledger on a real SQLite database: claims, steps, resume, events, outbox."""
 
 from __future__ import annotations
 
@@ -42,7 +42,11 @@ def test_a_batch_of_a_dead_owner_is_resumed_at_its_step_and_stage(ledger):
         conn.execute(ledger_mod.batches.update().values(owner="999999999:1.000"))
     claim = ledger.claim_batch("m", "md5", "batch")
     assert claim.kind == "resumed"
-    assert (claim.record.step, claim.record.stage, claim.record.data_commit) == (1, "versioned", "abc")
+    assert (claim.record.step, claim.record.stage, claim.record.data_commit) == (
+        1,
+        "versioned",
+        "abc",
+    )
     assert claim.record.attempts == 2 and claim.record.metrics == {"drift_share": 0.5}
     # a stage is never moved back, and metrics merge
     rec = ledger.advance("m", "md5", "scored", metrics={"estimated.mae": 3.0})
@@ -123,7 +127,9 @@ def test_recent_and_unevaluated_queries_read_only_what_they_need(ledger):
     for i in range(1, 8):
         ledger.claim_batch("m", f"md5-{i}", f"b{i}")
         status = "rejected" if i == 3 else "accepted"
-        ledger.advance("m", f"md5-{i}", "done", status=status, champion_version="1" if i < 5 else "2")
+        ledger.advance(
+            "m", f"md5-{i}", "done", status=status, champion_version="1" if i < 5 else "2"
+        )
     ledger.update_batch("m", 2, evaluated=True, metrics={"performance.mae": 2.0})
     ledger.update_batch("m", 4, evaluated=True, metrics={"performance.mae": 4.0})
     assert [b.step for b in ledger.recent_accepted("m", 3)] == [5, 6, 7]
