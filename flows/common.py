@@ -17,20 +17,34 @@ def run_name(prefix: str, key: str) -> str:
     return f"{prefix}-{Path(str(value)).stem}" if value else prefix
 
 
+SLOT_LEASE_SECONDS = 60.0  # a killed holder's slot is freed by Prefect after this at the latest
+
+
 @contextmanager
-def one_at_a_time(model_name: str, timeout_seconds: float = 1800) -> Iterator[None]:
+def one_at_a_time(
+    model_name: str, others_alive: bool, timeout_seconds: float = 1800
+) -> Iterator[None]:
     """Holds the Prefect global concurrency limit `promotion-<model>` (limit 1, created on first
     use): at most one retrain, promotion or rollback of a model runs at a time; the others wait
-    for the slot (visible in the Prefect UI under Concurrency)."""
-    from prefect import get_client
-    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    for the slot (visible in the Prefect UI under Concurrency).
+
+    A killed holder leaves its slot taken in the database when its temporary Prefect server dies
+    with it (the lease that would free it lived in that server). So the caller records its own
+    event in the ledger first and tells whether any *other* live process has one
+    (`others_alive`): when none has, a taken slot is stale and is released, with a log line.
+    """
+    from prefect import get_client, get_run_logger
+    from prefect.client.schemas.actions import (
+        GlobalConcurrencyLimitCreate,
+        GlobalConcurrencyLimitUpdate,
+    )
     from prefect.concurrency.sync import concurrency
     from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
     name = f"promotion-{model_name}"
     with get_client(sync_client=True) as client:
         try:
-            client.read_global_concurrency_limit_by_name(name)
+            limit = client.read_global_concurrency_limit_by_name(name)
         except ObjectNotFound:
             try:
                 client.create_global_concurrency_limit(
@@ -38,7 +52,24 @@ def one_at_a_time(model_name: str, timeout_seconds: float = 1800) -> Iterator[No
                 )
             except ObjectAlreadyExists:  # another run created it meanwhile
                 pass
-    with concurrency(name, occupy=1, strict=True, timeout_seconds=timeout_seconds):
+        else:
+            if limit.active_slots > 0 and not others_alive:
+                client.update_global_concurrency_limit(
+                    name, GlobalConcurrencyLimitUpdate(active_slots=0)
+                )
+                get_run_logger().warning(
+                    "released %d slot(s) of concurrency limit %s: no live process holds one "
+                    "(a killed run left it taken)",
+                    limit.active_slots,
+                    name,
+                )
+    with concurrency(
+        name,
+        occupy=1,
+        strict=True,
+        timeout_seconds=timeout_seconds,
+        lease_duration=SLOT_LEASE_SECONDS,
+    ):
         yield
 
 

@@ -297,3 +297,26 @@ def tags(root: Path, pattern: str = "*") -> list[str]:
     """Returns the git tags matching a glob pattern, oldest first."""
     out = _git(root, "tag", "--list", pattern, "--sort=creatordate")
     return [t for t in out.splitlines() if t]
+
+
+def raw_files_in_git(root: Path) -> list[str]:
+    """Returns data files under data/ that git tracks directly (they belong in DVC)."""
+    listed = _git(root, "ls-files", "--", "data").splitlines()
+    return [p for p in listed if not p.endswith((".dvc", ".gitignore")) and p.strip()]
+
+
+def move_to_dvc(root: Path, rels: Sequence[str], message: str) -> None:
+    """Takes files out of git and tracks them with DVC instead, in one commit (call locked)."""
+    _git(root, "rm", "-q", "--cached", "--", *rels)
+    with open_repo(root) as repo:
+        repo.add(list(rels))
+        repo.push(targets=list(rels))
+    _git(root, "add", "--", *_git_side(root, rels))
+    _git(root, "commit", "-q", "-m", message)  # the index holds exactly the removals and .dvc
+
+
+def push_all_tags(root: Path) -> int:
+    """Pushes every version any git tag needs to the DVC remote (`dvc push --all-tags`);
+    returns how many objects were missing there (call locked)."""
+    with open_repo(root) as repo:
+        return int(repo.push(all_tags=True) or 0)

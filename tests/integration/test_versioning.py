@@ -315,3 +315,19 @@ def test_stale_dvc_and_git_locks_of_dead_processes_are_cleared(tmp_path):
     versioning.track(root, [batch], "accept b1")  # would fail on either lock
     assert "999999999" not in (root / ".dvc" / "tmp" / "rwlock").read_text()  # DVC's own, empty
     assert not (root / ".git" / "index.lock").exists()
+
+
+def test_raw_files_committed_to_git_move_to_dvc(tmp_path):
+    """What a killed `dvc add` plus the old `git add -A` left: a raw CSV in git."""
+    root, remote, _ = new_repo(tmp_path)
+    raw = root / "data" / "labels" / "week-1.csv"
+    raw.write_text("id,y\n1,2\n")
+    versioning._git(root, "add", "--", "data/labels/week-1.csv")
+    versioning._git(root, "commit", "-q", "-m", "raw csv in git")
+    assert versioning.raw_files_in_git(root) == ["data/labels/week-1.csv"]
+    with versioning.locked(root):
+        versioning.move_to_dvc(root, ["data/labels/week-1.csv"], "to dvc")
+        assert versioning.push_all_tags(root) == 0  # move_to_dvc pushed it already
+    assert versioning.raw_files_in_git(root) == []
+    assert (root / "data/labels/week-1.csv.dvc").is_file() and raw.read_text() == "id,y\n1,2\n"
+    assert remote_object(remote, file_md5(raw)).is_file()

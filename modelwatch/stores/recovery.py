@@ -1,0 +1,167 @@
+"""Finishing what a killed process left half done, from the ledger's records.
+
+Every function here is idempotent and safe to call at the start of every flow run: it reads a
+few indexed rows and acts only where an owner died.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from modelwatch.stores import ledger as ledger_mod
+from modelwatch.stores import project, registry, versioning
+from modelwatch.stores.alias_history import AliasHistory
+from modelwatch.stores.project import Project
+
+log = logging.getLogger(__name__)
+
+REFERENCE_FOR = "reference_for_version"  # ledger meta: which champion the reference belongs to
+PROBATION_TAG = "probation"
+
+
+@dataclass(frozen=True)
+class Repair:
+    """One thing found and what was done about it, in words for a person."""
+
+    what: str
+    action: str
+
+    def line(self) -> str:
+        return f"{self.what}: {self.action}"
+
+
+def history_of(proj: Project) -> AliasHistory:
+    return AliasHistory(proj.paths.registry_dir, proj.model_name)
+
+
+def reconcile_reference(proj: Project) -> Repair | None:
+    """Makes the drift/validation reference the champion's training window when it is not
+    (a promotion or rollback killed between the alias move and the reference move)."""
+    champion = registry.get_alias(proj.client, proj.model_name, registry.CHAMPION)
+    if champion is None:
+        return None
+    if proj.ledger.get_meta(proj.model_name, REFERENCE_FOR) == champion.version:
+        return None
+    tag = champion.tags.get("window_tag")
+    if not tag:
+        return None
+    raw = versioning.read_version(proj.paths.data_repo, project.WINDOW, tag)
+    path = proj.repo_path(project.REFERENCE)
+    changed = not path.exists() or path.read_bytes() != raw
+    if changed:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(raw)
+        versioning.track(
+            proj.paths.data_repo, [path], f"reference for champion {champion.version} ({tag})"
+        )
+    proj.ledger.set_meta(proj.model_name, REFERENCE_FOR, champion.version)
+    if not changed:
+        return None
+    return Repair(
+        f"the drift reference was not champion {champion.version}'s training data",
+        f"replaced by its window {tag} and versioned",
+    )
+
+
+def promotion_alert(model: str, candidate: str, champion: str | None, reason: str) -> dict:
+    """The payload of the alert a promotion sends (queued in the ledger's outbox)."""
+    before = f" over v{champion}" if champion else ""
+    return {
+        "severity": "info",
+        "kind": "promotion",
+        "model": model,
+        "text": f"{model}: promoted v{candidate}{before}: {reason}",
+    }
+
+
+def finish_promotions(proj: Project) -> list[Repair]:
+    """Finishes promotions whose process died: the alias moves (if it had not), the reference
+    follows, the alert is queued, and the event is closed."""
+    done = []
+    led, name = proj.ledger, proj.model_name
+    for event in led.open_events(name, "promotion"):
+        if ledger_mod.owner_alive(event.owner):
+            continue
+        candidate = str(event.detail["candidate"])
+        previous = event.detail.get("champion")
+        registry.recover(proj.client, name, history_of(proj))  # a half-done alias move first
+        champion = registry.get_alias(proj.client, name, registry.CHAMPION)
+        if champion is None or champion.version != candidate:
+            registry.promote(
+                proj.client,
+                name,
+                candidate,
+                history=history_of(proj),
+                via="recovery of an interrupted promotion",
+                reason=event.reason,
+                decision_id=str(event.detail.get("decision_id", "")),
+            )
+            if previous and event.detail.get("probation"):
+                registry.tag_version(proj.client, name, candidate, {PROBATION_TAG: "active"})
+        reconcile_reference(proj)
+        led.enqueue(
+            name,
+            [
+                (
+                    f"promotion-{candidate}",
+                    promotion_alert(name, candidate, previous, event.reason),
+                )
+            ],
+        )
+        led.finish_event(event.id, f"promoted v{candidate} (finished after an interruption)")
+        done.append(
+            Repair(
+                f"promotion of v{candidate} interrupted (process {_pid(event.owner)} died)",
+                f"finished: champion v{candidate}, reference moved, alert queued",
+            )
+        )
+    return done
+
+
+def close_dead_events(proj: Project) -> list[Repair]:
+    """Marks retrains and rollbacks whose process died as interrupted: they count toward
+    neither cooldown nor budget; a candidate version they registered is tagged as such."""
+    done = []
+    for event in proj.ledger.open_events(proj.model_name):
+        if event.kind == "promotion" or ledger_mod.owner_alive(event.owner):
+            continue
+        candidate = event.detail.get("candidate")
+        if candidate:
+            registry.tag_version(
+                proj.client, proj.model_name, str(candidate), {"interrupted": "true"}
+            )
+        proj.ledger.finish_event(
+            event.id, f"interrupted: process {_pid(event.owner)} died", state="interrupted"
+        )
+        done.append(
+            Repair(
+                f"{event.kind} started for step {event.step} interrupted "
+                f"(process {_pid(event.owner)} died)",
+                "recorded as interrupted; it does not count as done",
+            )
+        )
+    return done
+
+
+def recover(proj: Project) -> list[Repair]:
+    """Everything a killed process can leave in the ledger's care, finished or closed."""
+    repairs = finish_promotions(proj) + close_dead_events(proj)
+    fixed = reconcile_reference(proj)
+    if fixed is not None:
+        repairs.append(fixed)
+    for repair in repairs:
+        log.warning("recovered: %s", repair.line())
+    return repairs
+
+
+def others_alive(proj: Project, own_event_id: int) -> bool:
+    """Whether another live process has an open retrain, promotion or rollback of the model."""
+    return any(
+        e.id != own_event_id and ledger_mod.owner_alive(e.owner)
+        for e in proj.ledger.open_events(proj.model_name)
+    )
+
+
+def _pid(owner: str | None) -> str:
+    return (owner or "?").split(":")[0]
