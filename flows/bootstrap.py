@@ -9,6 +9,7 @@ from prefect import flow, get_run_logger
 from flows.common import DEFAULT_PARAMS
 from modelwatch import gate, io, promotion, registry, tracking
 from modelwatch.errors import PromotionRejected
+from tasks.events import mark_reference
 from tasks.project import open_project
 from tasks.registry import apply_promotion
 from tasks.training import train_candidate, write_window
@@ -44,6 +45,7 @@ def bootstrap(reference_path: Path, params_path: Path = DEFAULT_PARAMS) -> str:
     apply_promotion(proj, decision, cand.run_id, baseline, reason)
     if not decision.promote:
         raise PromotionRejected(f"first model not promoted: {decision.summary()}")
+    mark_reference(proj, cand.version)
     get_run_logger().info(
         "first champion %s (cv %s %.4g)", cand.version, metric, cand.cv_metrics[metric]
     )

@@ -11,11 +11,13 @@ from prefect.states import Completed, Failed
 
 from flows.common import DEFAULT_PARAMS, run_name, tag_run
 from flows.retrain import retrain
-from modelwatch import alerts, drift, history, policy, probation, promotion, validation
+from modelwatch import alerts, drift, policy, probation, promotion, validation
 from modelwatch.errors import ConfigError
 from tasks.alerts import send_alerts
 from tasks.artifacts import publish_monitor_artifacts
 from tasks.drift import compute_drift, compute_multivariate_drift, render_drift_report
+from tasks.events import finish_event, start_event
+from tasks.intake import claim_batch, recover_state
 from tasks.performance import Evaluation, estimate_performance, evaluate_labelled_batches
 from tasks.policy import decide_retraining
 from tasks.probation import judge_probation
@@ -29,8 +31,8 @@ from tasks.registry import (
     score_batch,
 )
 from tasks.tracking import (
+    advance_batch,
     describe_retrain,
-    find_processed,
     log_monitoring_run,
     log_rejection,
     record_outcome,
@@ -89,25 +91,24 @@ def monitor_batch(
         raise ConfigError("force_retrain: a manual retrain needs a reason (retrain_reason)")
     proj = open_project(params_path)
     tag_run(proj.model_name, "monitor", "manual-retrain" if force_retrain else None)
-    file_md5, earlier = find_processed(proj, batch_path)
-    if earlier is not None:
+    recover_state(proj)
+    intake = claim_batch(proj, batch_path)
+    if intake.done:
         tag_run("duplicate")
-        return Completed(
-            name="Skipped",
-            message=f"{batch_path.name}: same content as {earlier.batch_id} (step {earlier.index},"
-            f" {earlier.status}); already processed, nothing done",
-        )
-    index = history.next_batch_index(proj.client, proj.experiments.monitoring)
+        return Completed(name="Skipped", message=intake.skipped_message(batch_path.name))
+    index = intake.index
     reference, reference_md5 = load_reference(proj)
     model, champion = load_champion(proj)
     batch, checked = validate_batch(batch_path, reference, proj)
     if not checked.success:
         folder = quarantine_batch(batch_path, checked, proj)
-        run_id = log_rejection(proj, index, batch_path, checked, folder, champion.version)
+        run_id = log_rejection(proj, intake, batch_path, checked, folder, champion.version)
         found = alerts.validation_alerts(checked, batch_path.stem, index, str(folder))
         send_alerts(proj, found, batch_path.stem, index, run_id)
+        advance_batch(proj, intake, "done", status="rejected", champion_version=champion.version)
         tag_run("rejected")
         return Failed(name="Rejected", message=f"rejected: {checked.summary()}; kept in {folder}")
+    advance_batch(proj, intake, "validated")
     batch_id = batch_path.stem
     predictions = score_batch(model, batch, proj)
     stored, shadow_version = predictions, None
@@ -120,8 +121,12 @@ def monitor_batch(
         stored = predictions.merge(shadow_scores, on=proj.settings.data.id, how="left")
         shadow_version = shadow_info.version
     estimated = estimate_performance(proj, predictions, load_calibration(proj, champion))
+    advance_batch(proj, intake, "scored")
     files = stage_batch(proj, batch_path, batch, stored, batch_id)
     versions = version_files(proj, files, f"accept {batch_id} (step {index})")
+    advance_batch(
+        proj, intake, "versioned", data_commit=versions[f"data/batches/{batch_id}.csv"].commit
+    )
     pred_col = proj.settings.data.prediction
     ref_scores = score_batch(model, reference, proj)[pred_col]
     drift_ref, drift_ref_preds, ref_label = select_drift_reference(proj, reference, ref_scores)
@@ -158,7 +163,7 @@ def monitor_batch(
     decision = decide_retraining(proj, index, report.drift_share, force_retrain, retrain_reason)
     run_id = log_monitoring_run(
         proj,
-        index,
+        intake,
         batch_id,
         checked,
         batch,
@@ -169,7 +174,6 @@ def monitor_batch(
         champion.version,
         reference_md5,
         ref_label,
-        file_md5,
         overall,
         html,
         estimated,
@@ -183,6 +187,7 @@ def monitor_batch(
     if verdict is not None:
         rolled_back = verdict.status == "failed" and mode == "enabled"
         found += alerts.probation_alerts(verdict, batch_id, index, rolled_back=rolled_back)
+    advance_batch(proj, intake, "decided", decision=decision.to_dict())
     outcome, described = None, None
     if decision.retrain and mode != "disabled":
         state = retrain(
@@ -190,6 +195,7 @@ def monitor_batch(
             params_path=params_path,
             batch_index=index,
             force=force_retrain,  # a manual retrain trains even without new labels
+            batch_id=batch_id,
             return_state=True,
         )
         done = state.is_completed() and state.name != "Skipped"
@@ -198,9 +204,16 @@ def monitor_batch(
         record_outcome(run_id, described)
         if outcome is not None:
             found += alerts.retrain_alerts(batch_id, index, None)
-            found += alerts.promotion_alerts(outcome, batch_id, index, dry_run=mode == "dry_run")
+            if not (outcome.promote and mode == "enabled"):  # a promotion alerts by itself
+                found += alerts.promotion_alerts(
+                    outcome, batch_id, index, dry_run=mode == "dry_run"
+                )
         elif not described.startswith(("deferred", "skipped")):
             found += alerts.retrain_alerts(batch_id, index, described)
+    elif decision.retrain:  # decided but not run; it counts for cooldown like one that ran
+        event = start_event(proj, "retrain", decision.summary(), step=index)
+        finish_event(proj, event, "not run (retrain.run_mode: disabled)")
+    advance_batch(proj, intake, "acted", outcome=described)
     send_alerts(proj, found, batch_id, index, run_id)
     tag_run(*outcome_tags(report, decision, verdict, described, dry_run=mode == "dry_run"))
     publish_monitor_artifacts(
@@ -215,6 +228,7 @@ def monitor_batch(
         described,
         run_id,
     )
+    advance_batch(proj, intake, "done", status="accepted")
     return MonitorResult(
         batch_id,
         index,

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from prefect import flow
 from prefect.states import Completed, State
 
 from flows.common import DEFAULT_PARAMS, one_at_a_time, tag_run
-from modelwatch import gate, history, promotion, registry, versioning
+from modelwatch import alerts, gate, promotion, registry, versioning
 from modelwatch.errors import ConfigError, InsufficientDataError
 from modelwatch.project import Project
+from tasks.alerts import send_alerts
+from tasks.events import finish_event, mark_reference, note_event, others_alive, start_event
 from tasks.project import open_project
 from tasks.registry import apply_promotion
 from tasks.training import (
@@ -30,6 +33,7 @@ def retrain(
     batch_index: int | None = None,
     force: bool = False,
     window_batches: int | None = None,
+    batch_id: str | None = None,
 ) -> promotion.PromotionDecision | State:
     """Trains a challenger on the latest labelled window and compares it with the champion on
     the holdout batches neither was trained on; promotes it only when every check passes
@@ -44,6 +48,7 @@ def retrain(
             window (that would train on the same data again).
         window_batches: train on this many labelled batches instead of
             training.window_batches (the holdout stays training.holdout_batches).
+        batch_id: the monitored batch that triggered it (its alerts name it).
     """
     if not reason or not reason.strip():
         raise ConfigError("retrain needs a reason: who or what asked for it, and why")
@@ -55,8 +60,14 @@ def retrain(
     if window_batches is not None:
         training = proj.settings.training.model_copy(update={"window_batches": window_batches})
         proj = replace(proj, settings=proj.settings.model_copy(update={"training": training}))
-    with one_at_a_time(proj.model_name):
-        result = _retrain(proj, reason, batch_index, force)
+    event = start_event(proj, "retrain", reason, step=batch_index, manual=not by_policy)
+    try:
+        with one_at_a_time(proj.model_name, others_alive(proj, event)):
+            result = _retrain(proj, reason, batch_index, force, event, batch_id)
+    except Exception as exc:
+        finish_event(proj, event, f"failed: {type(exc).__name__}: {exc}")
+        raise
+    finish_event(proj, event, _outcome(result))
     if isinstance(result, promotion.PromotionDecision):
         dry = proj.settings.retrain.run_mode == "dry_run"
         tag_run(
@@ -67,8 +78,21 @@ def retrain(
     return result
 
 
+def _outcome(result: promotion.PromotionDecision | State) -> str:
+    if isinstance(result, promotion.PromotionDecision):
+        if result.promote:
+            return f"promoted v{result.candidate_version}"
+        return f"kept v{result.champion_version}"
+    return f"{result.name.lower()}: {result.message or ''}".rstrip(": ")
+
+
 def _retrain(
-    proj: Project, reason: str, batch_index: int | None, force: bool
+    proj: Project,
+    reason: str,
+    batch_index: int | None,
+    force: bool,
+    event: Any,
+    batch_id: str | None = None,
 ) -> promotion.PromotionDecision | State:
     champion = registry.get_alias(proj.client, proj.model_name, registry.CHAMPION)
     window = build_training_window(proj)
@@ -89,6 +113,7 @@ def _retrain(
     tag = f"window-{len(versioning.tags(proj.paths.data_repo, 'window-*')) + 1:03d}"
     versions = write_window(proj, window.train, window.holdout, tag, f"training window {tag}")
     cand = train_candidate(proj, window.train, versions, reason, window.through_index, tag)
+    note_event(proj, event, {"candidate": cand.version})
     data = proj.settings.data
     cand_scored = score_holdout(proj, window.holdout, cand.version)
     champ_scored = score_holdout(proj, window.holdout, champion.version) if champion else None
@@ -110,14 +135,48 @@ def _retrain(
     )
     metric = proj.settings.retrain.performance_metric
     baseline = decision.candidate_metrics.get(metric, cand.cv_metrics.get(metric, float("nan")))
-    old = apply_promotion(proj, decision, cand.run_id, baseline, reason)
-    if decision.promote and proj.settings.retrain.run_mode == "enabled":
-        from tasks.versioning import set_reference
-
-        set_reference(proj, window.train, f"reference for champion {cand.version} (was {old})")
-    if batch_index is not None:
-        history.record_retrain(proj.client, proj.model_name, batch_index)
+    if not (decision.promote and proj.settings.retrain.run_mode == "enabled"):
+        apply_promotion(proj, decision, cand.run_id, baseline, reason)
+        return decision
+    _promote(proj, decision, cand, window.train, baseline, reason, batch_index, batch_id)
     return decision
+
+
+def _promote(
+    proj: Project,
+    decision: promotion.PromotionDecision,
+    cand: Any,
+    train: Any,
+    baseline: float,
+    reason: str,
+    batch_index: int | None,
+    batch_id: str | None,
+) -> None:
+    """Promotion as one unit, recorded as an event first: alias move, drift reference, the
+    promotion alert, then the event closed. A kill anywhere in between is finished by the next
+    run (modelwatch.stores.recovery.finish_promotions), never left half done."""
+    from tasks.versioning import set_reference
+
+    probation = bool(decision.champion_version and proj.settings.promotion.probation.batches)
+    event = start_event(
+        proj,
+        "promotion",
+        reason,
+        step=batch_index,
+        detail={
+            "candidate": cand.version,
+            "champion": decision.champion_version,
+            "decision_id": decision.decision_id,
+            "probation": probation,
+        },
+    )
+    old = apply_promotion(proj, decision, cand.run_id, baseline, reason)
+    set_reference(proj, train, f"reference for champion {cand.version} (was {old})")
+    mark_reference(proj, cand.version)
+    step = batch_index if batch_index is not None else event.step or 0
+    subject = batch_id or f"manual-retrain-after-step-{step}"
+    send_alerts(proj, alerts.promotion_alerts(decision, subject, step), subject, step)
+    finish_event(proj, event, f"promoted v{cand.version}")
 
 
 def _newest_window_end(proj: Project) -> int | None:

@@ -10,6 +10,7 @@ from flows.common import DEFAULT_PARAMS, one_at_a_time, tag_run
 from modelwatch import alerts
 from modelwatch.errors import ConfigError
 from tasks.alerts import deliver
+from tasks.events import finish_event, others_alive, start_event
 from tasks.project import open_project
 from tasks.registry import rollback_champion
 
@@ -29,7 +30,9 @@ def rollback(reason: str, params_path: Path = DEFAULT_PARAMS) -> tuple[str, str]
         raise ConfigError("rollback needs a reason: who asked for it, and why")
     proj = open_project(params_path)
     tag_run(proj.model_name, "rollback")
-    with one_at_a_time(proj.model_name):
+    event = start_event(proj, "rollback", reason, manual=True)
+    with one_at_a_time(proj.model_name, others_alive(proj, event)):
         before, after = rollback_champion(proj, reason)
     deliver(proj, alerts.rollback_alerts(before, after, reason).alerts)
+    finish_event(proj, event, f"rolled back v{before} -> v{after}")
     return before, after

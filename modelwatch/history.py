@@ -9,7 +9,6 @@ from modelwatch import registry, tracking
 
 ACCEPTED = "accepted"
 REJECTED = "rejected"
-LAST_RETRAIN_TAG = "modelwatch.last_retrain_batch"
 
 
 @dataclass(frozen=True)
@@ -46,19 +45,6 @@ def batch_runs(client: Any, experiment_id: str) -> list[BatchRun]:
     return sorted((_to_batch_run(r) for r in runs), key=lambda b: b.index)
 
 
-def find_by_content(client: Any, experiment_id: str, file_md5: str) -> BatchRun | None:
-    """Returns the earliest monitoring run of a file with this content hash, if any."""
-    runs = tracking.find_runs(client, experiment_id, f"tags.file_md5 = '{file_md5}'")
-    found = sorted((_to_batch_run(r) for r in runs), key=lambda b: b.index)
-    return found[0] if found else None
-
-
-def next_batch_index(client: Any, experiment_id: str) -> int:
-    """Returns the step of the next batch: one more than the highest recorded so far."""
-    runs = batch_runs(client, experiment_id)
-    return max((b.index for b in runs), default=0) + 1
-
-
 def latest_realized(runs: list[BatchRun], metric: str, champion_version: str) -> float | None:
     """Returns the most recent realized value of a performance metric on a batch that the
     given champion version scored (older batches say nothing about this model)."""
@@ -72,22 +58,6 @@ def find_by_batch_id(client: Any, experiment_id: str, batch_id: str) -> BatchRun
     runs = tracking.find_runs(client, experiment_id, f"tags.batch_id = '{batch_id}'")
     found = sorted((_to_batch_run(r) for r in runs), key=lambda b: b.index)
     return found[-1] if found else None
-
-
-def last_retrain_batch(client: Any, model_name: str) -> int | None:
-    """Returns the batch index of the last retrain, from the registered model's tags."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        tags = client.get_registered_model(model_name).tags
-    except MlflowException:
-        return None
-    value = tags.get(LAST_RETRAIN_TAG)
-    return int(value) if value not in (None, "") else None
-
-
-def record_retrain(client: Any, model_name: str, batch_index: int) -> None:
-    client.set_registered_model_tag(model_name, LAST_RETRAIN_TAG, str(batch_index))
 
 
 def champion_age(client: Any, model_name: str, batch_index: int) -> int:

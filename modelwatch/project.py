@@ -13,6 +13,7 @@ import pandas as pd
 from modelwatch import io, tracking, versioning
 from modelwatch.errors import VersioningError
 from modelwatch.settings import Paths, Settings, load_settings
+from modelwatch.stores.ledger import Ledger, open_ledger
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ class Project:
     paths: Paths
     client: Any
     experiments: tracking.Experiments
+    ledger: Ledger
 
     @property
     def model_name(self) -> str:
@@ -53,7 +55,7 @@ def open_project(params_path: Path | str) -> Project:
     experiments = tracking.ensure_experiments(
         client, loaded.settings.tracking.experiment, paths.artifact_root
     )
-    return Project(loaded.settings, paths, client, experiments)
+    return Project(loaded.settings, paths, client, experiments, open_ledger(paths.ledger_url))
 
 
 def load_reference(project: Project) -> pd.DataFrame:
@@ -94,17 +96,20 @@ def all_labels(project: Project) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True).drop_duplicates(data.id, keep="last")
 
 
-def labelled_batches(project: Project) -> list[tuple[str, pd.DataFrame]]:
-    """Returns (batch id, inputs joined with labels) for accepted batches whose labels arrived,
-    in processing order."""
+def labelled_batches(project: Project, batch_ids: list[str]) -> list[tuple[str, pd.DataFrame]]:
+    """Returns (batch id, inputs joined with labels) for those of the given accepted batches
+    whose labels have all arrived, in the order given."""
     data = project.settings.data
     labels = all_labels(project)
     out = []
-    for path in sorted(project.repo_path("data/batches").glob("*.csv")):
+    for batch_id in batch_ids:
+        path = project.repo_path("data/batches") / f"{batch_id}.csv"
+        if not path.exists():
+            continue
         batch = io.read_csv_file(path)
         joined = batch.merge(labels, on=data.id, how="inner")
         if len(joined) == len(batch):
-            out.append((path.stem, joined))
+            out.append((batch_id, joined))
     return out
 
 

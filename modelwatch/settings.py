@@ -20,6 +20,7 @@ from pydantic import (
 
 from modelwatch.errors import ConfigError
 
+LEDGER_URL_ENV = "MODELWATCH_LEDGER_URL"
 HOME_ENV = "MODELWATCH_HOME"
 
 
@@ -450,6 +451,12 @@ class Paths:
     @property
     def artifact_root(self) -> Path:
         return self.home / "mlartifacts"
+
+    @property
+    def ledger_url(self) -> str:
+        """The ledger database: MODELWATCH_LEDGER_URL (any SQLAlchemy URL, e.g. PostgreSQL in a
+        server deployment), else SQLite in the project home."""
+        return os.environ.get(LEDGER_URL_ENV) or f"sqlite:///{self.home / 'ledger.db'}"
 
     @property
     def prefect_home(self) -> Path:

@@ -180,8 +180,7 @@ def timeline_run(client: Any, experiment_id: str, model_name: str) -> str:
 
 def log_timeline(
     client: Any,
-    experiment_id: str,
-    model_name: str,
+    run_id: str,
     metrics: Mapping[str, float | None],
     step: int,
 ) -> None:
@@ -200,7 +199,7 @@ def log_timeline(
     if not points:
         return
     try:
-        client.log_batch(timeline_run(client, experiment_id, model_name), metrics=points)
+        client.log_batch(run_id, metrics=points)
     except Exception as exc:  # noqa: BLE001 - a chart's points never fail a batch
         log.warning("timeline run: %d point(s) at step %d not logged: %s", len(points), step, exc)
 

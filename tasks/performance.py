@@ -9,7 +9,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from modelwatch import drift, history, io, performance, probation, project, scoring, tracking
+from modelwatch import drift, io, performance, probation, project, scoring, tracking
 from modelwatch.project import Project
 from modelwatch.settings import BootstrapSettings
 from tasks.tracking import log_timeline
@@ -36,8 +36,9 @@ def evaluate_labelled_batches(
     labels = project.all_labels(proj)
     data, task_kind = proj.settings.data, proj.settings.project.task
     done = []
-    for run in history.batch_runs(proj.client, proj.experiments.monitoring):
-        if run.status != history.ACCEPTED or run.evaluated:
+    # only the batches still waiting for labels: the cost does not grow with history
+    for run in proj.ledger.unevaluated(proj.model_name):
+        if run.step >= index or run.run_id is None:
             continue
         preds = io.read_csv_file(proj.repo_path("data/predictions") / f"{run.batch_id}.csv")
         batch = io.read_csv_file(proj.repo_path("data/batches") / f"{run.batch_id}.csv")
@@ -54,8 +55,11 @@ def evaluate_labelled_batches(
         if report is None:
             if coverage > 0 and coverage != run.metrics.get("label_coverage"):
                 with tracking.resume(run.run_id):
-                    tracking.log_metrics({"label_coverage": coverage}, step=run.index)
-                log_timeline(proj, {"label_coverage": coverage}, run.index)
+                    tracking.log_metrics({"label_coverage": coverage}, step=run.step)
+                log_timeline(proj, {"label_coverage": coverage}, run.step)
+                proj.ledger.update_batch(
+                    proj.model_name, run.step, metrics={"label_coverage": coverage}
+                )
             continue
         metrics = _report_metrics(report, "performance")
         metrics |= {f"baseline.dummy.{k}": v for k, v in report.baseline.items()}
@@ -73,21 +77,26 @@ def evaluate_labelled_batches(
             f"drift.statistic.{target.column}": target.statistic,
             "target_drift": float(target.drifted),
             "label_coverage": coverage,
-            "label_latency_batches": float(index - run.index),
-            "label_latency_seconds": time.time() - run.start_time / 1000,
+            "label_latency_batches": float(index - run.step),
+            "label_latency_seconds": time.time() - run.created_at,
         }
         with tracking.resume(run.run_id):
-            tracking.log_metrics(
-                {k: v for k, v in metrics.items() if v is not None}, step=run.index
-            )
+            tracking.log_metrics({k: v for k, v in metrics.items() if v is not None}, step=run.step)
             tracking.log_json(target.to_dict(), "target_drift.json")
             tracking.log_json(report.to_dict(), "performance.json")
             if shadow is not None:
                 tracking.log_json(shadow.to_dict(), "shadow_performance.json")
             tracking.set_tags({"labels_evaluated": "true", "labels_evaluated_at_batch": index})
-        log_timeline(proj, metrics, run.index)
+        log_timeline(proj, metrics, run.step)
+        proj.ledger.update_batch(
+            proj.model_name,
+            run.step,
+            evaluated=True,
+            metrics={k: v for k, v in metrics.items() if v is not None and "." not in k}
+            | {k: v for k, v in metrics.items() if k.count(".") == 1 and v is not None},
+        )
         logger.info("labels arrived for %s: %s", run.batch_id, report.summary())
-        done.append(Evaluation(run.batch_id, run.index, coverage, report, shadow))
+        done.append(Evaluation(run.batch_id, run.step, coverage, report, shadow))
     return done
 
 

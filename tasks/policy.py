@@ -8,46 +8,43 @@ from prefect.cache_policies import NO_CACHE
 from modelwatch import history, policy, registry
 from modelwatch.project import Project
 
-VIOLATED_TAG = "policy_violated"
-
 
 @task(cache_policy=NO_CACHE)
 def decide_retraining(
     proj: Project, index: int, drift_share: float | None, force: bool, reason: str | None
 ) -> policy.RetrainDecision:
-    """Gathers the policy inputs from MLflow (this champion's baseline, the violations of the
-    last batches, earlier retrains) and returns the decision with its reasons."""
+    """Gathers the policy inputs from the ledger (this champion's latest realized metric and its
+    first batch's drift share, the violations of the last batches, earlier retrains, manual
+    ones included) and returns the decision with its reasons. A handful of indexed reads: the
+    cost does not grow with the number of past batches."""
     settings = proj.settings.retrain
     metric = settings.performance_metric
-    champ = registry.require_alias(proj.client, proj.model_name, registry.CHAMPION)
-    runs = [
-        b
-        for b in history.batch_runs(proj.client, proj.experiments.monitoring)
-        if b.status == history.ACCEPTED and b.index < index
-    ]
-    current = history.latest_realized(runs, metric, champ.version)
+    led, name = proj.ledger, proj.model_name
+    champ = registry.require_alias(proj.client, name, registry.CHAMPION)
+    latest = led.latest_evaluated(name, champ.version, before_step=index)
+    current = latest.metrics.get(f"performance.{metric}") if latest is not None else None
     baseline = champ.tags.get(f"baseline_{metric}")
     window = max(settings.persistence.window, 1)
-    recent = tuple(
-        policy.BatchSignal(b.index, tuple(v for v in b.tags.get(VIOLATED_TAG, "").split(",") if v))
-        for b in runs[-(window - 1) :]
+    recent = (
+        tuple(
+            policy.BatchSignal(b.step, b.violations)
+            for b in led.recent_accepted(name, window - 1, before_step=index)
+        )
         if window > 1
+        else ()
     )
-    retrains = {b.index for b in runs if b.metrics.get("retrain") == 1.0}
-    last = history.last_retrain_batch(proj.client, proj.model_name)
-    if last is not None:
-        retrains.add(last)
-    own = [b for b in runs if b.champion_version == champ.version and "drift_share" in b.metrics]
+    first = led.first_scored_by(name, champ.version)
+    first_drift = first.metrics.get("drift_share") if first is not None else None
     inputs = policy.PolicyInputs(
         batch_index=index,
         drift_share=drift_share,
         metric=metric,
         current_metric=current,
         baseline_metric=float(baseline) if baseline else None,
-        baseline_drift_share=own[0].metrics["drift_share"] if own else None,
-        batches_since_champion=history.champion_age(proj.client, proj.model_name, index),
+        baseline_drift_share=first_drift if first is not None and first.step < index else None,
+        batches_since_champion=history.champion_age(proj.client, name, index),
         recent=recent,
-        retrain_batches=tuple(sorted(retrains)),
+        retrain_batches=tuple(s for s in led.retrain_steps(name, since_step=0) if s <= index),
         force=force,
         force_reason=reason,
     )

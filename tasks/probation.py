@@ -6,7 +6,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from modelwatch import history, io, probation, project, registry, scoring
+from modelwatch import io, probation, project, registry, scoring
 from modelwatch.project import Project
 
 
@@ -27,13 +27,9 @@ def judge_probation(
     if previous is None:
         return None
     data = proj.settings.data
-    runs = [
-        b
-        for b in history.batch_runs(proj.client, proj.experiments.monitoring)
-        if b.evaluated
-        and b.champion_version == champion.version
-        and b.tags.get("shadow_version") == previous.version
-    ][: settings.batches]
+    runs = proj.ledger.shadowed(
+        proj.model_name, champion.version, previous.version, settings.batches
+    )
     labels = project.all_labels(proj)
     frames = []
     for run in runs:

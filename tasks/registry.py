@@ -10,6 +10,7 @@ from prefect.cache_policies import NO_CACHE
 
 from modelwatch import alias_history, model_card, project, registry, scoring, tracking, versioning
 from modelwatch.project import Project
+from modelwatch.stores import recovery
 
 PROBATION_TAG = "probation"
 
@@ -197,6 +198,7 @@ def rollback_champion(proj: Project, reason: str, decision_id: str = "") -> tupl
         versioning.track(
             proj.paths.data_repo, [path], f"reference for champion {after} (rollback from {before})"
         )
+    proj.ledger.set_meta(name, recovery.REFERENCE_FOR, after)
     get_run_logger().warning("rolled back champion %s -> %s: %s", before, after, reason)
     return before, after
 

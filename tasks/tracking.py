@@ -9,10 +9,14 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from modelwatch import drift, history, io, tracking, validation, versioning
+from modelwatch import drift, tracking, validation, versioning
 from modelwatch.policy import RetrainDecision
 from modelwatch.project import Project
-from tasks.policy import VIOLATED_TAG
+from tasks.intake import Intake
+
+VIOLATED_TAG = "policy_violated"
+ACCEPTED, REJECTED = "accepted", "rejected"
+TIMELINE_RUN = "timeline_run_id"  # ledger meta
 
 PREFECT_UI = "http://127.0.0.1:4200"  # where `make ui` / `modelwatch ui` serves the Prefect UI
 
@@ -46,9 +50,34 @@ def _flow_run_tags() -> dict[str, str]:
 
 
 @task(cache_policy=NO_CACHE)
+def advance_batch(proj: Project, intake: Intake, stage: str, **values: Any) -> None:
+    """Records in the ledger that the batch reached a stage, with what the stage wrote."""
+    proj.ledger.advance(proj.model_name, intake.file_md5, stage, **values)
+
+
+def _open_batch_run(proj: Project, intake: Intake, run_id: str) -> None:
+    """Records the MLflow run of this attempt in the ledger before anything is logged to it, and
+    deletes the run an earlier, killed attempt of the same batch left (one run per batch)."""
+    stale = proj.ledger.get_batch(proj.model_name, intake.file_md5)
+    if stale is not None and stale.run_id and stale.run_id != run_id:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            proj.client.delete_run(stale.run_id)
+            get_run_logger().warning(
+                "deleted MLflow run %s of an interrupted attempt of %s",
+                stale.run_id,
+                intake.batch_id,
+            )
+        except MlflowException:
+            pass  # already gone
+    proj.ledger.advance(proj.model_name, intake.file_md5, "received", run_id=run_id)
+
+
+@task(cache_policy=NO_CACHE)
 def log_monitoring_run(
     proj: Project,
-    index: int,
+    intake: Intake,
     batch_id: str,
     checked: validation.ValidationResult,
     batch: pd.DataFrame,
@@ -59,7 +88,6 @@ def log_monitoring_run(
     champion_version: str,
     reference_md5: str,
     drift_reference: str,
-    file_md5: str,
     multivariate_results: tuple = (),
     drift_html: str | None = None,
     estimated: dict[str, float] | None = None,
@@ -67,12 +95,13 @@ def log_monitoring_run(
     probation_verdict: Any = None,
 ) -> str:
     """Logs the accepted batch's run; returns its run id."""
+    index, file_md5 = intake.index, intake.file_md5
     batch_version = versions[f"data/batches/{batch_id}.csv"]
     pred_version = versions[f"data/predictions/{batch_id}.csv"]
     tags = {
         "batch_id": batch_id,
         "batch_index": str(index),
-        "validation_status": history.ACCEPTED,
+        "validation_status": ACCEPTED,
         "champion_version": champion_version,
         "data_md5": batch_version.md5,
         "predictions_md5": pred_version.md5,
@@ -105,6 +134,7 @@ def log_monitoring_run(
         metrics[f"multivariate.{result.method}"] = result.statistic
         metrics[f"multivariate.{result.method}.drifted"] = float(result.drifted)
     with tracking.run(proj.experiments.monitoring, batch_id, tags) as run_id:
+        _open_batch_run(proj, intake, run_id)
         tracking.log_metrics(metrics, step=index)
         tracking.log_json(checked.to_dict(), "validation.json")
         tracking.log_json(report.to_dict(), "drift_report.json")
@@ -124,15 +154,27 @@ def log_monitoring_run(
         )
     timeline = metrics | {"champion_version": _version_number(champion_version)}
     log_timeline(proj, timeline, index)
+    proj.ledger.advance(
+        proj.model_name,
+        file_md5,
+        "logged",
+        champion_version=champion_version,
+        shadow_version=shadow_version,
+        violations=decision.violated,
+        metrics={k: v for k, v in metrics.items() if not k.startswith("drift.")},
+    )
     get_run_logger().info("MLflow run %s for %s (step %d)", run_id, batch_id, index)
     return run_id
 
 
 def log_timeline(proj: Project, metrics: dict[str, float | None], index: int) -> None:
-    """Adds a batch's metrics to the monitoring timeline run (lines over batches in MLflow)."""
-    tracking.log_timeline(
-        proj.client, proj.experiments.monitoring, proj.settings.project.model_name, metrics, index
-    )
+    """Adds a batch's metrics to the monitoring timeline run (lines over batches in MLflow);
+    the run's id is kept in the ledger, so finding it costs the same at every batch."""
+    run_id = proj.ledger.get_meta(proj.model_name, TIMELINE_RUN)
+    if run_id is None:
+        run_id = tracking.timeline_run(proj.client, proj.experiments.monitoring, proj.model_name)
+        proj.ledger.set_meta(proj.model_name, TIMELINE_RUN, run_id)
+    tracking.log_timeline(proj.client, run_id, metrics, index)
 
 
 def _version_number(version: str | None) -> float | None:
@@ -142,25 +184,27 @@ def _version_number(version: str | None) -> float | None:
 @task(cache_policy=NO_CACHE)
 def log_rejection(
     proj: Project,
-    index: int,
+    intake: Intake,
     batch_path: Path,
     checked: validation.ValidationResult,
     quarantine: Path,
     champion_version: str | None,
 ) -> str:
     """Logs a rejected batch's run (status, failures, where the file was kept)."""
+    index = intake.index
     tags = {
         "batch_id": batch_path.stem,
         "batch_index": str(index),
-        "validation_status": history.REJECTED,
+        "validation_status": REJECTED,
         "quarantine": str(quarantine),
-        "file_md5": io.file_md5(batch_path) if batch_path.exists() else "",
+        "file_md5": intake.file_md5,
         "champion_version": champion_version or "",
         "decision": "rejected",
         **_flow_run_tags(),
     }
     counts = {"validation.failed_expectations": checked.failed, "rows": checked.n_rows}
     with tracking.run(proj.experiments.monitoring, batch_path.stem, tags) as run_id:
+        _open_batch_run(proj, intake, run_id)
         tracking.log_metrics(counts, step=index)
         tracking.log_json(checked.to_dict(), "validation.json")
         tracking.log_text(checked.to_markdown(), "validation.md")
@@ -192,15 +236,6 @@ def _drift_metrics(report: drift.DriftReport) -> dict[str, float]:
         if entry.weighted_score is not None:
             out[f"drift.weighted_score.{name}"] = entry.weighted_score
     return out
-
-
-@task(cache_policy=NO_CACHE)
-def find_processed(proj: Project, batch_path: Path) -> tuple[str, history.BatchRun | None]:
-    """Returns the file's content md5 and the run that already processed that content, if any."""
-    if not batch_path.is_file():
-        return "", None
-    md5 = io.file_md5(batch_path)
-    return md5, history.find_by_content(proj.client, proj.experiments.monitoring, md5)
 
 
 @task(cache_policy=NO_CACHE)

@@ -10,7 +10,6 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from modelwatch import (
-    history,
     io,
     model_card,
     project,
@@ -37,13 +36,14 @@ class Candidate:
 @task(cache_policy=NO_CACHE)
 def build_training_window(proj: Project) -> windows.TrainingWindow:
     """Returns the training window and holdout from DVC-versioned labelled batches."""
-    order = {
-        b.batch_id: b.index for b in history.batch_runs(proj.client, proj.experiments.monitoring)
-    }
+    settings = proj.settings.training
+    # the newest evaluated batches are the candidates (a few spare for partly labelled ones)
+    wanted = 3 * (settings.window_batches + settings.holdout_batches)
+    recent = proj.ledger.recent_accepted(proj.model_name, wanted, evaluated=True)
+    order = {b.batch_id: b.step for b in recent}
     labelled = [
         windows.LabelledBatch(bid, order[bid], frame)
-        for bid, frame in project.labelled_batches(proj)
-        if bid in order
+        for bid, frame in project.labelled_batches(proj, list(order))
     ]
     window = windows.build_window(project.load_reference(proj), labelled, proj.settings.training)
     get_run_logger().info("training window: %s", window.describe())

@@ -63,17 +63,11 @@ def select_drift_reference(
     the newest accepted batch(es) with the predictions made for them at the time; until a
     batch has been accepted, the champion's data stands in (and the label says so).
     """
-    from modelwatch import history
-
     rule = proj.settings.reference
     if rule.strategy == "champion":
         return champion_reference, champion_predictions, "champion training data"
     count = 1 if rule.strategy == "previous_batch" else rule.rolling_batches
-    order = [
-        b.batch_id
-        for b in history.batch_runs(proj.client, proj.experiments.monitoring)
-        if b.status == history.ACCEPTED
-    ]
+    order = [b.batch_id for b in proj.ledger.recent_accepted(proj.model_name, count)]
     ids = project.recent_batches(proj, order, count)
     if not ids:
         return champion_reference, champion_predictions, "champion training data (no batch yet)"

@@ -7,12 +7,13 @@ few indexed rows and acts only where an owner died.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from modelwatch import project, registry, versioning
+from modelwatch.alias_history import AliasHistory
+from modelwatch.project import Project
 from modelwatch.stores import ledger as ledger_mod
-from modelwatch.stores import project, registry, versioning
-from modelwatch.stores.alias_history import AliasHistory
-from modelwatch.stores.project import Project
 
 log = logging.getLogger(__name__)
 
@@ -64,20 +65,13 @@ def reconcile_reference(proj: Project) -> Repair | None:
     )
 
 
-def promotion_alert(model: str, candidate: str, champion: str | None, reason: str) -> dict:
-    """The payload of the alert a promotion sends (queued in the ledger's outbox)."""
-    before = f" over v{champion}" if champion else ""
-    return {
-        "severity": "info",
-        "kind": "promotion",
-        "model": model,
-        "text": f"{model}: promoted v{candidate}{before}: {reason}",
-    }
+OnPromoted = Callable[[str, "str | None", str, int | None], None]
 
 
-def finish_promotions(proj: Project) -> list[Repair]:
+def finish_promotions(proj: Project, on_promoted: OnPromoted | None = None) -> list[Repair]:
     """Finishes promotions whose process died: the alias moves (if it had not), the reference
-    follows, the alert is queued, and the event is closed."""
+    follows, `on_promoted(candidate, previous, reason, step)` tells people (the promotion alert),
+    and only then is the event closed (a kill before that repeats the alert, never loses it)."""
     done = []
     led, name = proj.ledger, proj.model_name
     for event in led.open_events(name, "promotion"):
@@ -100,20 +94,13 @@ def finish_promotions(proj: Project) -> list[Repair]:
             if previous and event.detail.get("probation"):
                 registry.tag_version(proj.client, name, candidate, {PROBATION_TAG: "active"})
         reconcile_reference(proj)
-        led.enqueue(
-            name,
-            [
-                (
-                    f"promotion-{candidate}",
-                    promotion_alert(name, candidate, previous, event.reason),
-                )
-            ],
-        )
+        if on_promoted is not None:
+            on_promoted(candidate, previous, event.reason, event.step)
         led.finish_event(event.id, f"promoted v{candidate} (finished after an interruption)")
         done.append(
             Repair(
                 f"promotion of v{candidate} interrupted (process {_pid(event.owner)} died)",
-                f"finished: champion v{candidate}, reference moved, alert queued",
+                f"finished: champion v{candidate}, reference moved, alert sent",
             )
         )
     return done
@@ -144,9 +131,9 @@ def close_dead_events(proj: Project) -> list[Repair]:
     return done
 
 
-def recover(proj: Project) -> list[Repair]:
+def recover(proj: Project, on_promoted: OnPromoted | None = None) -> list[Repair]:
     """Everything a killed process can leave in the ledger's care, finished or closed."""
-    repairs = finish_promotions(proj) + close_dead_events(proj)
+    repairs = finish_promotions(proj, on_promoted) + close_dead_events(proj)
     fixed = reconcile_reference(proj)
     if fixed is not None:
         repairs.append(fixed)

@@ -1,0 +1,62 @@
+"""Retrain, promotion and rollback events in the ledger: started, then finished or interrupted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from modelwatch.project import Project
+from modelwatch.stores import ledger, recovery
+
+
+@task(cache_policy=NO_CACHE)
+def start_event(
+    proj: Project,
+    kind: ledger.EventKind,
+    reason: str,
+    step: int | None = None,
+    manual: bool = False,
+    detail: dict[str, Any] | None = None,
+) -> ledger.Event:
+    """Records that this process began a retrain, promotion or rollback. A manual one without
+    a batch is placed at the newest step, so it counts toward cooldown and budget there."""
+    from prefect.runtime import flow_run
+
+    if step is None:
+        last = proj.ledger.last_batch(proj.model_name, done_only=False)
+        step = last.step if last is not None else 0
+    return proj.ledger.start_event(
+        proj.model_name,
+        kind,
+        reason,
+        step=step,
+        manual=manual,
+        detail=detail,
+        flow_run_id=str(flow_run.id) if flow_run.id else None,
+    )
+
+
+@task(cache_policy=NO_CACHE)
+def finish_event(proj: Project, event: ledger.Event, outcome: str) -> None:
+    """Records how an event ended (it then counts as done)."""
+    proj.ledger.finish_event(event.id, outcome)
+
+
+@task(cache_policy=NO_CACHE)
+def note_event(proj: Project, event: ledger.Event, detail: dict[str, Any]) -> None:
+    """Adds what an event has done so far (e.g. the candidate version it registered)."""
+    proj.ledger.update_event(event.id, detail)
+
+
+@task(cache_policy=NO_CACHE)
+def others_alive(proj: Project, event: ledger.Event) -> bool:
+    """Whether another live process retrains, promotes or rolls back this model now."""
+    return recovery.others_alive(proj, event.id)
+
+
+@task(cache_policy=NO_CACHE)
+def mark_reference(proj: Project, version: str) -> None:
+    """Records that the drift reference now is this champion version's training data."""
+    proj.ledger.set_meta(proj.model_name, recovery.REFERENCE_FOR, version)
