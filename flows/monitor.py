@@ -16,7 +16,7 @@ from modelwatch.errors import ConfigError
 from tasks.alerts import send_alerts
 from tasks.artifacts import publish_monitor_artifacts
 from tasks.drift import compute_drift, compute_multivariate_drift, render_drift_report
-from tasks.events import finish_event, start_event
+from tasks.events import finish_event, retrain_done_at, start_event
 from tasks.intake import claim_batch, recover_state
 from tasks.performance import Evaluation, estimate_performance, evaluate_labelled_batches
 from tasks.policy import decide_retraining
@@ -189,7 +189,10 @@ def monitor_batch(
         found += alerts.probation_alerts(verdict, batch_id, index, rolled_back=rolled_back)
     advance_batch(proj, intake, "decided", decision=decision.to_dict())
     outcome, described = None, None
-    if decision.retrain and mode != "disabled":
+    earlier = retrain_done_at(proj, index) if decision.retrain else None
+    if earlier is not None:  # a killed attempt of this batch got that far: not twice
+        described = earlier.outcome
+    elif decision.retrain and mode != "disabled":
         state = retrain(
             reason=f"{batch_id}: {decision.summary()}",
             params_path=params_path,

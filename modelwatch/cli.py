@@ -18,6 +18,7 @@ EPILOG = """examples:
   modelwatch history --at 2026-11-20T12:00         # which version was champion then
   modelwatch decision batch-014-2011-04-30         # the retrain decision record of a batch
   modelwatch status                                # champion, last batch, last decision
+  modelwatch doctor                                # find and repair what a crash left behind
 """
 
 
@@ -96,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     dec.add_argument("batch_id")
     sub.add_parser("table", help="print the per-batch table from the MLflow store")
     sub.add_parser("status", help="champion, last batch, last decision, open incidents")
+    sub.add_parser(
+        "doctor",
+        help="find and repair what a killed run left: unfinished batches, RUNNING runs, stale "
+        "locks, orphaned servers, data files in git, versions missing from the DVC remote",
+    )
     srv = sub.add_parser("serve", help="serve the monitor (cron), retrain and rollback deployments")
     srv.add_argument("--prefect-port", type=_positive_int, default=4200)
     ui = sub.add_parser("ui", help="start the Prefect UI and the MLflow UI on the project stores")
@@ -117,6 +123,13 @@ def configure_environment(params: Path) -> Path:
     os.environ.setdefault("DO_NOT_TRACK", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     paths.prefect_home.mkdir(parents=True, exist_ok=True)
+    from modelwatch.app.doctor import stop_orphaned_servers
+
+    for pid in stop_orphaned_servers(Path(os.environ["PREFECT_HOME"])):
+        sys.stderr.write(
+            f"modelwatch: stopped temporary Prefect server pid {pid}: the run that "
+            "started it was killed\n"
+        )
     return paths.home
 
 
@@ -193,6 +206,15 @@ def _dispatch(args: argparse.Namespace, params: Path, home: Path) -> int:
         return 0
     if args.command == "status":
         _out(report.status(params))
+        return 0
+    if args.command == "doctor":
+        from modelwatch.app.doctor import diagnose
+        from modelwatch.project import open_project
+
+        found = diagnose(open_project(params))
+        for repair in found:
+            _out(f"- {repair.line()}")
+        _out(f"doctor: {len(found)} finding(s)" if found else "doctor: nothing to repair")
         return 0
     if args.command == "table":
         _out(report.render_table(report.batch_table(params)))

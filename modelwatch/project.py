@@ -71,19 +71,23 @@ def load_reference(project: Project) -> pd.DataFrame:
 
 
 def ingest_labels(project: Project) -> list[Path]:
-    """Moves label files that arrived in incoming/labels into the data repo; returns new paths."""
+    """Copies label files that arrived in incoming/labels into the data repo and returns every
+    labels file there that DVC does not track yet: the new ones, and any that an interrupted
+    run copied but never versioned. The incoming file is removed only once its copy is whole
+    (same md5), so a kill at any point loses no labels."""
     dest = project.repo_path("data/labels")
     dest.mkdir(parents=True, exist_ok=True)
-    new = []
+    copied = set()
     for src in sorted(project.paths.incoming_labels.glob("*.csv")):
         target = dest / src.name
-        if target.exists() and io.file_md5(target) == io.file_md5(src):
-            src.unlink()
-            continue
-        shutil.copyfile(src, target)
+        if not (target.exists() and io.file_md5(target) == io.file_md5(src)):
+            partial = target.with_name(f".{target.name}.partial")
+            shutil.copyfile(src, partial)
+            partial.replace(target)  # atomic: the repo never holds half a labels file
+            copied.add(target)
         src.unlink()
-        new.append(target)
-    return new
+    untracked = {p for p in dest.glob("*.csv") if not p.with_name(f"{p.name}.dvc").exists()}
+    return sorted(copied | untracked)
 
 
 def all_labels(project: Project) -> pd.DataFrame:

@@ -60,3 +60,9 @@ def others_alive(proj: Project, event: ledger.Event) -> bool:
 def mark_reference(proj: Project, version: str) -> None:
     """Records that the drift reference now is this champion version's training data."""
     proj.ledger.set_meta(proj.model_name, recovery.REFERENCE_FOR, version)
+
+
+@task(cache_policy=NO_CACHE)
+def retrain_done_at(proj: Project, step: int) -> ledger.Event | None:
+    """Returns the retrain an earlier attempt of this batch finished (it is not run twice)."""
+    return proj.ledger.finished_at(proj.model_name, "retrain", step)

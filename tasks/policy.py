@@ -44,7 +44,7 @@ def decide_retraining(
         baseline_drift_share=first_drift if first is not None and first.step < index else None,
         batches_since_champion=history.champion_age(proj.client, name, index),
         recent=recent,
-        retrain_batches=tuple(s for s in led.retrain_steps(name, since_step=0) if s <= index),
+        retrain_batches=tuple(s for s in led.retrain_steps(name, since_step=0) if s < index),
         force=force,
         force_reason=reason,
     )

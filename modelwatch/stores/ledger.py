@@ -616,6 +616,24 @@ class Ledger:
         with self.engine.connect() as conn:
             return tuple(sorted({int(s) for (s,) in conn.execute(q)}))
 
+    def finished_at(self, model: str, kind: str, step: int) -> Event | None:
+        """Returns the newest finished event of a kind at a step (what an earlier, killed
+        attempt of the same batch already completed)."""
+        q = (
+            sa.select(events)
+            .where(
+                events.c.model == model,
+                events.c.kind == kind,
+                events.c.step == step,
+                events.c.state == "finished",
+            )
+            .order_by(events.c.id.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(q).first()
+        return _event(row) if row is not None else None
+
     def last_event(self, model: str, kind: str, state: str | None = None) -> Event | None:
         q = sa.select(events).where(events.c.model == model, events.c.kind == kind)
         if state is not None:

@@ -96,7 +96,11 @@ def finish_promotions(proj: Project, on_promoted: OnPromoted | None = None) -> l
         reconcile_reference(proj)
         if on_promoted is not None:
             on_promoted(candidate, previous, event.reason, event.step)
-        led.finish_event(event.id, f"promoted v{candidate} (finished after an interruption)")
+        outcome = f"promoted v{candidate} (finished after an interruption)"
+        led.finish_event(event.id, outcome)
+        for parent in led.open_events(name, "retrain"):  # the retrain it concluded is done too
+            if parent.step == event.step and not ledger_mod.owner_alive(parent.owner):
+                led.finish_event(parent.id, outcome)
         done.append(
             Repair(
                 f"promotion of v{candidate} interrupted (process {_pid(event.owner)} died)",

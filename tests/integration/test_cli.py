@@ -19,6 +19,7 @@ COMMANDS = [
     "decision",
     "table",
     "status",
+    "doctor",
     "serve",
     "ui",
 ]
@@ -107,7 +108,7 @@ def test_default_params_file_missing_in_cwd(tmp_path):
             ["promote"],
             "modelwatch: error: argument command: invalid choice: 'promote' "
             "(choose from 'demo', 'run', 'bootstrap', 'retrain', 'rollback', "
-            "'history', 'decision', 'table', 'status', 'serve', 'ui')",
+            "'history', 'decision', 'table', 'status', 'doctor', 'serve', 'ui')",
         ),
     ],
 )

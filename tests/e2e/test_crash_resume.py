@@ -1,0 +1,194 @@
+"""Exactly once, after any crash: `modelwatch run` is SIGKILLed (its whole process group: the
+CLI, a DVC stage, anything it started) at each step boundary of the monitor and retrain flows,
+then the same file is run again. Real stores: MLflow SQLite, git+DVC, the ledger; the CLI runs
+as a user runs it, in its own session, against this module's Prefect server.
+
+After each rerun: one FINISHED MLflow run for the batch with its artifacts, one data commit,
+the decision recorded once, champion and drift reference consistent, a retrain counted once or
+not at all, no raw CSV in git, the promotion alert delivered; and the next batch gets the next
+step. The kill points are functions of the product, wrapped from outside by
+tests/faults/sitecustomize.py: the product carries no fail points of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from modelwatch import registry, versioning
+from modelwatch.project import REFERENCE, WINDOW, open_project
+from modelwatch.stores import recovery
+from tests.e2e.test_lifecycle import Life
+
+pytestmark = pytest.mark.slow
+
+FAULTS = Path(__file__).resolve().parents[1] / "faults"
+ROOT = Path(__file__).resolve().parents[2]
+
+# (name, kill point, force a retrain at this batch) in the order the flows pass them
+MONITOR_POINTS = [
+    ("after validation and scoring", "modelwatch.versioning:track:before", False),
+    ("during dvc add", "dvc.repo:Repo.add:after", False),
+    ("before the git commit", "modelwatch.versioning:commit:before", False),
+    ("after the git commit", "modelwatch.versioning:commit:after", False),
+    ("with the MLflow run open", "modelwatch.tracking:log_json:after", False),
+    ("before the alerts", "modelwatch.alerts:track_incidents:before", False),
+]
+RETRAIN_POINTS = [
+    ("during the DVC train stage", "modelwatch.training:fit_model:before", True),
+    ("between alias move and reference move", "modelwatch.registry:promote:after", True),
+    ("after the reference move, before the alert", "tasks.events:mark_reference:after", True),
+    ("during a webhook call", "modelwatch.notify:_post_json:before", True),
+]
+
+
+class Hook:
+    """A local webhook receiver (Slack-compatible JSON), counting what it got."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        got = self.texts
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # the name http.server calls
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                got.append(body.get("text", ""))
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def crash(tmp_path_factory):
+    from prefect.settings import PREFECT_API_URL
+
+    hook = Hook()
+    life = Life(
+        tmp_path_factory.mktemp("crash"),
+        alerts={"webhooks": [{"url": hook.url, "name": "ops", "min_severity": "info"}]},
+    )
+    life.bootstrap()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    env |= {
+        "PREFECT_API_URL": str(PREFECT_API_URL.value()),  # this session's test server
+        "NO_PROXY": "127.0.0.1",
+        "no_proxy": "127.0.0.1",
+    }
+    life.env, life.hook, life.next = env, hook, 1
+    yield life
+    hook.close()
+
+
+def run_cli(life: Life, k: int, kill: str | None = None, force: bool = False) -> tuple[int, str]:
+    """Runs `modelwatch run` on batch k in its own session; returns (exit code, output)."""
+    target = life.loaded.paths.incoming_batches / life.batches[k - 1].inputs.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(life.batches[k - 1].inputs.read_bytes())
+    env = dict(life.env)
+    if kill:
+        env["PYTHONPATH"] = os.pathsep.join([str(FAULTS), str(ROOT)])
+        env["MODELWATCH_TEST_KILL"] = kill
+    args = ["run", target] + (["--force-retrain", "--reason", "crash test"] if force else [])
+    cmd = [str(Path(sys.executable).parent / "modelwatch"), "--params", str(life.params), *args]
+    proc = subprocess.run(
+        [str(a) for a in cmd],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        start_new_session=True,
+    )
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def assert_exactly_once(life: Life, k: int) -> None:
+    proj = open_project(life.params)
+    batch_id = life.batch_id(k)
+    rec = proj.ledger.batch_by_id(proj.model_name, batch_id)
+    assert rec is not None and rec.done and rec.status == "accepted", rec
+    runs = proj.client.search_runs(
+        [proj.experiments.monitoring], f"tags.batch_id = '{batch_id}'", max_results=10
+    )
+    assert [r.info.status for r in runs] == ["FINISHED"], [r.info for r in runs]
+    assert runs[0].info.run_id == rec.run_id
+    names = {a.path for a in proj.client.list_artifacts(rec.run_id)}
+    assert {"drift_report.json", "decision.json", "validation.json"} <= names
+    assert runs[0].data.tags["decision"] == life.decisions[k]
+    repo = proj.paths.data_repo
+    commits = versioning._git(repo, "log", "--format=%s", f"--grep=accept {batch_id} ")
+    assert len(commits.splitlines()) == 1, commits
+    assert versioning.raw_files_in_git(repo) == []
+    champion = registry.get_alias(proj.client, proj.model_name, registry.CHAMPION)
+    assert proj.ledger.get_meta(proj.model_name, recovery.REFERENCE_FOR) == champion.version
+    window = versioning.read_version(repo, WINDOW, champion.tags["window_tag"])
+    assert (repo / REFERENCE).read_bytes() == window
+    retrains = [
+        e for e in proj.ledger.open_events(proj.model_name) if e.kind in ("retrain", "promotion")
+    ]
+    assert retrains == []  # nothing left open
+    assert proj.ledger.retrain_steps(proj.model_name, rec.step) in ((), (rec.step,))
+
+
+@pytest.mark.parametrize(("name", "point", "force"), MONITOR_POINTS + RETRAIN_POINTS)
+def test_killed_run_then_rerun_finishes_exactly_once(crash, name, point, force):
+    k = crash.next
+    crash.next += 1
+    if force:  # the holdout needs labelled batches no model was trained on
+        for j in range(1, k):
+            crash.labels(j)
+    code, out = run_cli(crash, k, kill=point, force=force)
+    assert code == -9 or code == 137, f"{name}: expected SIGKILL, got {code}\n{out[-3000:]}"
+    assert f"fault injection: SIGKILL at {point}" in out
+    alerts_before = len(crash.hook.texts)
+    code, out = run_cli(crash, k, force=force)
+    assert code == 0, out[-3000:]
+    assert "Skipped" not in out, out[-2000:]
+    proj = open_project(crash.params)
+    rec = proj.ledger.batch_by_id(proj.model_name, crash.batch_id(k))
+    assert rec.attempts == 2 and rec.step == k, rec
+    crash.decisions = getattr(crash, "decisions", {})
+    crash.decisions[k] = proj.client.get_run(rec.run_id).data.tags["decision"]
+    assert_exactly_once(crash, k)
+    if force and "promoted" in (rec.outcome or ""):
+        promoted = [t for t in crash.hook.texts[alerts_before:] if "champion" in t.lower()]
+        assert promoted, crash.hook.texts[alerts_before:]
+    # and the same file once more: now it is done
+    code, out = run_cli(crash, k)
+    assert code == 0 and "Skipped" in out and "already processed" in out, out[-2000:]
+
+
+def test_the_next_batch_after_the_crashes_gets_the_next_step(crash):
+    k = crash.next
+    code, out = run_cli(crash, k)
+    assert code == 0, out[-3000:]
+    proj = open_project(crash.params)
+    rec = proj.ledger.batch_by_id(proj.model_name, crash.batch_id(k))
+    assert (rec.step, rec.attempts, rec.status) == (k, 1, "accepted")
+    steps = [proj.ledger.batch_at(proj.model_name, s) for s in range(1, k + 1)]
+    assert [s.step for s in steps if s is not None] == list(range(1, k + 1))
