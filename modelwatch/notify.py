@@ -92,6 +92,31 @@ class Pending:
         return cls(raw["webhook"], alert, int(raw["attempts"]), raw["reason"])
 
 
+def queue_entries(
+    alerts: Sequence[Alert], settings: AlertSettings, pending: Sequence[Pending] = ()
+) -> list[Pending]:
+    """Returns the deliveries the alerts need (one per webhook whose min_severity they meet)
+    that are not already pending: what goes into the outbox *before* anything is posted, so a
+    process killed mid-post loses no alert (it may send one twice: at least once)."""
+    have = {(p.webhook, p.alert.title, p.alert.batch_index, p.alert.incident_key) for p in pending}
+    out = []
+    for alert in alerts:
+        for hook in settings.webhooks:
+            key = (hook.label, alert.title, alert.batch_index, alert.incident_key)
+            if at_least(alert.routing_severity, hook.min_severity) and key not in have:
+                out.append(Pending(hook.label, alert, 0, "queued"))
+                have.add(key)
+    return out
+
+
+def log_alerts(alerts: Sequence[Alert], settings: AlertSettings, log: Logger | None = None) -> None:
+    """Logs each alert at its severity's level, from settings.min_severity up."""
+    log = log or logger
+    for alert in alerts:
+        if at_least(alert.routing_severity, settings.min_severity):
+            log.log(LOG_LEVELS[alert.severity], "alert: %s", describe(alert))
+
+
 def deliver(
     alerts: Sequence[Alert],
     settings: AlertSettings,
@@ -137,9 +162,8 @@ def deliver(
             )
             continue
         attempt(waiting.alert, hook, waiting.attempts)
+    log_alerts(alerts, settings, log)
     for alert in alerts:
-        if at_least(alert.routing_severity, settings.min_severity):
-            log.log(LOG_LEVELS[alert.severity], "alert: %s", describe(alert))
         for hook in settings.webhooks:
             if at_least(alert.routing_severity, hook.min_severity):
                 attempt(alert, hook, 0)

@@ -32,6 +32,7 @@ def send_alerts(
         due, state = alerts.track_incidents(
             state, findings, index, batch_id, proj.settings.alerts.repeat_after_batches
         )
+        _queue(proj, due)  # the outbox first: a kill from here on repeats an alert, never loses it
         notify.save_state(path, state)
     deliveries = deliver(proj, due)
     if run_id is not None and (due or deliveries):  # retries of earlier alerts are recorded too
@@ -57,27 +58,49 @@ def outbox_path(proj: Project) -> Path:
     return proj.paths.registry_dir / f"{proj.model_name}.alert-outbox.json"
 
 
+def _read_outbox(path: Path, logger: object) -> list[notify.Pending]:
+    """The pending deliveries; an unreadable outbox is set aside (renamed *.broken-<time>, an
+    error in the log) and treated as empty."""
+    try:
+        return notify.load_outbox(path)
+    except SchemaError as exc:
+        aside = path.with_name(f"{path.name}.broken-{time.strftime('%Y%m%dT%H%M%S')}")
+        path.rename(aside)
+        logger.error("alert outbox set aside as %s: %s", aside.name, exc)
+        return []
+
+
+def _queue(proj: Project, due: Sequence[alerts.Alert]) -> None:
+    """Writes the deliveries the due alerts need into the outbox before anything is posted."""
+    path = outbox_path(proj)
+    with notify.outbox_lock(path) as locked:
+        if not locked:
+            return  # deliver() posts them directly; said there
+        pending = _read_outbox(path, get_run_logger())
+        fresh = notify.queue_entries(due, proj.settings.alerts, pending)
+        if fresh:
+            notify.save_outbox(path, [*pending, *fresh])
+
+
 def deliver(proj: Project, due: Sequence[alerts.Alert]) -> list[notify.Delivery]:
-    """Posts the due alerts, after the earlier ones a webhook did not accept (the outbox in
-    <home>/registry/<model>.alert-outbox.json); returns every delivery made. Never raises for
-    the outbox: an unreadable one is set aside (renamed *.broken-<time>, an error in the log) and
-    delivery goes on without it."""
+    """Logs the due alerts and posts every delivery waiting in the outbox
+    (<home>/registry/<model>.alert-outbox.json): those of the due alerts, queued there first, and
+    earlier ones a webhook did not accept; returns every delivery made. Never raises for the
+    outbox: an unreadable one is set aside and delivery goes on without it."""
     logger = get_run_logger()
     path = outbox_path(proj)
     with notify.outbox_lock(path) as locked:
         if not locked:
             logger.warning("%s is locked by another run: posting without the outbox", path.name)
             return notify.deliver(due, proj.settings.alerts, (), logger)[0]
-        try:
-            pending = notify.load_outbox(path)
-        except SchemaError as exc:
-            aside = path.with_name(f"{path.name}.broken-{time.strftime('%Y%m%dT%H%M%S')}")
-            path.rename(aside)
-            logger.error("alert outbox set aside as %s: %s", aside.name, exc)
-            pending = []
-        if not due and not pending:
+        pending = _read_outbox(path, logger)
+        fresh = notify.queue_entries(due, proj.settings.alerts, pending)
+        if fresh:
+            pending = [*pending, *fresh]
+            notify.save_outbox(path, pending)  # intent first
+        notify.log_alerts(due, proj.settings.alerts, logger)
+        if not pending:
             return []
-        deliveries, left = notify.deliver(due, proj.settings.alerts, pending, logger)
-        if left or path.exists():
-            notify.save_outbox(path, left)
+        deliveries, left = notify.deliver((), proj.settings.alerts, pending, logger)
+        notify.save_outbox(path, left)
     return deliveries

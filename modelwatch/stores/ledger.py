@@ -1,8 +1,8 @@
 """The ledger: the one transactional record of monitoring state.
 
-Which batches were seen and how far each got, the step counter, retrain and promotion events,
-the alert outbox and the labels received all live here, in one SQL database (SQLite in the
-project home by default, any SQLAlchemy URL, e.g. PostgreSQL, in a server deployment). MLflow,
+Which batches were seen and how far each got, the step counter, retrain, promotion and rollback
+events, and a few named values live here, in one SQL database (SQLite in the project home by
+default, any SQLAlchemy URL, e.g. PostgreSQL, in a server deployment). MLflow,
 the data repository and Prefect artifacts are records written *from* it; the flows never query
 them to decide. Every read a batch needs is an indexed lookup or a LIMIT query, so its cost does
 not grow with the number of past batches.
@@ -18,7 +18,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -110,20 +110,6 @@ meta = sa.Table(
     sa.Column("key", sa.String(100), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
 )
-outbox = sa.Table(
-    "outbox",
-    _meta,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("model", sa.String(200), nullable=False),
-    sa.Column("key", sa.String(300), nullable=False),
-    sa.Column("payload", sa.Text, nullable=False),
-    sa.Column("attempts", sa.Integer, nullable=False, default=0),
-    sa.Column("last_error", sa.Text),
-    sa.Column("created_at", sa.Float, nullable=False),
-    sa.Column("delivered_at", sa.Float),
-    sa.UniqueConstraint("model", "key", name="uq_outbox_key"),
-    sa.Index("ix_outbox_pending", "model", "delivered_at", "id"),
-)
 
 
 def owner_token(pid: int | None = None) -> str:
@@ -206,16 +192,6 @@ class Event:
     outcome: str | None = None
     started_at: float = 0.0
     finished_at: float | None = None
-
-
-@dataclass(frozen=True)
-class OutboxItem:
-    id: int
-    key: str
-    payload: dict[str, Any]
-    attempts: int
-    last_error: str | None
-    created_at: float
 
 
 def _record(row: Any) -> BatchRecord:
@@ -657,65 +633,6 @@ class Ledger:
             ).rowcount
             if not done:
                 conn.execute(meta.insert().values(model=model, key=key, value=value))
-
-    # -- outbox ----------------------------------------------------------------------------
-
-    def enqueue(self, model: str, items: Sequence[tuple[str, dict[str, Any]]]) -> int:
-        """Adds alerts to the outbox, each once by key; returns how many were new."""
-        added = 0
-        with self._tx() as conn:
-            for key, payload in items:
-                exists = conn.execute(
-                    sa.select(outbox.c.id).where(outbox.c.model == model, outbox.c.key == key)
-                ).first()
-                if exists is None:
-                    conn.execute(
-                        outbox.insert().values(
-                            model=model,
-                            key=key,
-                            payload=json.dumps(payload, default=str),
-                            attempts=0,
-                            created_at=time.time(),
-                        )
-                    )
-                    added += 1
-        return added
-
-    def pending_alerts(self, model: str, limit: int = 500) -> list[OutboxItem]:
-        q = (
-            sa.select(outbox)
-            .where(outbox.c.model == model, outbox.c.delivered_at.is_(None))
-            .order_by(outbox.c.id)
-            .limit(limit)
-        )
-        with self.engine.connect() as conn:
-            return [
-                OutboxItem(
-                    int(r.id),
-                    r.key,
-                    json.loads(r.payload),
-                    int(r.attempts),
-                    r.last_error,
-                    float(r.created_at),
-                )
-                for r in conn.execute(q)
-            ]
-
-    def mark_delivered(self, item_id: int) -> None:
-        with self._tx() as conn:
-            conn.execute(
-                outbox.update()
-                .where(outbox.c.id == item_id)
-                .values(delivered_at=time.time(), attempts=outbox.c.attempts + 1, last_error=None)
-            )
-
-    def mark_failed(self, item_id: int, error: str, give_up: bool = False) -> None:
-        """Counts a failed delivery; give_up closes the entry (it stays, with its error)."""
-        values: dict[str, Any] = {"attempts": outbox.c.attempts + 1, "last_error": error[:2000]}
-        if give_up:
-            values["delivered_at"] = -time.time()  # negative: closed without delivery
-        with self._tx() as conn:
-            conn.execute(outbox.update().where(outbox.c.id == item_id).values(**values))
 
 
 def _encode(values: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The ledger on a real SQLite database: claims, steps, resume, events, outbox."""
+"""The ledger on a real SQLite database: claims, steps, resume, events, meta."""
 
 from __future__ import annotations
 
@@ -110,19 +110,6 @@ def test_event_detail_merges(ledger):
     assert ledger.open_events("m", "promotion")[0].detail == {"candidate": "2", "alias_moved": True}
 
 
-def test_outbox_keeps_each_alert_once_until_delivered(ledger):
-    assert ledger.enqueue("m", [("k1", {"text": "a"}), ("k2", {"text": "b"})]) == 2
-    assert ledger.enqueue("m", [("k1", {"text": "a again"})]) == 0
-    pending = ledger.pending_alerts("m")
-    assert [(p.key, p.payload["text"]) for p in pending] == [("k1", "a"), ("k2", "b")]
-    ledger.mark_failed(pending[0].id, "HTTP 500")
-    ledger.mark_delivered(pending[1].id)
-    left = ledger.pending_alerts("m")
-    assert [(p.key, p.attempts, p.last_error) for p in left] == [("k1", 1, "HTTP 500")]
-    ledger.mark_failed(left[0].id, "HTTP 500", give_up=True)
-    assert ledger.pending_alerts("m") == []
-
-
 def test_recent_and_unevaluated_queries_read_only_what_they_need(ledger):
     for i in range(1, 8):
         ledger.claim_batch("m", f"md5-{i}", f"b{i}")
@@ -139,3 +126,11 @@ def test_recent_and_unevaluated_queries_read_only_what_they_need(ledger):
     assert ledger.latest_evaluated("m", "2", before_step=10) is None
     assert ledger.first_scored_by("m", "2").step == 5
     assert ledger.batch_by_id("m", "b6").step == 6
+
+
+def test_meta_values_are_set_and_replaced(ledger):
+    assert ledger.get_meta("m", "reference_for_version") is None
+    ledger.set_meta("m", "reference_for_version", "3")
+    ledger.set_meta("m", "reference_for_version", "4")
+    ledger.set_meta("other", "reference_for_version", "1")
+    assert ledger.get_meta("m", "reference_for_version") == "4"
