@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 UV := $(BIN)/uv
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: setup demo demo-bank test test-fast lint ui bench bench-drift bench-quality bench-policies bench-cli report-screenshot ui-check clean
+.PHONY: setup demo demo-bank test test-fast lint ui bench bench-steps bench-drift bench-quality bench-policies bench-cli report-screenshot ui-check clean
 
 $(UV):
 	python3 -m venv $(VENV) && $(BIN)/pip install --quiet --disable-pip-version-check uv==0.13.9
@@ -30,6 +30,9 @@ test-fast: setup
 	$(BIN)/pytest
 
 bench: setup
+	$(BIN)/python benchmarks/bench_history.py --batches 500
+
+bench-steps: setup
 	$(BIN)/python benchmarks/bench_batch_costs.py
 
 bench-drift: setup

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from prefect import flow
 from prefect.states import Completed, Failed
@@ -36,6 +37,7 @@ from tasks.tracking import (
     log_monitoring_run,
     log_rejection,
     record_outcome,
+    release_batch,
 )
 from tasks.validation import quarantine_batch, validate_batch
 from tasks.versioning import load_reference, select_drift_reference, stage_batch, version_files
@@ -96,7 +98,23 @@ def monitor_batch(
     if intake.done:
         tag_run("duplicate")
         return Completed(name="Skipped", message=intake.skipped_message(batch_path.name))
-    index = intake.index
+    try:
+        return _process(proj, intake, batch_path, params_path, force_retrain, retrain_reason)
+    except Exception as exc:  # this batch's failure: recorded, and the batch is free to rerun
+        release_batch(proj, intake, f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def _process(
+    proj: Any,
+    intake: Any,
+    batch_path: Path,
+    params_path: Path,
+    force_retrain: bool,
+    retrain_reason: str | None,
+):
+    """The stages of one claimed batch (monitor_batch releases it when one raises)."""
+    index, batch_id = intake.index, intake.batch_id
     reference, reference_md5 = load_reference(proj)
     model, champion = load_champion(proj)
     batch, checked = validate_batch(batch_path, reference, proj)
@@ -109,7 +127,6 @@ def monitor_batch(
         tag_run("rejected")
         return Failed(name="Rejected", message=f"rejected: {checked.summary()}; kept in {folder}")
     advance_batch(proj, intake, "validated")
-    batch_id = batch_path.stem
     predictions = score_batch(model, batch, proj)
     stored, shadow_version = predictions, None
     shadow = load_shadow(proj, champion)

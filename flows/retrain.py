@@ -14,7 +14,14 @@ from modelwatch import alerts, gate, promotion, registry, versioning
 from modelwatch.errors import ConfigError, InsufficientDataError
 from modelwatch.project import Project
 from tasks.alerts import send_alerts
-from tasks.events import finish_event, mark_reference, note_event, others_alive, start_event
+from tasks.events import (
+    finish_event,
+    mark_reference,
+    note_event,
+    others_alive,
+    release_events,
+    start_event,
+)
 from tasks.project import open_project
 from tasks.registry import apply_promotion
 from tasks.training import (
@@ -66,6 +73,7 @@ def retrain(
             result = _retrain(proj, reason, batch_index, force, event, batch_id)
     except Exception as exc:
         finish_event(proj, event, f"failed: {type(exc).__name__}: {exc}")
+        release_events(proj)  # a promotion it began is finished by the next run
         raise
     finish_event(proj, event, _outcome(result))
     if isinstance(result, promotion.PromotionDecision):

@@ -45,6 +45,13 @@ def finish_event(proj: Project, event: ledger.Event, outcome: str) -> None:
 
 
 @task(cache_policy=NO_CACHE)
+def release_events(proj: Project) -> None:
+    """Frees this process's open events after an exception (a half-done promotion is then
+    finished by the next run, as after a kill)."""
+    proj.ledger.release_events(proj.model_name)
+
+
+@task(cache_policy=NO_CACHE)
 def note_event(proj: Project, event: ledger.Event, detail: dict[str, Any]) -> None:
     """Adds what an event has done so far (e.g. the candidate version it registered)."""
     proj.ledger.update_event(event.id, detail)

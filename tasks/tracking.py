@@ -55,6 +55,13 @@ def advance_batch(proj: Project, intake: Intake, stage: str, **values: Any) -> N
     proj.ledger.advance(proj.model_name, intake.file_md5, stage, **values)
 
 
+@task(cache_policy=NO_CACHE)
+def release_batch(proj: Project, intake: Intake, error: str) -> None:
+    """Records why a batch failed and frees it: running the same file again (from any process)
+    resumes it, instead of waiting for this process to end."""
+    proj.ledger.release(proj.model_name, intake.file_md5, error)
+
+
 def _open_batch_run(proj: Project, intake: Intake, run_id: str) -> None:
     """Records the MLflow run of this attempt in the ledger before anything is logged to it, and
     deletes the run an earlier, killed attempt of the same batch left (one run per batch)."""

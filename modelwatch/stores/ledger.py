@@ -377,6 +377,20 @@ class Ledger:
             )
             return self._batch(conn, model, file_md5)
 
+    def release(self, model: str, file_md5: str, error: str) -> None:
+        """Frees a batch that failed in this process (it stays unfinished, with the error), so
+        the next run of the same file resumes it even while this process lives on (serve)."""
+        with self._tx() as conn:
+            conn.execute(
+                batches.update()
+                .where(
+                    batches.c.model == model,
+                    batches.c.file_md5 == file_md5,
+                    batches.c.stage != "done",
+                )
+                .values(owner=None, error=error[:4000], updated_at=time.time())
+            )
+
     def update_batch(self, model: str, step: int, **values: Any) -> None:
         """Updates fields of a batch found by its step (late labels: metrics, evaluated)."""
         with self._tx() as conn:
@@ -564,6 +578,20 @@ class Ledger:
                 .where(events.c.id == event_id)
                 .values(state=state, outcome=outcome, owner=None, finished_at=time.time())
             )
+
+    def release_events(self, model: str) -> int:
+        """Frees the open events of this process (after an exception: the next run finishes or
+        closes them as if the process had died); returns how many."""
+        with self._tx() as conn:
+            return conn.execute(
+                events.update()
+                .where(
+                    events.c.model == model,
+                    events.c.state == "started",
+                    events.c.owner == owner_token(),
+                )
+                .values(owner=None)
+            ).rowcount
 
     def open_events(self, model: str | None = None, kind: str | None = None) -> list[Event]:
         """Returns events still marked started (live or dead owner), oldest first."""

@@ -134,3 +134,28 @@ def test_meta_values_are_set_and_replaced(ledger):
     ledger.set_meta("m", "reference_for_version", "4")
     ledger.set_meta("other", "reference_for_version", "1")
     assert ledger.get_meta("m", "reference_for_version") == "4"
+
+
+def test_a_released_batch_is_resumed_by_another_process_while_its_owner_lives(ledger):
+    """A flow that raised (not killed) frees its batch: `serve` lives on, the CLI may rerun."""
+    ledger.claim_batch("m", "md5", "batch")
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        with ledger.engine.begin() as conn:
+            conn.execute(
+                ledger_mod.batches.update().values(owner=ledger_mod.owner_token(sleeper.pid))
+            )
+        ledger.release("m", "md5", "ValueError: boom")
+        claim = ledger.claim_batch("m", "md5", "batch")
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert claim.kind == "resumed" and claim.record.error == "ValueError: boom"
+
+
+def test_released_events_of_this_process_look_dead_to_recovery(ledger):
+    ev = ledger.start_event("m", "promotion", "v2 beats v1", detail={"candidate": "2"})
+    assert ledger_mod.owner_alive(ledger.open_events("m")[0].owner)
+    assert ledger.release_events("m") == 1
+    (still,) = ledger.open_events("m")
+    assert still.id == ev.id and not ledger_mod.owner_alive(still.owner)
