@@ -40,7 +40,14 @@ from tasks.tracking import (
     release_batch,
 )
 from tasks.validation import quarantine_batch, validate_batch
-from tasks.versioning import load_reference, select_drift_reference, stage_batch, version_files
+from tasks.versioning import (
+    Scored,
+    load_reference,
+    reuse_versioned,
+    select_drift_reference,
+    stage_batch,
+    version_files,
+)
 
 
 @dataclass(frozen=True)
@@ -105,6 +112,32 @@ def monitor_batch(
         raise
 
 
+def _score_and_version(
+    proj: Any, intake: Any, batch_path: Path, batch: Any, model: Any, champion: Any
+) -> Scored:
+    """Scores the batch with the champion (and its shadow on probation) and versions the batch
+    and its predictions in the data repository."""
+    predictions = score_batch(model, batch, proj)
+    stored, shadow_version = predictions, None
+    shadow = load_shadow(proj, champion)
+    if shadow is not None:
+        shadow_model, shadow_info = shadow
+        shadow_scores = probation.shadow_columns(
+            score_batch(shadow_model, batch, proj), proj.settings.data
+        )
+        stored = predictions.merge(shadow_scores, on=proj.settings.data.id, how="left")
+        shadow_version = shadow_info.version
+    advance_batch(
+        proj, intake, "scored", champion_version=champion.version, shadow_version=shadow_version
+    )
+    batch_id = intake.batch_id
+    files = stage_batch(proj, batch_path, batch, stored, batch_id)
+    versions = version_files(proj, files, f"accept {batch_id} (step {intake.index})")
+    commit = versions[f"data/batches/{batch_id}.csv"].commit
+    advance_batch(proj, intake, "versioned", data_commit=commit)
+    return Scored(predictions, shadow_version, versions, champion.version)
+
+
 def _process(
     proj: Any,
     intake: Any,
@@ -127,23 +160,16 @@ def _process(
         tag_run("rejected")
         return Failed(name="Rejected", message=f"rejected: {checked.summary()}; kept in {folder}")
     advance_batch(proj, intake, "validated")
-    predictions = score_batch(model, batch, proj)
-    stored, shadow_version = predictions, None
-    shadow = load_shadow(proj, champion)
-    if shadow is not None:
-        shadow_model, shadow_info = shadow
-        shadow_scores = probation.shadow_columns(
-            score_batch(shadow_model, batch, proj), proj.settings.data
-        )
-        stored = predictions.merge(shadow_scores, on=proj.settings.data.id, how="left")
-        shadow_version = shadow_info.version
-    estimated = estimate_performance(proj, predictions, load_calibration(proj, champion))
-    advance_batch(proj, intake, "scored")
-    files = stage_batch(proj, batch_path, batch, stored, batch_id)
-    versions = version_files(proj, files, f"accept {batch_id} (step {index})")
-    advance_batch(
-        proj, intake, "versioned", data_commit=versions[f"data/batches/{batch_id}.csv"].commit
+    if intake.record.reached("versioned"):  # a killed attempt scored and versioned it already
+        scored = reuse_versioned(proj, intake)
+    else:
+        scored = _score_and_version(proj, intake, batch_path, batch, model, champion)
+    predictions, shadow_version, versions = (
+        scored.predictions,
+        scored.shadow_version,
+        scored.versions,
     )
+    estimated = estimate_performance(proj, predictions, load_calibration(proj, champion))
     pred_col = proj.settings.data.prediction
     ref_scores = score_batch(model, reference, proj)[pred_col]
     drift_ref, drift_ref_preds, ref_label = select_drift_reference(proj, reference, ref_scores)
@@ -188,7 +214,7 @@ def _process(
         predictions,
         decision,
         versions,
-        champion.version,
+        scored.champion_version,
         reference_md5,
         ref_label,
         overall,

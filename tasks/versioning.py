@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from prefect import get_run_logger, task
@@ -25,6 +27,37 @@ def version_files(
         message,
     )
     return {v.path: v for v in versions}
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A batch's predictions (the champion's columns), the shadow version that scored beside it,
+    the versions of its files in the data repository, and the champion version that scored it."""
+
+    predictions: pd.DataFrame
+    shadow_version: str | None
+    versions: dict[str, versioning.DataVersion]
+    champion_version: str
+
+
+@task(cache_policy=NO_CACHE)
+def reuse_versioned(proj: Project, intake: Any) -> Scored:
+    """Returns what a killed attempt of this batch already scored and versioned, read back from
+    the data repository: a resumed batch keeps the predictions it was first given (even when a
+    promotion finished in between) and commits nothing again."""
+    from modelwatch import probation
+
+    rec, root = intake.record, proj.paths.data_repo
+    rels = [f"data/batches/{intake.batch_id}.csv", f"data/predictions/{intake.batch_id}.csv"]
+    versions = {
+        r: versioning.DataVersion(r, versioning.dvc_md5(root, r), rec.data_commit) for r in rels
+    }
+    stored = io.read_csv_file(root / rels[1])
+    own = [c for c in stored.columns if not c.startswith(probation.SHADOW_PREFIX)]
+    get_run_logger().info(
+        "resumed: predictions of %s as versioned at %s", intake.batch_id, rec.data_commit
+    )
+    return Scored(stored[own], rec.shadow_version, versions, rec.champion_version or "")
 
 
 @task(cache_policy=NO_CACHE)

@@ -31,15 +31,16 @@ def test_find_runs_pages_through_more_runs_than_one_search_answers(store):
 
 def test_timeline_run_is_created_once_and_holds_points_by_step(store):
     client, exp = store
+    timeline = tracking.timeline_run(client, exp, "m")
+    assert tracking.timeline_run(client, exp, "m") == timeline  # created once
     for step, share in [(1, 0.2), (2, 0.5), (3, 0.4)]:
         tracking.log_timeline(
             client,
-            exp,
-            "m",
+            timeline,
             {"drift_share": share, "drift.p_value.x": 0.01, "performance.mae.season.1": 3.0},
             step,
         )
-    tracking.log_timeline(client, exp, "m", {"label_coverage": 1.0, "rows": None}, 2)
+    tracking.log_timeline(client, timeline, {"label_coverage": 1.0, "rows": None}, 2)
     (run,) = tracking.find_runs(client, exp, "tags.`modelwatch.timeline` = 'true'")
     assert run.info.run_name == "m-timeline"
     assert run.info.status == "FINISHED"
