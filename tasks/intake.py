@@ -46,9 +46,8 @@ def recover_state(proj: Project) -> list[str]:
         alert = alerts.Alert(
             kind="promotion",
             severity="info",
-            title=f"{proj.model_name}: version {candidate} promoted",
-            text=f"version {candidate} replaced version {previous} as champion "
-            f"(finished after an interruption): {reason}",
+            title=f"Version {candidate} is now champion (was {previous})",
+            text=f"- the promotion was finished after an interruption\n- {reason}",
             batch_id=f"step-{step}" if step is not None else "manual",
             batch_index=step or 0,
         )
