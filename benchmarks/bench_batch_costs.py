@@ -36,8 +36,11 @@ def main() -> None:
     args = parser.parse_args()
 
     t0 = time.perf_counter()
-    from modelwatch import demo, drift, io, scoring, tracking, training, validation, versioning
+    from modelwatch import drift, io, training
+    from modelwatch.app import demo
     from modelwatch.settings import Paths, load_settings
+    from modelwatch.stores import tracking, validation, versioning
+    from modelwatch.training import scoring
 
     import_s = time.perf_counter() - t0
     loaded = load_settings(ROOT / "params.yaml")

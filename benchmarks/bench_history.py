@@ -46,7 +46,7 @@ def main() -> None:
 
     from flows.bootstrap import bootstrap
     from flows.monitor import monitor_batch
-    from modelwatch import demo
+    from modelwatch.app import demo
     from modelwatch.settings import load_settings
 
     folder = Path(tempfile.mkdtemp(prefix="mw-history-"))
@@ -77,7 +77,10 @@ def main() -> None:
         if not state.is_completed():
             raise SystemExit(f"batch {i + 1}: {state.name}: {state.message}")
         if (i + 1) % 25 == 0:
-            print(f"{i + 1:4d} batches, last 25: {statistics.mean(times[-25:]):.2f} s/batch", flush=True)
+            print(
+                f"{i + 1:4d} batches, last 25: {statistics.mean(times[-25:]):.2f} s/batch",
+                flush=True,
+            )
 
     args.out.mkdir(parents=True, exist_ok=True)
     with (args.out / "history_times.csv").open("w", newline="") as f:

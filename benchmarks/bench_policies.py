@@ -36,20 +36,13 @@ from threadpoolctl import threadpool_limits
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from modelwatch import (  # noqa: E402
-    drift,
-    gate,
-    performance,
-    policy,
-    probation,
-    promotion,
-    scoring,
-    training,
-    windows,
-)
-from modelwatch.demo import _cut_batches, _split_reference, load_source  # noqa: E402
+from modelwatch import drift, performance, training  # noqa: E402
+from modelwatch.app.demo import cut_batches, load_source, split_reference  # noqa: E402
+from modelwatch.decide import policy, probation, promotion  # noqa: E402
 from modelwatch.errors import InsufficientDataError  # noqa: E402
 from modelwatch.settings import Settings, load_settings  # noqa: E402
+from modelwatch.stores import gate  # noqa: E402
+from modelwatch.training import scoring, windows  # noqa: E402
 
 
 @dataclass
@@ -292,8 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     loaded = load_settings(args.params)
     s, paths = loaded.settings, loaded.paths
     frame = load_source(paths.resolve(s.demo.source), s.data, s.demo)
-    reference, rest = _split_reference(frame, s.data, s.demo)
-    batches = _cut_batches(rest, s.data, s.demo)
+    reference, rest = split_reference(frame, s.data, s.demo)
+    batches = cut_batches(rest, s.data, s.demo)
     batches = [(start, part) for start, part in batches if len(part) >= s.validation.min_rows]
     batches = batches[: args.max_batches]
     print(

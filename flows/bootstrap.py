@@ -7,8 +7,10 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 
 from flows.common import DEFAULT_PARAMS
-from modelwatch import gate, io, promotion, registry, tracking
+from modelwatch import io
+from modelwatch.decide import promotion
 from modelwatch.errors import PromotionRejected
+from modelwatch.stores import gate, registry, tracking
 from tasks.events import mark_reference
 from tasks.project import open_project
 from tasks.registry import apply_promotion

@@ -10,8 +10,8 @@ from prefect.artifacts import create_table_artifact
 
 from flows.common import DEFAULT_PARAMS
 from flows.monitor import monitor_batch
-from modelwatch.progress import Progress
 from modelwatch.settings import load_settings
+from tasks.progress import flow_progress
 
 
 def _run_name() -> str:
@@ -50,7 +50,7 @@ def monitor_incoming(
     done = paths.incoming / "processed"
     done.mkdir(parents=True, exist_ok=True)
     rows = []
-    progress = Progress("monitor-incoming", len(files), every=0, artifact_key="incoming-progress")
+    progress = flow_progress("monitor-incoming", len(files), artifact_key="incoming-progress")
     for path in files:
         state = monitor_batch(batch_path=path, params_path=params_path, return_state=True)
         shutil.move(str(path), done / path.name)

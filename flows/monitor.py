@@ -12,8 +12,10 @@ from prefect.states import Completed, Failed
 
 from flows.common import DEFAULT_PARAMS, run_name, tag_run
 from flows.retrain import retrain
-from modelwatch import alerts, drift, policy, probation, promotion, validation
+from modelwatch import alerts, drift
+from modelwatch.decide import policy, probation, promotion
 from modelwatch.errors import ConfigError
+from modelwatch.stores import validation
 from tasks.alerts import send_alerts
 from tasks.artifacts import publish_monitor_artifacts
 from tasks.drift import compute_drift, compute_multivariate_drift, render_drift_report

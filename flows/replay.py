@@ -11,9 +11,9 @@ from prefect.artifacts import create_table_artifact
 from flows.bootstrap import bootstrap
 from flows.common import DEFAULT_PARAMS
 from flows.monitor import monitor_batch
-from modelwatch import demo, report
-from modelwatch.progress import Progress
+from modelwatch.app import demo, status
 from modelwatch.settings import load_settings
+from tasks.progress import flow_progress
 
 
 @flow(name="replay", flow_run_name="replay")
@@ -28,7 +28,7 @@ def replay(params_path: Path = DEFAULT_PARAMS, max_batches: int | None = None) -
     )
     bootstrap(reference_path=plan.reference, params_path=params_path)
     batches = [b for b in plan.batches if max_batches is None or b.index <= max_batches]
-    progress = Progress("replay", len(batches), every=0, artifact_key="replay-progress")
+    progress = flow_progress("replay", len(batches), artifact_key="replay-progress")
     delivered: set[str] = set()
     for batch in batches:
         for due in plan.labels_due(batch.index):
@@ -43,6 +43,6 @@ def replay(params_path: Path = DEFAULT_PARAMS, max_batches: int | None = None) -
             done.mkdir(parents=True, exist_ok=True)
             shutil.move(str(target), done / target.name)
         progress.advance(detail=f"{batch.batch_id} {state.name} {state.message or ''}".strip())
-    rows = report.batch_table(params_path)
+    rows = status.batch_table(params_path)
     create_table_artifact(key="replay-summary", table=rows, description="one row per batch")
     return rows

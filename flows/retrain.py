@@ -10,9 +10,11 @@ from prefect import flow
 from prefect.states import Completed, State
 
 from flows.common import DEFAULT_PARAMS, one_at_a_time, tag_run
-from modelwatch import alerts, gate, promotion, registry, versioning
+from modelwatch import alerts
+from modelwatch.decide import promotion
 from modelwatch.errors import ConfigError, InsufficientDataError
-from modelwatch.project import Project
+from modelwatch.stores import gate, registry, versioning
+from modelwatch.stores.project import Project
 from tasks.alerts import send_alerts
 from tasks.events import (
     finish_event,

@@ -72,23 +72,6 @@ def atomic_target(path: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def wait_for_flock(fd: int, timeout: float, poll: float = 0.05) -> bool:
-    """Takes an exclusive flock on an open file descriptor, trying every `poll` seconds;
-    returns False if another process still holds it after `timeout` seconds."""
-    import fcntl
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(poll)
-
-
 def file_md5(path: Path) -> str:
     """Returns the hex MD5 of the file's bytes (the digest DVC uses).
 

@@ -2,16 +2,18 @@
 
 A `Progress` reports `label: k/N (p%) detail, elapsed, about T left` on a logger: inside a flow
 run the Prefect logger (so the line shows in the terminal and in the Prefect UI's logs), else the
-module logger. Short work stays quiet: a line is written only once `every` seconds have passed
-since the last one (every=0: at each step). With `artifact_key` inside a flow run it also keeps
-a Prefect progress artifact (the bar in the run's Artifacts tab) up to date.
+module logger (PREFECT_LOGGING_EXTRA_LOGGERS=modelwatch puts it in the Prefect run's logs too),
+or the logger given. Short work stays quiet: a line is written only once `every` seconds have
+passed since the last one (every=0: at each step). `on_update(percent)` is called at each step:
+tasks/progress.py passes one that keeps a Prefect progress artifact up to date. Nothing here
+imports Prefect.
 """
 
 from __future__ import annotations
 
 import logging
-import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -27,18 +29,6 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
 
 
-def _run_logger() -> logging.Logger | logging.LoggerAdapter:
-    if "prefect.context" not in sys.modules:  # not in a flow run; do not pay for the import
-        return log
-    from prefect.context import FlowRunContext, TaskRunContext
-
-    if FlowRunContext.get() is None and TaskRunContext.get() is None:
-        return log
-    from prefect import get_run_logger
-
-    return get_run_logger()
-
-
 class Progress:
     """Counts steps of one piece of work and reports them (see the module docstring)."""
 
@@ -47,9 +37,9 @@ class Progress:
         label: str,
         total: int,
         every: float = 5.0,
-        artifact_key: str | None = None,
         logger: Any = None,
         clock: Any = time.monotonic,
+        on_update: Callable[[float], None] | None = None,
     ) -> None:
         self.label, self.total, self.every = label, max(int(total), 0), every
         self.done = 0
@@ -57,9 +47,7 @@ class Progress:
         self._start = self._last = clock()
         self._logger = logger
         self._reported = False
-        self._artifact = None
-        if artifact_key and self.total:
-            self._artifact = self._create_artifact(artifact_key)
+        self._on_update = on_update
 
     @property
     def elapsed(self) -> float:
@@ -96,34 +84,11 @@ class Progress:
         due = now - self._last >= self.every or (finished and self._reported)
         if self.every <= 0:
             due = True
-        self._update_artifact()
+        if self._on_update is not None and self.total:
+            self._on_update(100.0 * self.done / self.total)
         if not due:
             return None
         self._last, self._reported = now, True
         text = self.line(detail)
-        (self._logger or _run_logger()).info(text)
+        (self._logger or log).info(text)
         return text
-
-    def _create_artifact(self, key: str) -> Any:
-        from prefect.context import FlowRunContext
-
-        if FlowRunContext.get() is None:
-            return None
-        from prefect.artifacts import create_progress_artifact
-
-        try:
-            return create_progress_artifact(0.0, key=key, description=f"{self.label} progress")
-        except Exception as exc:  # noqa: BLE001 - a progress bar is never worth failing a run
-            log.warning("no progress artifact for %s: %s", self.label, exc)
-            return None
-
-    def _update_artifact(self) -> None:
-        if self._artifact is None:
-            return
-        from prefect.artifacts import update_progress_artifact
-
-        try:
-            update_progress_artifact(self._artifact, 100.0 * self.done / self.total)
-        except Exception as exc:  # noqa: BLE001
-            log.warning("progress artifact of %s not updated: %s", self.label, exc)
-            self._artifact = None

@@ -3,7 +3,7 @@
     .venv/bin/python scripts/check_uis.py --fresh 4              # replay 4 batches first (~1 min)
     .venv/bin/python scripts/check_uis.py --params params.yaml   # after `make demo`
 
-Starts `modelwatch ui` on the project's stores, runs the checks of modelwatch/ui_check.py (the
+Starts `modelwatch ui` on the project's stores, runs the checks of tests/ui/ui_check.py (the
 same as tests/e2e/test_uis.py), keeps the screenshots in --out and prints one line per check.
 Exit status 1 when a check fails.
 """
@@ -16,9 +16,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from modelwatch import ui_check
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the UI check is test tooling (tests/ui), not the product
+
+from tests.ui import ui_check  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,9 +9,11 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from modelwatch import alerts, notify, tracking
+from modelwatch import alerts
+from modelwatch.alerts import notify
 from modelwatch.errors import SchemaError
-from modelwatch.project import Project
+from modelwatch.stores import tracking
+from modelwatch.stores.project import Project
 
 
 @task(cache_policy=NO_CACHE)

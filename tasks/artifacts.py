@@ -8,9 +8,11 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from modelwatch import drift, policy, validation
+from modelwatch import drift
+from modelwatch.decide import policy
 from modelwatch.performance import format_number
-from modelwatch.project import Project
+from modelwatch.stores import validation
+from modelwatch.stores.project import Project
 
 
 def mlflow_run_url(proj: Project, run_id: str, base: str = "http://127.0.0.1:5000") -> str:

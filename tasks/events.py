@@ -7,8 +7,8 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from modelwatch.project import Project
 from modelwatch.stores import ledger, recovery
+from modelwatch.stores.project import Project
 
 
 @task(cache_policy=NO_CACHE)

@@ -10,8 +10,8 @@ from prefect.cache_policies import NO_CACHE
 
 from modelwatch import alerts, io
 from modelwatch.errors import ConfigError
-from modelwatch.project import Project
 from modelwatch.stores import ledger, recovery
+from modelwatch.stores.project import Project
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,12 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from modelwatch import drift, io, performance, probation, project, scoring, tracking
-from modelwatch.project import Project
+from modelwatch import drift, io, performance
+from modelwatch.decide import probation
 from modelwatch.settings import BootstrapSettings
+from modelwatch.stores import project, tracking
+from modelwatch.stores.project import Project
+from modelwatch.training import scoring
 from tasks.tracking import log_timeline
 
 
@@ -148,7 +151,7 @@ def estimate_performance(
 ) -> dict[str, float]:
     """Returns CBPE-estimated metrics of a batch from the champion's calibrated scores
     (classification with performance.estimate; {} otherwise)."""
-    from modelwatch import estimation
+    from modelwatch.performance import estimation
 
     data = proj.settings.data
     if calibrator is None or not proj.settings.performance.estimate:

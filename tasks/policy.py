@@ -5,8 +5,9 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from modelwatch import history, policy, registry
-from modelwatch.project import Project
+from modelwatch.decide import policy
+from modelwatch.stores import history, registry
+from modelwatch.stores.project import Project
 
 
 @task(cache_policy=NO_CACHE)

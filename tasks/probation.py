@@ -6,8 +6,11 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from modelwatch import io, probation, project, registry, scoring
-from modelwatch.project import Project
+from modelwatch import io
+from modelwatch.decide import probation
+from modelwatch.stores import project, registry
+from modelwatch.stores.project import Project
+from modelwatch.training import scoring
 
 
 @task(cache_policy=NO_CACHE)

@@ -7,7 +7,7 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from modelwatch import project as core
+from modelwatch.stores import project as core
 
 
 @task(cache_policy=NO_CACHE)

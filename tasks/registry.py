@@ -8,9 +8,9 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from modelwatch import alias_history, model_card, project, registry, scoring, tracking, versioning
-from modelwatch.project import Project
-from modelwatch.stores import recovery
+from modelwatch.stores import alias_history, project, recovery, registry, tracking, versioning
+from modelwatch.stores.project import Project
+from modelwatch.training import model_card, scoring
 
 PROBATION_TAG = "probation"
 
@@ -56,7 +56,7 @@ def load_shadow(
 @task(cache_policy=NO_CACHE)
 def load_calibration(proj: Project, champion: registry.ModelVersionInfo) -> Any:
     """Returns the champion's calibrator (from its training run), or None without one."""
-    from modelwatch import estimation
+    from modelwatch.performance import estimation
 
     run_id = champion.tags.get("training_run_id")
     if proj.settings.project.task != "classification" or not run_id:

@@ -9,9 +9,10 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from modelwatch import drift, tracking, validation, versioning
-from modelwatch.policy import RetrainDecision
-from modelwatch.project import Project
+from modelwatch import drift
+from modelwatch.decide.policy import RetrainDecision
+from modelwatch.stores import tracking, validation, versioning
+from modelwatch.stores.project import Project
 from tasks.intake import Intake
 
 VIOLATED_TAG = "policy_violated"

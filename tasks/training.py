@@ -9,17 +9,10 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from modelwatch import (
-    io,
-    model_card,
-    project,
-    registry,
-    tracking,
-    training,
-    versioning,
-    windows,
-)
-from modelwatch.project import Project
+from modelwatch import io, training
+from modelwatch.stores import project, registry, tracking, versioning
+from modelwatch.stores.project import Project
+from modelwatch.training import model_card, windows
 from tasks.tracking import _flow_run_tags
 
 
@@ -133,7 +126,7 @@ def score_holdout(proj: Project, holdout: pd.DataFrame, version: str) -> pd.Data
     """Returns the predictions (and class scores) of one model version on the holdout rows."""
     import mlflow.sklearn
 
-    from modelwatch import scoring
+    from modelwatch.training import scoring
 
     model = mlflow.sklearn.load_model(f"models:/{proj.model_name}/{version}")
     return scoring.score_frame(model, holdout, proj.settings.data, proj.settings.project.task)

@@ -9,9 +9,10 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from modelwatch import io, validation
+from modelwatch import io
 from modelwatch.errors import SchemaError
-from modelwatch.project import Project
+from modelwatch.stores import validation
+from modelwatch.stores.project import Project
 
 
 @task(cache_policy=NO_CACHE)

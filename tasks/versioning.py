@@ -10,8 +10,9 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from modelwatch import io, project, versioning
-from modelwatch.project import Project
+from modelwatch import io
+from modelwatch.stores import project, versioning
+from modelwatch.stores.project import Project
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
@@ -45,7 +46,7 @@ def reuse_versioned(proj: Project, intake: Any) -> Scored:
     """Returns what a killed attempt of this batch already scored and versioned, read back from
     the data repository: a resumed batch keeps the predictions it was first given (even when a
     promotion finished in between) and commits nothing again."""
-    from modelwatch import probation
+    from modelwatch.decide import probation
 
     rec, root = intake.record, proj.paths.data_repo
     rels = [f"data/batches/{intake.batch_id}.csv", f"data/predictions/{intake.batch_id}.csv"]

@@ -9,10 +9,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from modelwatch import versioning
-from modelwatch.project import Project
 from modelwatch.stores import ledger as ledger_mod
-from modelwatch.stores import recovery
+from modelwatch.stores import recovery, versioning
+from modelwatch.stores.project import Project
 from modelwatch.stores.recovery import Repair
 
 log = logging.getLogger(__name__)

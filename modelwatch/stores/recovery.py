@@ -10,10 +10,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from modelwatch import project, registry, versioning
-from modelwatch.alias_history import AliasHistory
-from modelwatch.project import Project
 from modelwatch.stores import ledger as ledger_mod
+from modelwatch.stores import project, registry, versioning
+from modelwatch.stores.alias_history import AliasHistory
+from modelwatch.stores.project import Project
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from modelwatch import demo, history, registry
-from modelwatch.project import open_project
+from modelwatch.app import demo
 from modelwatch.settings import load_settings
+from modelwatch.stores import history, registry
+from modelwatch.stores.project import open_project
 from tests.conftest import write_params
 
 pytestmark = pytest.mark.slow

@@ -6,9 +6,10 @@ import pandas as pd
 import pytest
 import sklearn.metrics
 
-from modelwatch import history, registry, scoring
-from modelwatch.project import open_project
 from modelwatch.settings import load_settings
+from modelwatch.stores import history, registry
+from modelwatch.stores.project import open_project
+from modelwatch.training import scoring
 from tests.conftest import write_params
 
 pytestmark = pytest.mark.slow

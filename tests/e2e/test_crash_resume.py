@@ -23,9 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from modelwatch import registry, versioning
-from modelwatch.project import REFERENCE, WINDOW, open_project
-from modelwatch.stores import recovery
+from modelwatch.stores import recovery, registry, versioning
+from modelwatch.stores.project import REFERENCE, WINDOW, open_project
 from tests.e2e.test_lifecycle import Life
 
 pytestmark = pytest.mark.slow
@@ -35,18 +34,18 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # (name, kill point, force a retrain at this batch) in the order the flows pass them
 MONITOR_POINTS = [
-    ("after validation and scoring", "modelwatch.versioning:track:before", False),
+    ("after validation and scoring", "modelwatch.stores.versioning:track:before", False),
     ("during dvc add", "dvc.repo:Repo.add:after", False),
-    ("before the git commit", "modelwatch.versioning:commit:before", False),
-    ("after the git commit", "modelwatch.versioning:commit:after", False),
-    ("with the MLflow run open", "modelwatch.tracking:log_json:after", False),
+    ("before the git commit", "modelwatch.stores.versioning:commit:before", False),
+    ("after the git commit", "modelwatch.stores.versioning:commit:after", False),
+    ("with the MLflow run open", "modelwatch.stores.tracking:log_json:after", False),
     ("before the alerts", "modelwatch.alerts:track_incidents:before", False),
 ]
 RETRAIN_POINTS = [
     ("during the DVC train stage", "modelwatch.training:fit_model:before", True),
-    ("between alias move and reference move", "modelwatch.registry:promote:after", True),
+    ("between alias move and reference move", "modelwatch.stores.registry:promote:after", True),
     ("after the reference move, before the alert", "tasks.events:mark_reference:after", True),
-    ("during a webhook call", "modelwatch.notify:_post_json:before", True),
+    ("during a webhook call", "modelwatch.alerts.notify:_post_json:before", True),
 ]
 
 
@@ -245,7 +244,7 @@ def test_doctor_repairs_what_a_kill_leaves_when_nothing_reruns(crash):
 
     k = crash.next
     crash.next += 1
-    code, out = run_cli(crash, k, kill="modelwatch.tracking:log_json:after")
+    code, out = run_cli(crash, k, kill="modelwatch.stores.tracking:log_json:after")
     assert code in (-9, 137), out[-2000:]
     proj = open_project(crash.params)
     rec = proj.ledger.batch_by_id(proj.model_name, crash.batch_id(k))

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import scipy.stats
 
-from modelwatch import history
-from modelwatch.project import open_project
+from modelwatch.stores import history
+from modelwatch.stores.project import open_project
 from tests.conftest import write_params
 
 pytestmark = pytest.mark.slow

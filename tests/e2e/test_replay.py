@@ -12,9 +12,9 @@ import pytest
 import scipy.stats
 import sklearn.metrics
 
-from modelwatch import history, registry, tracking, versioning
-from modelwatch.project import WINDOW, open_project
 from modelwatch.settings import load_settings
+from modelwatch.stores import history, registry, tracking, versioning
+from modelwatch.stores.project import WINDOW, open_project
 from tests.conftest import write_params
 
 pytestmark = pytest.mark.slow

@@ -2,7 +2,7 @@
 process: `modelwatch serve` fires the monitor deployment on its cron schedule and processes the
 waiting batch; then `modelwatch ui` starts both UIs and headless Chromium (DevTools protocol)
 looks at them. Screenshots are kept as test output in test-output/ui/ (what each one shows:
-modelwatch/ui_check.py)."""
+tests/ui/ui_check.py)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ EVERY_MINUTE = "* * * * *"
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    from modelwatch import ui_check
+    from tests.ui import ui_check
 
     folder = tmp_path_factory.mktemp("ui")
     params = ui_check.replay(
@@ -43,7 +43,7 @@ def served(project):
     """`modelwatch serve` with a batch waiting in incoming/batches (and the previous batch's
     labels in incoming/labels), until the scheduler's first
     monitor run has completed (at most 4 minutes), then SIGTERM."""
-    from modelwatch import ui_check
+    from tests.ui import ui_check
 
     params, home = project
     waiting = sorted((home / "demo" / "batches").glob("batch-*.csv"))[4]
@@ -107,7 +107,7 @@ def _custom_retrain_runs(api: str, deployments: list[dict]) -> dict:
     import urllib.error
     import urllib.request
 
-    from modelwatch import ui_check
+    from tests.ui import ui_check
 
     retrain = next(d for d in deployments if d["name"] == "retrain")
     url = f"{api}/deployments/{retrain['id']}/create_flow_run"
@@ -152,8 +152,8 @@ def test_serve_fires_the_monitor_deployment_on_its_cron_schedule(project, served
 def test_served_batch_was_monitored_and_recorded_in_mlflow(project, served):
     from mlflow import MlflowClient
 
-    from modelwatch import history
     from modelwatch.settings import load_settings
+    from modelwatch.stores import history
 
     params, _ = project
     paths = load_settings(params).paths
@@ -207,7 +207,7 @@ def test_status_tells_the_champion_last_batch_decision_and_next_scheduled_run(se
 @pytest.fixture(scope="module")
 def session(project, served, tmp_path_factory):
     """`modelwatch ui` (what `make ui` runs) with an empty HOME, the UI checks, then Ctrl-C."""
-    from modelwatch import ui_check
+    from tests.ui import ui_check
 
     params, _ = project
     home = tmp_path_factory.mktemp("user-home")

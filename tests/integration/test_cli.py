@@ -28,7 +28,7 @@ COMMANDS = [
 def modelwatch(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "MODELWATCH_HOME"}
     return subprocess.run(
-        [sys.executable, "-m", "modelwatch.cli", *args],
+        [sys.executable, "-m", "modelwatch.app.cli", *args],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -121,7 +121,7 @@ def test_argument_errors_name_the_argument(args, line):
 
 def test_importing_the_cli_imports_no_heavy_library():
     code = (
-        "import sys, modelwatch.cli; "
+        "import sys, modelwatch.app.cli; "
         "print(sorted(m for m in ('prefect', 'mlflow', 'sklearn', 'great_expectations', "
         "'dvc', 'pandas') if m in sys.modules))"
     )

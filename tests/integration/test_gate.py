@@ -1,4 +1,4 @@
-"""modelwatch.gate against mlflow.validate_evaluation_results called directly (the reference)."""
+"""stores.gate against mlflow.validate_evaluation_results called directly (the reference)."""
 
 import mlflow
 import pytest
@@ -6,8 +6,8 @@ from mlflow.models import MetricThreshold
 from mlflow.models.evaluation import EvaluationResult
 from mlflow.models.evaluation.validation import ModelValidationFailedException
 
-from modelwatch import gate
 from modelwatch.settings import PromotionSettings
+from modelwatch.stores import gate
 
 
 def settings(metric: str, **thresholds) -> PromotionSettings:

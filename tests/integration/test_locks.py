@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import fcntl
 import os
-import time
 
 import pytest
 
-from modelwatch import notify
-from modelwatch.alias_history import AliasHistory
+from modelwatch.alerts import notify
 from modelwatch.errors import RegistryError
-from modelwatch.io import wait_for_flock
+from modelwatch.stores.alias_history import AliasHistory
 
 
 @pytest.fixture
@@ -29,20 +27,6 @@ def held(tmp_path):
 
     yield hold
     for fd in fds:
-        os.close(fd)
-
-
-def test_wait_for_flock_takes_a_free_lock_and_gives_up_on_a_held_one(tmp_path, held):
-    path = tmp_path / "x.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        assert wait_for_flock(fd, timeout=1)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        held(path)
-        start = time.monotonic()
-        assert not wait_for_flock(fd, timeout=0.3, poll=0.05)
-        assert 0.3 <= time.monotonic() - start < 2
-    finally:
         os.close(fd)
 
 

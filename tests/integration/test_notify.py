@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from modelwatch import alerts, notify
-from modelwatch.alerts import Alert, Findings, IncidentState
+from modelwatch import alerts
+from modelwatch.alerts import Alert, Findings, IncidentState, notify
 from modelwatch.errors import SchemaError
 from modelwatch.settings import AlertSettings, WebhookSettings
 
@@ -188,7 +188,7 @@ def test_failing_webhooks_are_reported_not_raised(receiver, caplog):
             hook(receiver, "/ok"),
         ]
     )
-    with caplog.at_level(logging.WARNING, logger="modelwatch.notify"):
+    with caplog.at_level(logging.WARNING, logger="modelwatch.alerts.notify"):
         got = notify.route(
             [make("warning", title="first"), make("critical", title="second")], settings
         )
@@ -261,7 +261,7 @@ def test_a_failed_alert_waits_in_the_outbox_and_is_delivered_once_the_webhook_an
 def test_the_outbox_gives_up_after_max_attempts(receiver, caplog):
     settings = AlertSettings(webhooks=[hook(receiver, "/fail")], max_attempts=2)
     _, left = notify.deliver([make("critical")], settings)
-    with caplog.at_level(logging.ERROR, logger="modelwatch.notify"):
+    with caplog.at_level(logging.ERROR, logger="modelwatch.alerts.notify"):
         got, left = notify.deliver([], settings, left)
     assert [d.status for d in got] == ["failed"] and left == []
     (gave_up,) = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
@@ -283,7 +283,7 @@ def test_an_unreachable_webhook_costs_every_alert_a_try_and_a_removed_one_drops_
     assert [(p.alert.title, p.attempts) for p in again] == [("c", 1)]
     left = again + [notify.Pending("gone", make("critical", title="b"), 0, "")]
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="modelwatch.notify"):
+    with caplog.at_level(logging.WARNING, logger="modelwatch.alerts.notify"):
         got, still = notify.deliver([], AlertSettings(), left)
     assert got == [] and still == []
     assert [r.getMessage() for r in caplog.records] == [

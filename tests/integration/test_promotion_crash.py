@@ -1,6 +1,7 @@
 """Promotion and rollback are atomic: a process killed at any step leaves the old or the new
 champion and a readable history, and recover() closes the interrupted move. Real MLflow SQLite
-stores in tmp_path; each kill is a child process (SIGKILL from a failpoint)."""
+stores in tmp_path; each kill is a child process, SIGKILLed at a function boundary of the product
+by tests/faults/killpoints.py."""
 
 from __future__ import annotations
 
@@ -20,10 +21,10 @@ import pandas as pd
 import pytest
 from sklearn.dummy import DummyRegressor
 
-from modelwatch import registry, tracking
-from modelwatch.alias_history import AliasHistory
 from modelwatch.errors import RegistryError
 from modelwatch.settings import Paths
+from modelwatch.stores import registry, tracking
+from modelwatch.stores.alias_history import AliasHistory
 
 NAME = "crash-test"
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,15 +38,16 @@ from pathlib import Path
 
 import mlflow.store.model_registry.sqlalchemy_store, mlflow.store.tracking.sqlalchemy_store
 from mlflow import MlflowClient
-from modelwatch import registry
-from modelwatch.alias_history import AliasHistory
+from tests.faults import killpoints
+from modelwatch.stores import registry
+from modelwatch.stores.alias_history import AliasHistory
 from modelwatch.settings import Paths
 
 def child(step, folder, action, name):
     out = os.open(Path(folder) / "child.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(out, 1)
     os.dup2(out, 2)
-    os.environ["MODELWATCH_FAILPOINT"] = step
+    killpoints.install(POINTS[step], group=False)
     paths = Paths(Path(folder), Path(folder) / "params.yaml", Path(folder) / "home")
     client = MlflowClient(tracking_uri=paths.tracking_uri, registry_uri=paths.tracking_uri)
     history = AliasHistory(paths.registry_dir, name)
@@ -59,6 +61,7 @@ def child(step, folder, action, name):
 if threading.active_count() != 1:
     sys.exit(f"launcher: {threading.enumerate()} running, forking is not safe")
 pids = {}
+POINTS = json.loads(sys.argv[2])
 for step, folder, action, name in json.loads(sys.argv[1]):
     pid = os.fork()
     if pid == 0:
@@ -95,6 +98,24 @@ CASES = {
     "rollback.after_previous": (HALF_ROLLED_BACK, "prepared", "aborted", ROLLBACK),
     "rollback.after_champion": (ROLLED_BACK, "prepared", "committed", ROLLED_BACK),
     "rollback.after_commit": (ROLLED_BACK, "committed", None, ROLLED_BACK),
+}
+
+
+# each failpoint as a function boundary of the product, killed from outside (tests/faults)
+REGISTRY, HISTORY = "modelwatch.stores.registry", "modelwatch.stores.alias_history"
+SET_ALIAS = "mlflow.tracking.client:MlflowClient.set_registered_model_alias:after"
+POINTS = {
+    "promote.after_prepare": f"{HISTORY}:AliasHistory.append:after",
+    "promote.after_previous": f"{REGISTRY}:_point:after",
+    "promote.after_champion": f"{SET_ALIAS}:2",  # previous_champion first, then champion
+    "promote.after_commit": f"{HISTORY}:AliasHistory.close:after",
+    # inside the history write, after the temp file and before the rename
+    "history.before_replace.prepared": f"{HISTORY}:os.replace:before:1",
+    "history.before_replace.committed": f"{HISTORY}:os.replace:before:2",
+    "rollback.after_prepare": f"{HISTORY}:AliasHistory.append:after",
+    "rollback.after_previous": f"{REGISTRY}:_point:after",
+    "rollback.after_champion": f"{SET_ALIAS}:2",
+    "rollback.after_commit": f"{HISTORY}:AliasHistory.close:after",
 }
 
 
@@ -168,7 +189,7 @@ def crashed(built, tmp_path_factory) -> dict[str, Crash]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MODELWATCH_"))}
     env |= {"MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONPATH": str(ROOT)}
     launcher = subprocess.run(
-        [sys.executable, "-c", LAUNCHER, json.dumps(cases)],
+        [sys.executable, "-c", LAUNCHER, json.dumps(cases), json.dumps(POINTS)],
         cwd=tmp_path_factory.mktemp("launcher"),
         env=env,
         capture_output=True,
@@ -192,7 +213,8 @@ def test_kill_at_each_step_leaves_a_champion_and_recover_closes_the_move(crashed
     crash = crashed[step]
     found, found_state, recovered, final = CASES[step]
     assert crash.returncode == -signal.SIGKILL, crash.stderr
-    assert f"failpoint {step}: killing process {crash.pid}" in crash.stderr
+    assert f"fault injection: SIGKILL at {POINTS[step]}" in crash.stderr
+    assert f"(pid {crash.pid})" in crash.stderr
 
     paths, client, history = crash.copy_to(tmp_path)
     for line in history.path.read_text().splitlines():

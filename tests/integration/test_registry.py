@@ -11,10 +11,10 @@ from sklearn.linear_model import Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from modelwatch import registry, tracking
-from modelwatch.alias_history import AliasHistory
 from modelwatch.errors import RegistryError
 from modelwatch.settings import Paths
+from modelwatch.stores import registry, tracking
+from modelwatch.stores.alias_history import AliasHistory
 
 NAME = "bike-test"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from modelwatch import history, tracking
+from modelwatch.stores import history, tracking
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from modelwatch.errors import ConfigError, SchemaError
 from modelwatch.io import read_csv_file
 from modelwatch.settings import ColumnRule, DataSettings, ValidationSettings, load_settings
-from modelwatch.validation import (
+from modelwatch.stores.validation import (
     ValidationResult,
     build_suite,
     expected_columns,
@@ -347,6 +347,6 @@ def test_quarantine_of_a_vanished_file_still_writes_the_report(tmp_path):
 
 
 def test_importing_validation_does_not_import_great_expectations():
-    code = "import sys, modelwatch.validation; print('great_expectations' in sys.modules)"
+    code = "import sys, modelwatch.stores.validation; print('great_expectations' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from modelwatch import versioning
 from modelwatch.errors import VersioningError
-from modelwatch.versioning import DataVersion
+from modelwatch.stores import versioning
+from modelwatch.stores.versioning import DataVersion
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "data" / "demo" / "bike_sharing" / "hour.csv"
@@ -228,7 +228,7 @@ def test_reproduce_runs_the_train_stage(reproduced):
     assert ran == ["train"]
     stage = lock(root)
     model_md5 = file_md5(root / "models" / "model.joblib")
-    assert stage["cmd"].startswith("python -m modelwatch.train_stage --params params.yaml")
+    assert stage["cmd"].startswith("python -m modelwatch.training.stage --params params.yaml")
     assert md5s(stage["deps"]) == {WINDOW: file_md5(root / WINDOW)}
     assert md5s(stage["outs"]) == {
         "models/model.joblib": model_md5,

@@ -7,13 +7,14 @@ import sys
 
 import pytest
 
-from modelwatch import alerts, policy
+from modelwatch import alerts
 from modelwatch.alerts import Alert, Findings, IncidentState, OpenIncident, track_incidents
+from modelwatch.decide import policy
+from modelwatch.decide.probation import ProbationVerdict
+from modelwatch.decide.promotion import PromotionDecision
 from modelwatch.errors import ConfigError
-from modelwatch.probation import ProbationVerdict
-from modelwatch.promotion import PromotionDecision
 from modelwatch.settings import AlertSettings, RetrainSettings, load_settings
-from modelwatch.validation import ValidationFailure, ValidationResult
+from modelwatch.stores.validation import ValidationFailure, ValidationResult
 from tests.conftest import write_params
 
 
@@ -438,7 +439,7 @@ def test_slack_payload_keeps_within_slack_limits():
 def test_alerts_module_is_pure():
     code = (
         "import sys, modelwatch.alerts; print(sorted(m for m in ('prefect', 'mlflow', "
-        "'pandas', 'urllib.request', 'modelwatch.notify') if m in sys.modules))"
+        "'pandas', 'urllib.request', 'modelwatch.alerts.notify') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

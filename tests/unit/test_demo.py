@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelwatch.demo import DemoPlan, prepare_demo
+from modelwatch.app.demo import DemoPlan, prepare_demo
 from modelwatch.errors import ConfigError
 from modelwatch.settings import load_settings
 

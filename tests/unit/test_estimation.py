@@ -1,4 +1,4 @@
-"""CBPE estimates (modelwatch.estimation) against scikit-learn on labels drawn from the
+"""CBPE estimates (modelwatch.performance.estimation) against scikit-learn on labels drawn from the
 calibrated probabilities, and the isotonic calibrator against sklearn.isotonic."""
 
 import json
@@ -10,8 +10,9 @@ from sklearn import metrics as skm
 from sklearn.isotonic import IsotonicRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-from modelwatch import estimation, training
+from modelwatch import training
 from modelwatch.errors import ConfigError, SchemaError
+from modelwatch.performance import estimation
 from modelwatch.settings import DataSettings, TrainingSettings
 
 METRICS = ["accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc"]

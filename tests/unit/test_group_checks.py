@@ -1,4 +1,4 @@
-"""Promotion checks on groups of the holdout (modelwatch.group_checks): segment
+"""Promotion checks on groups of the holdout (modelwatch.decide.group_checks): segment
 non-inferiority and the fairness gap, through compare_models on a crafted holdout (builders in
 test_promotion)."""
 

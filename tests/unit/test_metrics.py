@@ -1,11 +1,11 @@
-"""Metrics of modelwatch.metrics against scikit-learn: values, directions, label handling."""
+"""performance.metrics against scikit-learn: values, directions, label handling."""
 
 import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from modelwatch import metrics
 from modelwatch.errors import ConfigError, InsufficientDataError, SchemaError
+from modelwatch.performance import metrics
 
 
 def test_regression_metrics_match_sklearn():

@@ -1,4 +1,4 @@
-"""Model card (modelwatch.model_card): the window profile, the card as JSON and markdown, for a
+"""Model card (training.model_card): the window profile, the card as JSON and markdown, for a
 challenger against a champion (decisions from compare_models on the crafted holdouts of
 test_promotion) and for a first model without a holdout."""
 
@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelwatch import gate, model_card
-from modelwatch.promotion import decide_first_model
+from modelwatch.decide.promotion import decide_first_model
 from modelwatch.settings import TrainingSettings
+from modelwatch.stores import gate
+from modelwatch.training import model_card
 from tests.unit.test_promotion import REG, compare, regression, segmented, settings
 
 DATA = REG.model_copy(update={"timestamp": "ts"})
@@ -153,7 +154,7 @@ def test_card_of_a_first_model_judged_on_a_holdout_has_no_champion_column():
 
 def test_model_card_imports_neither_prefect_nor_mlflow():
     code = (
-        "import sys, modelwatch.model_card; "
+        "import sys, modelwatch.training.model_card; "
         "print([m for m in ('prefect', 'mlflow') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
+from modelwatch.decide.policy import BatchSignal, PolicyInputs, RetrainDecision, decide_retraining
 from modelwatch.errors import ConfigError
 from modelwatch.performance import METRIC_DIRECTIONS
-from modelwatch.policy import BatchSignal, PolicyInputs, RetrainDecision, decide_retraining
 from modelwatch.settings import RetrainSettings
 
 BASE_SETTINGS = dict(
@@ -602,7 +602,7 @@ def test_signal_with_unknown_rule():
 
 def test_policy_imports_no_backend():
     code = (
-        "import sys, modelwatch.policy; "
+        "import sys, modelwatch.decide.policy; "
         "print(sorted(m for m in ('mlflow', 'prefect', 'great_expectations', 'dvc') "
         "if m in sys.modules))"
     )

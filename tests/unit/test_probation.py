@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import mean_absolute_error, roc_auc_score
 
-from modelwatch import probation
+from modelwatch.decide import probation
 from modelwatch.settings import DataSettings, ProbationSettings
 
 DATA = DataSettings(id="id", target="y", features=["x"])

@@ -80,6 +80,16 @@ def test_remaining_is_unknown_before_the_first_step(clock):
 
 
 def test_outside_a_flow_run_no_artifact_is_made(clock):
-    progress = Progress("x", 2, artifact_key="x-progress", clock=clock)
-    assert progress._artifact is None
+    from tasks.progress import flow_progress
+
+    progress = flow_progress("x", 2, artifact_key="x-progress")
+    assert progress._on_update is None
     progress.advance(2)
+
+
+def test_each_step_reports_the_share_done(clock):
+    seen = []
+    progress = Progress("x", 4, clock=clock, on_update=seen.append)
+    progress.advance()
+    progress.advance(3)
+    assert seen == [25.0, 100.0]

@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelwatch import gate
+from modelwatch.decide.promotion import PromotionDecision, compare_models, decide_first_model
 from modelwatch.errors import ConfigError, InsufficientDataError, SchemaError
-from modelwatch.metrics import compute_metrics
-from modelwatch.promotion import PromotionDecision, compare_models, decide_first_model
+from modelwatch.performance.metrics import compute_metrics
 from modelwatch.settings import DataSettings, PromotionSettings
+from modelwatch.stores import gate
 
 FEATURES = ["x", "region", "sex"]
 REG = DataSettings(
@@ -255,6 +255,6 @@ def test_champion_predictions_without_version_is_a_bug():
 
 
 def test_promotion_imports_no_mlflow():
-    code = "import sys, modelwatch.promotion; print('mlflow' in sys.modules)"
+    code = "import sys, modelwatch.decide.promotion; print('mlflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -1,4 +1,4 @@
-"""Bootstrap resamples and intervals of modelwatch.resampling against scikit-learn, the
+"""Bootstrap resamples and intervals of modelwatch.performance.resampling against scikit-learn, the
 constant-model baseline, and the weighted ranking areas."""
 
 import numpy as np
@@ -7,9 +7,9 @@ import pytest
 from sklearn import metrics as skm
 from sklearn.dummy import DummyClassifier, DummyRegressor
 
-from modelwatch import metrics, resampling
 from modelwatch.errors import InsufficientDataError
-from modelwatch.metrics import compute_metrics
+from modelwatch.performance import metrics, resampling
+from modelwatch.performance.metrics import compute_metrics
 from modelwatch.settings import BootstrapSettings
 from tests.unit.test_metrics import multiclass_sample
 from tests.unit.test_performance import regression_frame

@@ -1,4 +1,4 @@
-"""Scoring writes class probabilities; evaluation reads them back (modelwatch.scoring)."""
+"""Scoring writes class probabilities; evaluation reads them back (modelwatch.training.scoring)."""
 
 import numpy as np
 import pandas as pd
@@ -6,8 +6,8 @@ import pytest
 from sklearn import metrics as skm
 from sklearn.linear_model import LogisticRegression
 
-from modelwatch import scoring
 from modelwatch.settings import BootstrapSettings, DataSettings, PerformanceSettings
+from modelwatch.training import scoring
 
 SETTINGS = PerformanceSettings(min_segment_rows=5, bootstrap=BootstrapSettings(samples=50))
 

@@ -1,4 +1,4 @@
-"""Paired bootstrap and McNemar's exact test (modelwatch.significance) against
+"""Paired bootstrap and McNemar's exact test (modelwatch.performance.significance) against
 scikit-learn and scipy on fixed resamples."""
 
 from functools import partial
@@ -8,10 +8,10 @@ import pytest
 import scipy.stats
 from sklearn import metrics as skm
 
-from modelwatch import significance
-from modelwatch.metrics import compute_metrics
-from modelwatch.resampling import bootstrap_chunks
-from modelwatch.significance import (
+from modelwatch.performance import significance
+from modelwatch.performance.metrics import compute_metrics
+from modelwatch.performance.resampling import bootstrap_chunks
+from modelwatch.performance.significance import (
     Predictions,
     mcnemar_exact,
     paired_bootstrap,

@@ -6,7 +6,7 @@ import pytest
 
 from modelwatch.errors import InsufficientDataError
 from modelwatch.settings import TrainingSettings
-from modelwatch.windows import LabelledBatch, build_window
+from modelwatch.training.windows import LabelledBatch, build_window
 
 COLUMNS = ["instant", "temp", "cnt"]
 

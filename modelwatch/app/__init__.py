@@ -1,0 +1,1 @@
+"""The top layer: command line, servers, demo, status and doctor."""

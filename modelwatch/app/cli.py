@@ -1,0 +1,248 @@
+"""The `modelwatch` command. Heavy imports live inside the commands so --help stays fast."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from modelwatch.errors import ModelwatchError
+
+EPILOG = """examples:
+  modelwatch demo                                  # bootstrap + replay the bundled year of batches
+  modelwatch run incoming/batch-042.csv            # monitor one batch
+  modelwatch retrain --reason "new pricing policy"  # manual retrain, promoted only if better
+  modelwatch rollback --reason "complaints since v7" # previous_champion becomes champion again
+  modelwatch history --at 2026-11-20T12:00         # which version was champion then
+  modelwatch decision batch-014-2011-04-30         # the retrain decision record of a batch
+  modelwatch status                                # champion, last batch, last decision
+  modelwatch doctor                                # find and repair what a crash left behind
+"""
+
+
+def _existing_file(value: str) -> Path:
+    path = Path(value)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{value}: no such file")
+    return path.resolve()
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return number
+
+
+def _reason(value: str) -> str:
+    if not value.strip():
+        raise argparse.ArgumentTypeError("the reason must not be blank")
+    return value
+
+
+def _timestamp(value: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO 8601 time such as 2026-11-20T12:00, got {value!r}"
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="modelwatch",
+        description="Monitor, retrain and safely promote a tabular model.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--params", type=_existing_file, default=None, help="params file (default: ./params.yaml)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="bootstrap and replay the bundled batches, print a table")
+    demo.add_argument(
+        "--max-batches",
+        type=_positive_int,
+        default=None,
+        help="replay only the first N batches (default: demo.max_batches)",
+    )
+    run = sub.add_parser("run", help="run monitor-batch on one batch file")
+    run.add_argument("batch", type=_existing_file)
+    run.add_argument("--force-retrain", action="store_true", help="retrain after this batch")
+    run.add_argument("--reason", type=_reason, default=None, help="why (with --force-retrain)")
+    boot = sub.add_parser("bootstrap", help="train the first champion on a reference file")
+    boot.add_argument("reference", type=_existing_file)
+    retrain = sub.add_parser("retrain", help="retrain by hand; promoted only if better")
+    retrain.add_argument("--reason", type=_reason, required=True, help="why (recorded in MLflow)")
+    retrain.add_argument(
+        "--force", action="store_true", help="retrain even without new labelled data"
+    )
+    retrain.add_argument(
+        "--window", type=_positive_int, default=None, help="train on N labelled batches"
+    )
+    back = sub.add_parser("rollback", help="make previous_champion the champion again")
+    back.add_argument("--reason", type=_reason, required=True, help="why (recorded)")
+    hist = sub.add_parser("history", help="the alias history: who moved which alias, when")
+    hist.add_argument(
+        "--at", type=_timestamp, default=None, help="print only the champion at this time (UTC)"
+    )
+    dec = sub.add_parser("decision", help="print the retrain decision record of a batch")
+    dec.add_argument("batch_id")
+    sub.add_parser("table", help="print the per-batch table from the MLflow store")
+    sub.add_parser("status", help="champion, last batch, last decision, open incidents")
+    sub.add_parser(
+        "doctor",
+        help="find and repair what a killed run left: unfinished batches, RUNNING runs, stale "
+        "locks, orphaned servers, data files in git, versions missing from the DVC remote",
+    )
+    srv = sub.add_parser("serve", help="serve the monitor (cron), retrain and rollback deployments")
+    srv.add_argument("--prefect-port", type=_positive_int, default=4200)
+    ui = sub.add_parser("ui", help="start the Prefect UI and the MLflow UI on the project stores")
+    ui.add_argument("--prefect-port", type=_positive_int, default=4200)
+    ui.add_argument("--mlflow-port", type=_positive_int, default=5000)
+    return parser
+
+
+def configure_environment(params: Path) -> Path:
+    """Points Prefect at the project home (before prefect is imported); returns the home."""
+    from modelwatch.settings import load_settings
+
+    paths = load_settings(params).paths
+    os.environ.setdefault("PREFECT_HOME", str(paths.prefect_home))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "modelwatch")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("DO_NOT_TRACK", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    paths.prefect_home.mkdir(parents=True, exist_ok=True)
+    from modelwatch.app.doctor import stop_orphaned_servers
+
+    for pid in stop_orphaned_servers(Path(os.environ["PREFECT_HOME"])):
+        sys.stderr.write(
+            f"modelwatch: stopped temporary Prefect server pid {pid}: the run that "
+            "started it was killed\n"
+        )
+    return paths.home
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "run" and args.force_retrain and not args.reason:
+        parser.error("run --force-retrain needs --reason (why the model must be retrained)")
+    params = args.params or Path("params.yaml").resolve()
+    try:
+        home = configure_environment(params)
+        return _dispatch(args, params, home)
+    except ModelwatchError as exc:
+        sys.stderr.write(f"modelwatch: error: {exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace, params: Path, home: Path) -> int:
+    from modelwatch.app import status
+
+    if args.command == "demo":
+        from flows.replay import replay
+
+        rows = replay(params_path=params, max_batches=args.max_batches)
+        _out(status.render_table(rows))
+        _out(status.champion_summary(params))
+        _out(_ui_hint(params, home))
+        return 0
+    if args.command == "run":
+        from flows.monitor import monitor_batch
+
+        state = monitor_batch(
+            batch_path=args.batch,
+            params_path=params,
+            force_retrain=args.force_retrain,
+            retrain_reason=args.reason,
+            return_state=True,
+        )
+        _out(_state_line(args.batch.name, state))
+        return 0 if state.is_completed() else 2
+    if args.command == "bootstrap":
+        from flows.bootstrap import bootstrap
+
+        _out(f"champion: version {bootstrap(reference_path=args.reference, params_path=params)}")
+        return 0
+    if args.command == "retrain":
+        from flows.retrain import retrain
+
+        state = retrain(
+            reason=args.reason,
+            params_path=params,
+            force=args.force,
+            window_batches=args.window,
+            return_state=True,
+        )
+        if state.name == "Skipped" or not state.is_completed():
+            _out(_state_line("retrain", state))
+            return 0 if state.is_completed() else 2
+        _out(state.result().summary())
+        return 0
+    if args.command == "rollback":
+        from flows.rollback import rollback
+
+        before, after = rollback(reason=args.reason, params_path=params)
+        _out(f"champion: version {before} -> version {after} (rolled back)")
+        return 0
+    if args.command == "history":
+        _out(status.alias_history(params, args.at))
+        return 0
+    if args.command == "decision":
+        _out(status.decision_record(params, args.batch_id))
+        return 0
+    if args.command == "status":
+        _out(status.status(params))
+        return 0
+    if args.command == "doctor":
+        from modelwatch.app.doctor import diagnose
+        from modelwatch.stores.project import open_project
+
+        found = diagnose(open_project(params))
+        for repair in found:
+            _out(f"- {repair.line()}")
+        _out(f"doctor: {len(found)} finding(s)" if found else "doctor: nothing to repair")
+        return 0
+    if args.command == "table":
+        _out(status.render_table(status.batch_table(params)))
+        return 0
+    from modelwatch.app import servers
+
+    if args.command == "serve":
+        return servers.run_deployments(params, home, args.prefect_port)
+    return servers.serve(params, home, args.prefect_port, args.mlflow_port)
+
+
+def _ui_hint(params: Path, home: Path) -> str:
+    return (
+        f"\nStores are under {home}. To look at them:\n"
+        f"  make ui          # or: modelwatch --params {params} ui\n"
+        f"  Prefect UI: http://127.0.0.1:4200   MLflow UI: http://127.0.0.1:5000"
+    )
+
+
+def _state_line(subject: str, state: object) -> str:
+    """Returns "subject: StateName: message" for a Prefect flow run's final state."""
+    return f"{subject}: {state.name}: {state.message or ''}".rstrip(": ")
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,236 @@
+"""The end-of-replay table: one row per batch, read back from the MLflow store."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from modelwatch.settings import load_settings
+from modelwatch.stores import history, registry, tracking
+
+COLUMNS = ["batch", "rows", "validation", "drift_share", "error", "decision", "champion"]
+
+
+def batch_table(params_path: Path | str) -> list[dict]:
+    """Returns one row per processed batch: id, rows, validation, drift share, realized error
+    (blank until labels arrive), decision and the champion version that scored it."""
+    loaded = load_settings(params_path)
+    client = tracking.configure(loaded.paths)
+    exps = tracking.ensure_experiments(
+        client, loaded.settings.tracking.experiment, loaded.paths.artifact_root
+    )
+    metric = loaded.settings.retrain.performance_metric
+    rows = []
+    for b in history.batch_runs(client, exps.monitoring):
+        value = b.metrics.get(f"performance.{metric}")
+        decision = b.tags.get("decision", "")
+        if b.tags.get("retrain_outcome"):
+            decision = f"retrain -> {b.tags['retrain_outcome']}"
+        if b.status == history.REJECTED:
+            decision = "quarantined"
+        rows.append(
+            {
+                "batch": b.batch_id,
+                "rows": int(b.metrics.get("rows", 0)),
+                "validation": b.status,
+                "drift_share": ""
+                if "drift_share" not in b.metrics
+                else f"{b.metrics['drift_share']:.2f}",
+                "error": "" if value is None else f"{metric} {value:.3g}",
+                "decision": decision,
+                "champion": f"v{b.champion_version}" if b.champion_version else "",
+            }
+        )
+    return rows
+
+
+def render_table(rows: list[dict]) -> str:
+    """Returns the rows as an aligned plain-text table."""
+    widths = {c: max([len(c)] + [len(str(r[c])) for r in rows]) for c in COLUMNS}
+    lines = [
+        "  ".join(c.ljust(widths[c]) for c in COLUMNS),
+        "  ".join("-" * widths[c] for c in COLUMNS),
+    ]
+    lines += ["  ".join(str(r[c]).ljust(widths[c]) for c in COLUMNS) for r in rows]
+    return "\n".join(lines)
+
+
+def champion_summary(params_path: Path | str) -> str:
+    """Returns a line naming the registered model and its aliases."""
+    loaded = load_settings(params_path)
+    client = tracking.configure(loaded.paths)
+    name = loaded.settings.project.model_name
+    found = registry.aliases(client, name)
+    return f"model {name}: " + ", ".join(f"{k}=v{v}" for k, v in sorted(found.items()))
+
+
+def alias_history(params_path: Path | str, at: datetime | None = None) -> str:
+    """Returns the alias history as lines (time, action, alias from -> to, who, why), or, with
+    `at`, which version was champion at that time."""
+    from modelwatch.stores import alias_history as ah
+
+    loaded = load_settings(params_path)
+    name = loaded.settings.project.model_name
+    hist = ah.AliasHistory(loaded.paths.registry_dir, name)
+    if at is not None:
+        version = hist.champion_at(at)
+        when = at.isoformat()
+        return (
+            f"{name}: no champion at {when}"
+            if version is None
+            else f"{name}: champion at {when} was version {version}"
+        )
+    lines = []
+    for r in hist.records():
+        lines.append(
+            f"{r.time}  {r.state:9}  {r.action:8}  {r.alias}: "
+            f"{r.from_version or '-'} -> {r.to_version or '-'}  by {r.actor}"
+            + (f" via {r.via}" if r.via else "")
+            + (f"  decision {r.decision_id}" if r.decision_id else "")
+            + (f"  ({r.reason})" if r.reason else "")
+        )
+    return "\n".join(lines) or f"{name}: no alias moves recorded yet"
+
+
+def decision_record(params_path: Path | str, batch_id: str) -> str:
+    """Returns the retrain decision record of a batch (JSON), found by its batch id.
+
+    Raises:
+        ModelwatchError: no monitoring run has this batch id.
+    """
+    import json
+
+    import mlflow.artifacts
+
+    from modelwatch.errors import ModelwatchError
+
+    loaded = load_settings(params_path)
+    client = tracking.configure(loaded.paths)
+    exps = tracking.ensure_experiments(
+        client, loaded.settings.tracking.experiment, loaded.paths.artifact_root
+    )
+    run = history.find_by_batch_id(client, exps.monitoring, batch_id)
+    if run is None:
+        raise ModelwatchError(f"no monitoring run for batch id {batch_id!r}")
+    if run.status == history.REJECTED:
+        return json.dumps(
+            {
+                "batch_id": batch_id,
+                "decision": "rejected",
+                "quarantine": run.tags.get("quarantine"),
+            },
+            indent=2,
+        )
+    record = mlflow.artifacts.load_dict(f"runs:/{run.run_id}/decision.json")
+    record["mlflow_run_id"] = run.run_id
+    if run.tags.get("retrain_outcome"):
+        record["retrain_outcome"] = run.tags["retrain_outcome"]
+    return json.dumps(record, indent=2, sort_keys=True)
+
+
+def status(params_path: Path | str) -> str:
+    """Returns the operator's summary: the champion and since when, the last batch with its drift
+    and performance, the last decision, open incidents and the last alias move."""
+    import json
+
+    from modelwatch.stores import alias_history as ah
+
+    loaded = load_settings(params_path)
+    settings, paths = loaded.settings, loaded.paths
+    name = settings.project.model_name
+    client = tracking.configure(paths)
+    exps = tracking.ensure_experiments(client, settings.tracking.experiment, paths.artifact_root)
+    lines = [f"model {name} ({settings.project.task}), home {paths.home}"]
+    found = registry.aliases(client, name)
+    hist = ah.AliasHistory(paths.registry_dir, name)
+    moves = [r for r in hist.records() if r.alias == registry.CHAMPION and r.state == "committed"]
+    if registry.CHAMPION not in found:
+        lines.append("champion: none yet (run `modelwatch bootstrap` or `modelwatch demo`)")
+    else:
+        since = f" since {moves[-1].time} ({moves[-1].action})" if moves else ""
+        others = ", ".join(f"{k}=v{v}" for k, v in sorted(found.items()) if k != "champion")
+        lines.append(f"champion: v{found['champion']}{since}" + (f"; {others}" if others else ""))
+    runs = history.batch_runs(client, exps.monitoring)
+    metric = settings.retrain.performance_metric
+    if not runs:
+        lines.append("last batch: none processed yet")
+    else:
+        last = runs[-1]
+        drift = last.metrics.get("drift_share")
+        lines.append(
+            f"last batch: {last.batch_id} (step {last.index}, {last.status})"
+            + (f", drift share {drift:.2f}" if drift is not None else "")
+            + (f", dataset drift {last.tags.get('dataset_drift')}" if drift is not None else "")
+        )
+        realized = [b for b in runs if f"performance.{metric}" in b.metrics]
+        if realized:
+            b = realized[-1]
+            lines.append(
+                f"last realized {metric}: {b.metrics[f'performance.{metric}']:.4g} on {b.batch_id}"
+                f" (scored by v{b.champion_version})"
+            )
+        estimated = {k: v for k, v in last.metrics.items() if k.startswith("estimated.")}
+        if estimated:
+            lines.append(
+                "estimated before labels: "
+                + ", ".join(f"{k.split('.', 1)[1]} {v:.3f}" for k, v in sorted(estimated.items()))
+            )
+        decision = last.tags.get("decision", "")
+        if last.tags.get("retrain_outcome"):
+            decision = f"retrain -> {last.tags['retrain_outcome']}"
+        severity = last.tags.get("decision_severity", "")
+        lines.append(f"last decision: {decision}" + (f" ({severity})" if severity else ""))
+    incidents = paths.registry_dir / f"{name}.incidents.json"
+    if incidents.exists():
+        open_ = json.loads(incidents.read_text()).get("open", {})
+        lines.append(
+            "open incidents: "
+            + (", ".join(f"{k} ({v['severity']})" for k, v in sorted(open_.items())) or "none")
+        )
+    lines += _outbox_lines(paths.registry_dir / f"{name}.alert-outbox.json")
+    lines.append(f"next scheduled run: {_next_scheduled_run(paths)}")
+    return "\n".join(lines)
+
+
+def _outbox_lines(path: Path) -> list[str]:
+    from modelwatch.alerts import notify
+    from modelwatch.errors import SchemaError
+
+    try:
+        pending = notify.load_outbox(path)
+    except SchemaError as exc:
+        return [f"undelivered alerts: unreadable outbox ({exc}); the next batch sets it aside"]
+    if not pending:
+        return []
+    shown = "; ".join(f"{p.webhook}: {p.alert.title} ({p.reason})" for p in pending[:3])
+    more = f"; and {len(pending) - 3} more" if len(pending) > 3 else ""
+    return [f"undelivered alerts: {len(pending)}, retried with the next batch: {shown}{more}"]
+
+
+def _next_scheduled_run(paths, api: str | None = None) -> str:
+    """Asks the Prefect server `modelwatch serve` uses (PREFECT_API_URL, else the default
+    127.0.0.1:4200) for the monitor deployment's next scheduled run, over its REST API."""
+    import json
+    import os
+    import urllib.request
+
+    api = (api or os.environ.get("PREFECT_API_URL") or "http://127.0.0.1:4200/api").rstrip("/")
+    body = {
+        "deployments": {"name": {"any_": ["monitor"]}},
+        "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}},
+        "sort": "EXPECTED_START_TIME_ASC",
+        "limit": 1,
+    }
+    request = urllib.request.Request(
+        f"{api}/flow_runs/filter",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=3) as resp:
+            runs = json.loads(resp.read())
+    except OSError:
+        return f"unknown: no Prefect server at {api} (`modelwatch serve` starts one)"
+    if not runs:
+        return "none scheduled (the monitor deployment is not served, or paused)"
+    return f"{runs[0]['expected_start_time']} ({runs[0]['name']}, monitor-incoming/monitor)"

@@ -1,0 +1,1 @@
+"""Decisions: retrain policy, promotion checks, probation (pure)."""

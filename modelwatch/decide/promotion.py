@@ -1,0 +1,307 @@
+"""Whether a retrained challenger replaces the champion, judged on a holdout neither saw (pure).
+
+Both models' predictions on the same labelled rows go through a list of checks: value and change
+thresholds (a gate passed in by the caller: stores.gate wraps MLflow's model validation, so
+this module imports no mlflow), a cap on suspiciously large gains, guard metrics, the
+significance of the gain (paired bootstrap, or McNemar's exact test for accuracy), non-inferiority
+in every segment, and a limit on the gap between the groups of each sensitive column. The checks
+are in modelwatch.decide.promotion_checks and modelwatch.decide.group_checks, the statistics in
+modelwatch.performance.significance.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from modelwatch.decide.group_checks import Groups, fairness_checks, segment_checks
+from modelwatch.decide.promotion_checks import (
+    Check,
+    Gate,
+    cap_check,
+    guard_check,
+    significance_check,
+    threshold_check,
+)
+from modelwatch.errors import InsufficientDataError, SchemaError
+from modelwatch.performance.metrics import (
+    compute_metrics,
+    format_number,
+    metric_direction,
+    worsening,
+)
+from modelwatch.performance.significance import Predictions
+from modelwatch.settings import DataSettings, PromotionSettings
+from modelwatch.training.scoring import SCORE
+
+__all__ = ["Check", "Gate", "PromotionDecision", "compare_models", "decide_first_model"]
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    """Whether to promote the candidate, on which numbers, and every check as a sentence."""
+
+    promote: bool
+    candidate_version: str
+    champion_version: str | None
+    metric: str
+    candidate_score: float
+    champion_score: float | None
+    improvement: float | None
+    reasons: tuple[str, ...]
+    checks: tuple[Check, ...] = ()
+    candidate_metrics: dict[str, float] = field(default_factory=dict)
+    champion_metrics: dict[str, float] | None = None
+    decision_id: str = ""
+
+    def summary(self) -> str:
+        """Returns one line: the verdict followed by every check."""
+        if self.promote and self.champion_version is None:
+            verdict = f"promote candidate version {self.candidate_version}"
+        elif self.promote:
+            verdict = (
+                f"promote candidate version {self.candidate_version} "
+                f"over champion version {self.champion_version}"
+            )
+        elif self.champion_version is None:
+            verdict = f"reject candidate version {self.candidate_version} (no champion yet)"
+        else:
+            verdict = (
+                f"keep champion version {self.champion_version}, "
+                f"reject candidate version {self.candidate_version}"
+            )
+        return f"{verdict}: {'; '.join(self.reasons)}"
+
+    def to_dict(self) -> dict:
+        """Returns a JSON-compatible dict; from_dict reads it back."""
+        out = asdict(self)
+        out["reasons"] = list(self.reasons)
+        out["checks"] = [asdict(c) for c in self.checks]
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: Mapping) -> PromotionDecision:
+        """Returns the decision that to_dict wrote."""
+        champ = raw.get("champion_metrics")
+        return cls(
+            promote=bool(raw["promote"]),
+            candidate_version=str(raw["candidate_version"]),
+            champion_version=raw["champion_version"],
+            metric=raw["metric"],
+            candidate_score=float(raw["candidate_score"]),
+            champion_score=_opt_float(raw["champion_score"]),
+            improvement=_opt_float(raw["improvement"]),
+            reasons=tuple(raw["reasons"]),
+            checks=tuple(Check(**c) for c in raw.get("checks", [])),
+            candidate_metrics={k: float(v) for k, v in raw.get("candidate_metrics", {}).items()},
+            champion_metrics=None if champ is None else {k: float(v) for k, v in champ.items()},
+            decision_id=raw.get("decision_id", ""),
+        )
+
+
+def compare_models(
+    frame: pd.DataFrame,
+    candidate: pd.DataFrame,
+    champion: pd.DataFrame | None,
+    settings: PromotionSettings,
+    data: DataSettings,
+    task: str,
+    *,
+    gate: Gate,
+    candidate_version: str,
+    champion_version: str | None,
+    min_segment_rows: int = 30,
+    decision_id: str = "",
+) -> PromotionDecision:
+    """Returns whether the challenger should become champion, both scored on the same holdout.
+
+    `frame` holds the holdout rows (data.target, segment and sensitive columns); `candidate` and
+    `champion` hold each model's data.prediction (and prediction_score for classification) for
+    the same rows in the same order. Without a champion, settings.first_model decides. With one,
+    the challenger is promoted only when every check passes; without any value or change
+    threshold configured it never is.
+
+    Raises:
+        InsufficientDataError: a metric needed for a check is missing or not finite.
+        SchemaError: a needed column is absent, or a holdout row has no target.
+        ConfigError: a metric is not one of the task's metrics, or McNemar on a regression.
+        ValueError: predictions not aligned with frame; champion without champion_version.
+    """
+    if (champion is None) != (champion_version is None):
+        raise ValueError("champion and champion_version must both be given or both be None")
+    truth = _holdout_target(frame, settings, data)
+    cand = _predictions(candidate, frame, data, task, "candidate", candidate_version)
+    cand_metrics = _metrics(truth, cand, task, data)
+    if champion is None:
+        return decide_first_model(
+            cand_metrics,
+            settings,
+            task,
+            gate=gate,
+            candidate_version=candidate_version,
+            decision_id=decision_id,
+        )
+    champ = _predictions(champion, frame, data, task, "champion", champion_version)
+    champ_metrics = _metrics(truth, champ, task, data)
+    metric = settings.metric
+    cand_score = _score(cand_metrics, metric, "candidate", candidate_version, task)
+    champ_score = _score(champ_metrics, metric, "champion", champion_version, task)
+    checks = [
+        threshold_check(cand_metrics, champ_metrics, settings, task, gate),
+        *cap_check(metric, cand_score, champ_score, settings.max_relative_change, task),
+    ]
+    for guard, tolerance in settings.guard_metrics.items():
+        g_cand = _score(cand_metrics, guard, "candidate", candidate_version, task)
+        g_champ = _score(champ_metrics, guard, "champion", champion_version, task)
+        checks.append(guard_check(guard, g_cand, g_champ, tolerance, task))
+    scores = (cand_score, champ_score)
+    checks.append(significance_check(truth, cand, champ, settings, task, data, scores))
+    groups = Groups(frame, truth, cand, champ, task, data)
+    checks += segment_checks(groups, settings, data, min_segment_rows)
+    checks += fairness_checks(groups, settings)
+    return PromotionDecision(
+        promote=all(c.passed for c in checks),
+        candidate_version=candidate_version,
+        champion_version=champion_version,
+        metric=metric,
+        candidate_score=cand_score,
+        champion_score=champ_score,
+        improvement=-worsening(metric, champ_score, cand_score, task),
+        reasons=tuple(c.sentence for c in checks),
+        checks=tuple(checks),
+        candidate_metrics=cand_metrics,
+        champion_metrics=champ_metrics,
+        decision_id=decision_id,
+    )
+
+
+def decide_first_model(
+    candidate_metrics: Mapping[str, float],
+    settings: PromotionSettings,
+    task: str,
+    *,
+    gate: Gate,
+    candidate_version: str,
+    decision_id: str = "",
+) -> PromotionDecision:
+    """Returns the decision on a first model (no champion), as settings.first_model says.
+
+    "promote" promotes it, "never" does not, "check_threshold" promotes it only when it reaches
+    settings.threshold (judged by `gate`); without a threshold it is not promoted.
+
+    Raises:
+        InsufficientDataError: settings.metric is missing or not finite.
+        ConfigError: settings.metric is not one of the task's metrics.
+    """
+    metric, policy = settings.metric, settings.first_model
+    score = _score(candidate_metrics, metric, "candidate", candidate_version, task)
+    said = f"no champion yet, promotion.first_model is {policy!r}"
+    if policy == "check_threshold" and settings.threshold is not None:
+        verdict = gate(candidate_metrics, None, settings, task)
+        passed, text = verdict.passed, "; ".join(verdict.sentences)
+    elif policy == "check_threshold":
+        passed, text = False, "promotion.threshold is not set: not promoted"
+    else:
+        passed = policy == "promote"
+        text = f"{'promoted' if passed else 'not promoted'} ({metric} {format_number(score)})"
+    details = {"policy": policy, "threshold": settings.threshold}
+    check = Check("first_model", passed, f"{said}: {text}", details)
+    return PromotionDecision(
+        promote=check.passed,
+        candidate_version=candidate_version,
+        champion_version=None,
+        metric=metric,
+        candidate_score=score,
+        champion_score=None,
+        improvement=None,
+        reasons=(check.sentence,),
+        checks=(check,),
+        candidate_metrics=dict(candidate_metrics),
+        champion_metrics=None,
+        decision_id=decision_id,
+    )
+
+
+# ---------------------------------------------------------------- inputs and metrics
+
+
+def _holdout_target(
+    frame: pd.DataFrame, settings: PromotionSettings, data: DataSettings
+) -> np.ndarray:
+    needed = [data.target]
+    if settings.segment_margin is not None:
+        needed += data.segments
+    needed += settings.fairness.columns
+    absent = [c for c in dict.fromkeys(needed) if c not in frame.columns]
+    if absent:
+        raise SchemaError(
+            f"holdout: columns {absent} are missing (frame has {list(frame.columns)})"
+        )
+    truth = frame[data.target].to_numpy()
+    if n := int(pd.isna(truth).sum()):
+        raise SchemaError(
+            f"holdout: {n} of {len(truth)} rows have no target {data.target!r}; "
+            "the comparison needs labelled rows"
+        )
+    return truth
+
+
+def _predictions(
+    scored: pd.DataFrame,
+    frame: pd.DataFrame,
+    data: DataSettings,
+    task: str,
+    role: str,
+    version: str | None,
+) -> Predictions:
+    if len(scored) != len(frame):
+        raise ValueError(
+            f"{role} version {version}: {len(scored)} predictions for {len(frame)} holdout rows "
+            "(they must be aligned row for row)"
+        )
+    if data.prediction not in scored.columns:
+        raise SchemaError(
+            f"{role} version {version}: column {data.prediction!r} is missing "
+            f"(has {list(scored.columns)})"
+        )
+    if data.id in scored.columns and data.id in frame.columns:
+        mismatch = scored[data.id].to_numpy() != frame[data.id].to_numpy()
+        if mismatch.any():
+            raise ValueError(
+                f"{role} version {version}: {int(mismatch.sum())} rows have another "
+                f"{data.id!r} than the holdout row in the same position"
+            )
+    scores = None
+    if task == "classification" and SCORE in scored.columns:
+        scores = scored[SCORE].to_numpy()
+    return Predictions(scored[data.prediction].to_numpy(), scores)
+
+
+def _metrics(
+    truth: np.ndarray, preds: Predictions, task: str, data: DataSettings
+) -> dict[str, float]:
+    return compute_metrics(
+        truth, preds.labels, task, y_score=preds.scores, positive_label=data.positive_label
+    )
+
+
+def _score(
+    metrics: Mapping[str, float], name: str, role: str, version: str | None, task: str
+) -> float:
+    metric_direction(name, task)  # a metric of the wrong task is a config error, not missing data
+    value = metrics.get(name)
+    if value is None or not math.isfinite(value):
+        has = ", ".join(sorted(metrics)) or "none"
+        raise InsufficientDataError(
+            f"{role} version {version}: metric {name!r} is missing or "
+            f"not a finite number (got {value!r}; metrics: {has})"
+        )
+    return float(value)
+
+
+def _opt_float(value: float | None) -> float | None:
+    return None if value is None else float(value)

@@ -1,0 +1,1 @@
+"""Adapters to the stores: MLflow, DVC+git, Great Expectations, the ledger."""

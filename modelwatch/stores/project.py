@@ -1,0 +1,147 @@
+"""A project opened for work: settings, resolved stores, MLflow client and experiment ids."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from modelwatch import io
+from modelwatch.errors import VersioningError
+from modelwatch.settings import Paths, Settings, load_settings
+from modelwatch.stores import tracking, versioning
+from modelwatch.stores.ledger import Ledger, open_ledger
+
+log = logging.getLogger(__name__)
+
+REFERENCE = "data/reference/reference.csv"
+WINDOW = "data/windows/train.csv"
+HOLDOUT = "data/windows/holdout.csv"
+MODEL_FILE = "models/model.joblib"
+TRAIN_METRICS = "metrics/train.json"
+
+
+@dataclass(frozen=True)
+class Project:
+    settings: Settings
+    paths: Paths
+    client: Any
+    experiments: tracking.Experiments
+    ledger: Ledger
+
+    @property
+    def model_name(self) -> str:
+        return self.settings.project.model_name
+
+    def repo_path(self, rel: str) -> Path:
+        return self.paths.data_repo / rel
+
+
+def open_project(params_path: Path | str) -> Project:
+    """Loads params, creates missing stores (data repo, experiments); returns the project.
+
+    Raises:
+        ConfigError: params file invalid.
+    """
+    loaded = load_settings(params_path)
+    paths = loaded.paths
+    for folder in (paths.home, paths.incoming_batches, paths.incoming_labels, paths.artifact_root):
+        folder.mkdir(parents=True, exist_ok=True)
+    versioning.init_data_repo(paths.data_repo, paths.dvc_remote, paths.params_file)
+    client = tracking.configure(paths)
+    experiments = tracking.ensure_experiments(
+        client, loaded.settings.tracking.experiment, paths.artifact_root
+    )
+    return Project(loaded.settings, paths, client, experiments, open_ledger(paths.ledger_url))
+
+
+def load_reference(project: Project) -> pd.DataFrame:
+    """Returns the drift/validation reference: the current champion's training data.
+
+    Raises:
+        VersioningError: no reference has been versioned yet (bootstrap not run).
+    """
+    path = project.repo_path(REFERENCE)
+    if not path.exists():
+        raise VersioningError(f"{path}: no reference data yet (run `modelwatch bootstrap` first)")
+    return io.read_csv_file(path)
+
+
+def ingest_labels(project: Project) -> list[Path]:
+    """Copies label files that arrived in incoming/labels into the data repo and returns every
+    labels file there that DVC does not track yet: the new ones, and any that an interrupted
+    run copied but never versioned. The incoming file is removed only once its copy is whole
+    (same md5), so a kill at any point loses no labels."""
+    dest = project.repo_path("data/labels")
+    dest.mkdir(parents=True, exist_ok=True)
+    copied = set()
+    for src in sorted(project.paths.incoming_labels.glob("*.csv")):
+        target = dest / src.name
+        if not (target.exists() and io.file_md5(target) == io.file_md5(src)):
+            partial = target.with_name(f".{target.name}.partial")
+            shutil.copyfile(src, partial)
+            partial.replace(target)  # atomic: the repo never holds half a labels file
+            copied.add(target)
+        src.unlink()
+    untracked = {p for p in dest.glob("*.csv") if not p.with_name(f"{p.name}.dvc").exists()}
+    return sorted(copied | untracked)
+
+
+def all_labels(project: Project) -> pd.DataFrame:
+    """Returns every label received so far (id, target), later files winning on duplicate ids."""
+    data = project.settings.data
+    files = sorted(project.repo_path("data/labels").glob("*.csv"))
+    if not files:
+        return pd.DataFrame({data.id: pd.Series(dtype="int64"), data.target: pd.Series()})
+    frames = [io.read_csv_file(f)[[data.id, data.target]] for f in files]
+    return pd.concat(frames, ignore_index=True).drop_duplicates(data.id, keep="last")
+
+
+def labelled_batches(project: Project, batch_ids: list[str]) -> list[tuple[str, pd.DataFrame]]:
+    """Returns (batch id, inputs joined with labels) for those of the given accepted batches
+    whose labels have all arrived, in the order given."""
+    data = project.settings.data
+    labels = all_labels(project)
+    out = []
+    for batch_id in batch_ids:
+        path = project.repo_path("data/batches") / f"{batch_id}.csv"
+        if not path.exists():
+            continue
+        batch = io.read_csv_file(path)
+        joined = batch.merge(labels, on=data.id, how="inner")
+        if len(joined) == len(batch):
+            out.append((batch_id, joined))
+    return out
+
+
+def store_for_repo(project: Project, src: Path, rel_dir: str, name: str | None = None) -> Path:
+    """Copies a file into the data repository folder rel_dir; returns the new path."""
+    target = project.repo_path(rel_dir) / (name or src.name)
+    if target.exists() and target.resolve() == src.resolve():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, target)
+    return target
+
+
+def recent_batches(project: Project, order: list[str], count: int) -> list[str]:
+    """Returns the ids of the newest `count` accepted batches that are stored, oldest first."""
+    stored = {p.stem for p in project.repo_path("data/batches").glob("*.csv")}
+    return [b for b in order if b in stored][-count:]
+
+
+def batches_with_predictions(
+    project: Project, batch_ids: list[str]
+) -> tuple[pd.DataFrame, pd.Series]:
+    """Returns the stored inputs of these batches and the predictions made for them."""
+    data = project.settings.data
+    frames, preds = [], []
+    for batch_id in batch_ids:
+        frames.append(io.read_csv_file(project.repo_path("data/batches") / f"{batch_id}.csv"))
+        stored = io.read_csv_file(project.repo_path("data/predictions") / f"{batch_id}.csv")
+        preds.append(stored[data.prediction])
+    return pd.concat(frames, ignore_index=True), pd.concat(preds, ignore_index=True)

@@ -1,0 +1,1 @@
+"""UI checks: headless Chromium on both UIs (test and development tooling)."""
