@@ -195,49 +195,19 @@ class Event:
 
 
 def _record(row: Any) -> BatchRecord:
-    m = row._mapping
-    return BatchRecord(
-        model=m["model"],
-        file_md5=m["file_md5"],
-        batch_id=m["batch_id"],
-        step=int(m["step"]),
-        stage=m["stage"],
-        status=m["status"],
-        owner=m["owner"],
-        flow_run_id=m["flow_run_id"],
-        attempts=int(m["attempts"]),
-        run_id=m["run_id"],
-        data_commit=m["data_commit"],
-        champion_version=m["champion_version"],
-        shadow_version=m["shadow_version"],
-        decision=json.loads(m["decision"]) if m["decision"] else None,
-        outcome=m["outcome"],
-        violations=tuple(v for v in (m["violations"] or "").split(",") if v),
-        metrics=json.loads(m["metrics"] or "{}"),
-        evaluated=bool(m["evaluated"]),
-        error=m["error"],
-        created_at=float(m["created_at"]),
-        updated_at=float(m["updated_at"]),
-    )
+    m = dict(row._mapping)  # the columns are named like the fields
+    m["decision"] = json.loads(m["decision"]) if m["decision"] else None
+    m["violations"] = tuple(v for v in (m["violations"] or "").split(",") if v)
+    m["metrics"] = json.loads(m["metrics"] or "{}")
+    m["evaluated"] = bool(m["evaluated"])
+    return BatchRecord(**m)
 
 
 def _event(row: Any) -> Event:
-    m = row._mapping
-    return Event(
-        id=int(m["id"]),
-        model=m["model"],
-        kind=m["kind"],
-        state=m["state"],
-        step=m["step"],
-        manual=bool(m["manual"]),
-        reason=m["reason"],
-        owner=m["owner"],
-        flow_run_id=m["flow_run_id"],
-        detail=json.loads(m["detail"] or "{}"),
-        outcome=m["outcome"],
-        started_at=float(m["started_at"]),
-        finished_at=m["finished_at"],
-    )
+    m = dict(row._mapping)
+    m["detail"] = json.loads(m["detail"] or "{}")
+    m["manual"] = bool(m["manual"])
+    return Event(**m)
 
 
 def _sqlite_begin_immediate(engine: sa.Engine) -> None:
@@ -289,6 +259,14 @@ class Ledger:
         Raises:
             LedgerBusy: another live process is working on the same content now.
         """
+        try:
+            return self._claim(model, file_md5, batch_id, flow_run_id)
+        except sa.exc.IntegrityError:  # a server database: another process inserted it first
+            raise LedgerBusy(
+                f"{batch_id}: claimed by another process at the same moment; try again"
+            ) from None
+
+    def _claim(self, model: str, file_md5: str, batch_id: str, flow_run_id: str | None) -> Claim:
         me, now = owner_token(), time.time()
         with self._tx() as conn:
             row = conn.execute(
@@ -337,8 +315,10 @@ class Ledger:
             return Claim(self._batch(conn, model, file_md5), "new")
 
     def _next(self, conn: sa.Connection, model: str, name: str) -> int:
-        value = conn.execute(
-            sa.select(counters.c.value).where(counters.c.model == model, counters.c.name == name)
+        value = conn.execute(  # FOR UPDATE: a server database serialises concurrent claims here
+            sa.select(counters.c.value)
+            .where(counters.c.model == model, counters.c.name == name)
+            .with_for_update()
         ).scalar()
         if value is None:
             conn.execute(counters.insert().values(model=model, name=name, value=1))

@@ -271,3 +271,74 @@ def test_doctor_repairs_what_a_kill_leaves_when_nothing_reruns(crash):
         [proj.experiments.monitoring], f"tags.batch_id = '{crash.batch_id(k)}'", max_results=10
     )
     assert [r.info.status for r in runs] == ["FINISHED"]
+
+
+def test_doctor_finishes_a_promotion_killed_half_way_when_nothing_reruns(crash):
+    from modelwatch.app.doctor import diagnose
+
+    k = crash.next
+    crash.next += 1
+    for j in range(1, k):
+        crash.labels(j)
+    code, out = run_cli(crash, k, kill="modelwatch.stores.registry:promote:after", force=True)
+    assert code in (-9, 137), out[-2000:]
+    proj = open_project(crash.params)
+    (event,) = proj.ledger.open_events(proj.model_name, "promotion")
+    candidate = str(event.detail["candidate"])
+    text = "\n".join(r.line() for r in diagnose(proj, prefect=False))
+    assert f"promotion of v{candidate} interrupted" in text, text
+    assert f"finished: champion v{candidate}, reference moved" in text
+    champion = registry.get_alias(proj.client, proj.model_name, registry.CHAMPION)
+    assert champion.version == candidate
+    repo = proj.paths.data_repo
+    window = versioning.read_version(repo, WINDOW, champion.tags["window_tag"])
+    assert (repo / REFERENCE).read_bytes() == window
+    assert proj.ledger.open_events(proj.model_name) == []  # the retrain it concluded too
+    code, out = run_cli(crash, k, force=True)  # the batch then finishes without a 2nd retrain
+    assert code == 0, out[-2000:]
+    rec = proj.ledger.batch_by_id(proj.model_name, crash.batch_id(k))
+    assert rec.done and rec.outcome.startswith(f"promoted v{candidate}"), rec
+    assert registry.get_alias(proj.client, proj.model_name, registry.CHAMPION).version == candidate
+
+
+def test_a_store_locked_for_30_s_mid_run_fails_or_waits_and_the_rerun_finishes_once(crash):
+    """Another process takes an exclusive lock on mlflow.db for 30 s once the batch is
+    versioned: the run either waits it out or fails cleanly; the same file again then ends with
+    exactly one accepted run, one commit, one decision."""
+    import sqlite3
+    import time
+
+    k = crash.next
+    crash.next += 1
+    proj = open_project(crash.params)
+    held = threading.Event()
+
+    def lock_when_versioned() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            rec = proj.ledger.batch_by_id(proj.model_name, crash.batch_id(k))
+            if rec is not None and rec.reached("versioned"):
+                break
+            time.sleep(0.05)
+        conn = sqlite3.connect(proj.paths.mlflow_db, timeout=60, isolation_level=None)
+        conn.execute("BEGIN EXCLUSIVE")
+        held.set()
+        time.sleep(30)
+        conn.execute("COMMIT")
+        conn.close()
+
+    locker = threading.Thread(target=lock_when_versioned, daemon=True)
+    locker.start()
+    code, out = run_cli(crash, k)
+    locker.join(120)
+    assert held.is_set(), "the lock was never taken: the run did not reach 'versioned'"
+    assert code in (0, 2), out[-3000:]  # waited it out, or the flow run failed
+    if code == 2:
+        rec = proj.ledger.batch_by_id(proj.model_name, crash.batch_id(k))
+        assert not rec.done and rec.owner is None and rec.error, rec  # released, with why
+        code, out = run_cli(crash, k)
+        assert code == 0, out[-3000:]
+    crash.decisions = getattr(crash, "decisions", {})
+    rec = proj.ledger.batch_by_id(proj.model_name, crash.batch_id(k))
+    crash.decisions[k] = proj.client.get_run(rec.run_id).data.tags["decision"]
+    assert_exactly_once(crash, k)
