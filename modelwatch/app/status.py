@@ -188,8 +188,27 @@ def status(params_path: Path | str) -> str:
             + (", ".join(f"{k} ({v['severity']})" for k, v in sorted(open_.items())) or "none")
         )
     lines += _outbox_lines(paths.registry_dir / f"{name}.alert-outbox.json")
+    lines += _ledger_lines(paths.ledger_url, name)
     lines.append(f"next scheduled run: {_next_scheduled_run(paths)}")
     return "\n".join(lines)
+
+
+def _ledger_lines(url: str, name: str) -> list[str]:
+    """What the ledger knows is unfinished: batches stopped mid-way, events still open."""
+    from modelwatch.stores import ledger
+
+    led = ledger.open_ledger(url)
+    out = [f"ledger: {url.split('://')[0]}, {led.count_batches(name)} batch(es)"]
+    for rec in led.unfinished(name):
+        who = "running" if ledger.owner_alive(rec.owner) else "interrupted"
+        out.append(
+            f"unfinished batch: {rec.batch_id} (step {rec.step}, at '{rec.stage}', {who})"
+            + (f": {rec.error}" if rec.error else "")
+        )
+    for event in led.open_events(name):
+        who = "running" if ledger.owner_alive(event.owner) else "interrupted"
+        out.append(f"open {event.kind}: step {event.step} ({who}); `modelwatch doctor` closes it")
+    return out
 
 
 def _outbox_lines(path: Path) -> list[str]:

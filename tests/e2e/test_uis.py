@@ -193,6 +193,8 @@ def test_status_tells_the_champion_last_batch_decision_and_next_scheduled_run(se
     assert lines["last batch"].startswith(f"{waiting} (step 5, accepted), drift share 0.")
     assert " on batch-004-2011-02-19 (scored by v" in lines["last realized mae"]
     assert lines["last decision"]
+    assert lines["ledger"] == "sqlite, 5 batch(es)"  # and nothing unfinished or open
+    assert not [k for k in lines if k.startswith(("unfinished", "open retrain", "open promotion"))]
     when, _, rest = lines["next scheduled run"].partition(" ")
     assert rest.endswith(", monitor-incoming/monitor)")
     next_run = datetime.fromisoformat(when)
