@@ -133,7 +133,7 @@ def _score_and_version(
         proj, intake, "scored", champion_version=champion.version, shadow_version=shadow_version
     )
     batch_id = intake.batch_id
-    files = stage_batch(proj, batch_path, batch, stored, batch_id)
+    files = stage_batch(proj, batch_path, batch, stored, batch_id, intake.index)
     versions = version_files(proj, files, f"accept {batch_id} (step {intake.index})")
     commit = versions[f"data/batches/{batch_id}.csv"].commit
     advance_batch(proj, intake, "versioned", data_commit=commit)

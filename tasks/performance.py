@@ -36,11 +36,12 @@ def evaluate_labelled_batches(
     beside them, the error of the earlier CBPE estimate, the shadow model's metrics, and the
     drift of the labels against the reference target."""
     logger = get_run_logger()
-    labels = project.all_labels(proj)
+    waiting = proj.ledger.unevaluated(proj.model_name)
+    labels = project.all_labels(proj, since_step=waiting[0].step if waiting else index)
     data, task_kind = proj.settings.data, proj.settings.project.task
     done = []
     # only the batches still waiting for labels: the cost does not grow with history
-    for run in proj.ledger.unevaluated(proj.model_name):
+    for run in waiting:
         if run.step >= index or run.run_id is None:
             continue
         preds = io.read_csv_file(proj.repo_path("data/predictions") / f"{run.batch_id}.csv")

@@ -33,7 +33,7 @@ def judge_probation(
     runs = proj.ledger.shadowed(
         proj.model_name, champion.version, previous.version, settings.batches
     )
-    labels = project.all_labels(proj)
+    labels = project.all_labels(proj, since_step=runs[0].step if runs else 0)
     frames = []
     for run in runs:
         preds = io.read_csv_file(proj.repo_path("data/predictions") / f"{run.batch_id}.csv")

@@ -36,7 +36,9 @@ def build_training_window(proj: Project) -> windows.TrainingWindow:
     order = {b.batch_id: b.step for b in recent}
     labelled = [
         windows.LabelledBatch(bid, order[bid], frame)
-        for bid, frame in project.labelled_batches(proj, list(order))
+        for bid, frame in project.labelled_batches(
+            proj, list(order), since_step=min(order.values(), default=0)
+        )
     ]
     window = windows.build_window(project.load_reference(proj), labelled, proj.settings.training)
     get_run_logger().info("training window: %s", window.describe())

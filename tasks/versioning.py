@@ -63,13 +63,21 @@ def reuse_versioned(proj: Project, intake: Any) -> Scored:
 
 @task(cache_policy=NO_CACHE)
 def stage_batch(
-    proj: Project, batch_path: Path, batch: pd.DataFrame, predictions: pd.DataFrame, batch_id: str
+    proj: Project,
+    batch_path: Path,
+    batch: pd.DataFrame,
+    predictions: pd.DataFrame,
+    batch_id: str,
+    index: int,
 ) -> list[Path]:
-    """Copies an accepted batch and its predictions into the data repo; returns their paths."""
+    """Copies an accepted batch, its predictions and the labels files that arrived into the data
+    repo (the ledger records at which step each labels file came); returns their paths."""
     stored = project.store_for_repo(proj, batch_path, "data/batches", f"{batch_id}.csv")
     pred_path = proj.repo_path("data/predictions") / f"{batch_id}.csv"
     io.write_csv(predictions, pred_path)
-    return [stored, pred_path, *project.ingest_labels(proj)]
+    labels = project.ingest_labels(proj)
+    proj.ledger.add_label_files(proj.model_name, [p.name for p in labels], index)
+    return [stored, pred_path, *labels]
 
 
 @task(cache_policy=NO_CACHE)

@@ -112,6 +112,16 @@ meta = sa.Table(
 )
 
 
+label_files = sa.Table(
+    "label_files",
+    _meta,
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("name", sa.String(300), primary_key=True),
+    sa.Column("step", sa.Integer, nullable=False),  # the step of the run that versioned it
+    sa.Index("ix_label_files_step", "model", "step"),
+)
+
+
 def owner_token(pid: int | None = None) -> str:
     """Returns "pid:start" naming a running process (its start time tells a reused pid apart)."""
     import psutil
@@ -625,6 +635,32 @@ class Ledger:
         with self.engine.connect() as conn:
             row = conn.execute(q.order_by(events.c.id.desc()).limit(1)).first()
         return _event(row) if row is not None else None
+
+    # -- labels files: which run took each in, so a batch reads only those that can label it --
+
+    def add_label_files(self, model: str, names: list[str], step: int) -> None:
+        """Records labels files taken in at a step (a file delivered again moves to the newer
+        step)."""
+        with self._tx() as conn:
+            for name in names:
+                done = conn.execute(
+                    label_files.update()
+                    .where(label_files.c.model == model, label_files.c.name == name)
+                    .values(step=step)
+                ).rowcount
+                if not done:
+                    conn.execute(label_files.insert().values(model=model, name=name, step=step))
+
+    def label_files_since(self, model: str, step: int) -> list[str]:
+        """Returns the labels files taken in at or after a step, by name: labels arrive after
+        their batch, so these are all that can hold labels of a batch of that step or later."""
+        q = (
+            sa.select(label_files.c.name)
+            .where(label_files.c.model == model, label_files.c.step >= step)
+            .order_by(label_files.c.name)
+        )
+        with self.engine.connect() as conn:
+            return [name for (name,) in conn.execute(q)]
 
     # -- small named values (timeline run id, which champion the reference belongs to) -------
 

@@ -91,21 +91,28 @@ def ingest_labels(project: Project) -> list[Path]:
     return sorted(copied | untracked)
 
 
-def all_labels(project: Project) -> pd.DataFrame:
-    """Returns every label received so far (id, target), later files winning on duplicate ids."""
+def all_labels(project: Project, since_step: int = 0) -> pd.DataFrame:
+    """Returns the labels (id, target) of the files taken in at or after a step (the ledger
+    knows which), later files winning on duplicate ids: labels arrive after their batch, so a
+    batch of step s needs only the files from step s on, and reading them costs the same however
+    many weeks of labels came before."""
     data = project.settings.data
-    files = sorted(project.repo_path("data/labels").glob("*.csv"))
+    folder = project.repo_path("data/labels")
+    names = project.ledger.label_files_since(project.model_name, since_step)
+    files = [folder / n for n in names if (folder / n).exists()]
     if not files:
         return pd.DataFrame({data.id: pd.Series(dtype="int64"), data.target: pd.Series()})
     frames = [io.read_csv_file(f)[[data.id, data.target]] for f in files]
     return pd.concat(frames, ignore_index=True).drop_duplicates(data.id, keep="last")
 
 
-def labelled_batches(project: Project, batch_ids: list[str]) -> list[tuple[str, pd.DataFrame]]:
+def labelled_batches(
+    project: Project, batch_ids: list[str], since_step: int = 0
+) -> list[tuple[str, pd.DataFrame]]:
     """Returns (batch id, inputs joined with labels) for those of the given accepted batches
-    whose labels have all arrived, in the order given."""
+    (none older than since_step) whose labels have all arrived, in the order given."""
     data = project.settings.data
-    labels = all_labels(project)
+    labels = all_labels(project, since_step)
     out = []
     for batch_id in batch_ids:
         path = project.repo_path("data/batches") / f"{batch_id}.csv"
