@@ -36,11 +36,11 @@ def main() -> None:
     args = parser.parse_args()
 
     t0 = time.perf_counter()
-    from modelwatch import drift, io, training
+    from modelwatch import drift, io
     from modelwatch.app import demo
     from modelwatch.settings import Paths, load_settings
     from modelwatch.stores import tracking, validation, versioning
-    from modelwatch.training import scoring
+    from modelwatch.training import fit, scoring
 
     import_s = time.perf_counter() - t0
     loaded = load_settings(ROOT / "params.yaml")
@@ -50,7 +50,7 @@ def main() -> None:
     reference = io.read_csv_file(plan.reference)
     batch_path = plan.batches[10].inputs
     batch = io.read_csv_file(batch_path)
-    model = training.fit_model(reference, s.data, s.training, s.project.task).pipeline
+    model = fit.fit_model(reference, s.data, s.training, s.project.task).pipeline
     preds = scoring.score_frame(model, batch, s.data, s.project.task)
     ref_preds = scoring.score_frame(model, reference, s.data, s.project.task)
 
@@ -88,7 +88,7 @@ def main() -> None:
         ),
         "DVC add + git commit + push": track_batch,
         "MLflow run (50 metrics, 2 JSON)": log_run,
-        "fit candidate + 5-fold CV": lambda: training.fit_model(
+        "fit candidate + 5-fold CV": lambda: fit.fit_model(
             reference, s.data, s.training, s.project.task
         ),
     }

@@ -14,7 +14,7 @@ Policies:
 The replay runs in one process on the same pure functions the Prefect flows call (policy,
 windows, training pipeline, promotion, probation, drift). It skips what does not change a
 decision: Prefect, MLflow runs, GX validation, DVC versioning. Labels arrive one batch late,
-as in the demo. Every policy trains the same pipeline (training.build_pipeline, params.yaml's
+as in the demo. Every policy trains the same pipeline (build_pipeline, params.yaml's
 hyperparameters, one thread) on the same kind of window (windows.build_window).
 
     .venv/bin/python benchmarks/bench_policies.py                 # 2011-2012, ~104 batches
@@ -36,13 +36,15 @@ from threadpoolctl import threadpool_limits
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from modelwatch import drift, performance, training  # noqa: E402
+from modelwatch import drift  # noqa: E402
 from modelwatch.app.demo import cut_batches, load_source, split_reference  # noqa: E402
 from modelwatch.decide import policy, probation, promotion  # noqa: E402
 from modelwatch.errors import InsufficientDataError  # noqa: E402
+from modelwatch.performance.metrics import compute_metrics  # noqa: E402
 from modelwatch.settings import Settings, load_settings  # noqa: E402
 from modelwatch.stores import gate  # noqa: E402
 from modelwatch.training import scoring, windows  # noqa: E402
+from modelwatch.training.fit import build_pipeline, fit_model, split_xy  # noqa: E402
 
 
 @dataclass
@@ -71,8 +73,8 @@ VERBOSE = False
 
 
 def fit(frame: pd.DataFrame, s: Settings) -> object:
-    x, y = training.split_xy(frame, s.data)
-    return training.build_pipeline(s.data, s.training, s.project.task).fit(x, y)
+    x, y = split_xy(frame, s.data)
+    return build_pipeline(s.data, s.training, s.project.task).fit(x, y)
 
 
 def score(model: Model, frame: pd.DataFrame, s: Settings) -> pd.DataFrame:
@@ -80,9 +82,7 @@ def score(model: Model, frame: pd.DataFrame, s: Settings) -> pd.DataFrame:
 
 
 def metric_of(frame: pd.DataFrame, preds: pd.DataFrame, s: Settings, metric: str) -> float:
-    values = performance.compute_metrics(
-        frame[s.data.target], preds[s.data.prediction], s.project.task
-    )
+    values = compute_metrics(frame[s.data.target], preds[s.data.prediction], s.project.task)
     return values[metric]
 
 
@@ -154,7 +154,7 @@ def run_modelwatch(reference, batches, s: Settings) -> Outcome:
     r = Replay("modelwatch", reference, batches, s)
     metric = s.retrain.performance_metric
     # as the bootstrap flow does: the first champion's baseline is its cross-validated score
-    cv = training.fit_model(reference, s.data, s.training, s.project.task).cv_metrics
+    cv = fit_model(reference, s.data, s.training, s.project.task).cv_metrics
     r.champion.baseline = cv[metric]
     delay = s.demo.label_delay_batches if s.demo else 1
     for index, (_, frame) in enumerate(batches, start=1):

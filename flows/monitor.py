@@ -12,7 +12,8 @@ from prefect.states import Completed, Failed
 
 from flows.common import DEFAULT_PARAMS, run_name, tag_run
 from flows.retrain import retrain
-from modelwatch import alerts, drift
+from modelwatch import drift
+from modelwatch.alerts import incidents
 from modelwatch.decide import policy, probation, promotion
 from modelwatch.errors import ConfigError
 from modelwatch.stores import validation
@@ -156,7 +157,7 @@ def _process(
     if not checked.success:
         folder = quarantine_batch(batch_path, checked, proj)
         run_id = log_rejection(proj, intake, batch_path, checked, folder, champion.version)
-        found = alerts.validation_alerts(checked, batch_path.stem, index, str(folder))
+        found = incidents.validation_alerts(checked, batch_path.stem, index, str(folder))
         send_alerts(proj, found, batch_path.stem, index, run_id)
         advance_batch(proj, intake, "done", status="rejected", champion_version=champion.version)
         tag_run("rejected")
@@ -226,12 +227,12 @@ def _process(
         verdict,
     )
     mode = proj.settings.retrain.run_mode
-    found = alerts.validation_alerts(checked, batch_id, index) + alerts.decision_alerts(
+    found = incidents.validation_alerts(checked, batch_id, index) + incidents.decision_alerts(
         decision, batch_id, index
     )
     if verdict is not None:
         rolled_back = verdict.status == "failed" and mode == "enabled"
-        found += alerts.probation_alerts(verdict, batch_id, index, rolled_back=rolled_back)
+        found += incidents.probation_alerts(verdict, batch_id, index, rolled_back=rolled_back)
     advance_batch(proj, intake, "decided", decision=decision.to_dict())
     outcome, described = None, None
     earlier = retrain_done_at(proj, index) if decision.retrain else None
@@ -251,13 +252,13 @@ def _process(
         described = describe_retrain(state, outcome)
         record_outcome(run_id, described)
         if outcome is not None:
-            found += alerts.retrain_alerts(batch_id, index, None)
+            found += incidents.retrain_alerts(batch_id, index, None)
             if not (outcome.promote and mode == "enabled"):  # a promotion alerts by itself
-                found += alerts.promotion_alerts(
+                found += incidents.promotion_alerts(
                     outcome, batch_id, index, dry_run=mode == "dry_run"
                 )
         elif not described.startswith(("deferred", "skipped")):
-            found += alerts.retrain_alerts(batch_id, index, described)
+            found += incidents.retrain_alerts(batch_id, index, described)
     elif decision.retrain:  # decided but not run; it counts for cooldown like one that ran
         event = start_event(proj, "retrain", decision.summary(), step=index)
         finish_event(proj, event, "not run (retrain.run_mode: disabled)")

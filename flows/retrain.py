@@ -10,7 +10,7 @@ from prefect import flow
 from prefect.states import Completed, State
 
 from flows.common import DEFAULT_PARAMS, one_at_a_time, tag_run
-from modelwatch import alerts
+from modelwatch.alerts import incidents
 from modelwatch.decide import promotion
 from modelwatch.errors import ConfigError, InsufficientDataError
 from modelwatch.stores import gate, registry, versioning
@@ -185,7 +185,7 @@ def _promote(
     mark_reference(proj, cand.version)
     step = batch_index if batch_index is not None else event.step or 0
     subject = batch_id or f"manual-retrain-after-step-{step}"
-    send_alerts(proj, alerts.promotion_alerts(decision, subject, step), subject, step)
+    send_alerts(proj, incidents.promotion_alerts(decision, subject, step), subject, step)
     finish_event(proj, event, f"promoted v{cand.version}")
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from prefect import flow
 
 from flows.common import DEFAULT_PARAMS, one_at_a_time, tag_run
-from modelwatch import alerts
+from modelwatch.alerts import incidents
 from modelwatch.errors import ConfigError
 from tasks.alerts import deliver
 from tasks.events import finish_event, others_alive, start_event
@@ -33,6 +33,6 @@ def rollback(reason: str, params_path: Path = DEFAULT_PARAMS) -> tuple[str, str]
     event = start_event(proj, "rollback", reason, manual=True)
     with one_at_a_time(proj.model_name, others_alive(proj, event)):
         before, after = rollback_champion(proj, reason)
-    deliver(proj, alerts.rollback_alerts(before, after, reason).alerts)
+    deliver(proj, incidents.rollback_alerts(before, after, reason).alerts)
     finish_event(proj, event, f"rolled back v{before} -> v{after}")
     return before, after

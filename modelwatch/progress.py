@@ -1,12 +1,12 @@
 """Progress of long work (a replay, an incoming folder, training, drift on many columns).
 
-A `Progress` reports `label: k/N (p%) detail, elapsed, about T left` on a logger: inside a flow
-run the Prefect logger (so the line shows in the terminal and in the Prefect UI's logs), else the
-module logger (PREFECT_LOGGING_EXTRA_LOGGERS=modelwatch puts it in the Prefect run's logs too),
-or the logger given. Short work stays quiet: a line is written only once `every` seconds have
-passed since the last one (every=0: at each step). `on_update(percent)` is called at each step:
-tasks/progress.py passes one that keeps a Prefect progress artifact up to date. Nothing here
-imports Prefect.
+A `Progress` reports `label: k/N (p%) detail, elapsed, about T left`: to `on_line(text)` when
+given (the core functions that report progress take it as `on_progress`, and the tasks pass the
+Prefect run logger's `info`, so the line shows in the run's logs), else on the logger given, else
+on the module logger (PREFECT_LOGGING_EXTRA_LOGGERS=modelwatch puts that in the Prefect run's logs
+too). Short work stays quiet: a line is written only once `every` seconds have passed since the
+last one (every=0: at each step). `on_update(percent)` is called at each step: tasks/progress.py
+passes one that keeps a Prefect progress artifact up to date. Nothing here imports Prefect.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ class Progress:
         logger: Any = None,
         clock: Any = time.monotonic,
         on_update: Callable[[float], None] | None = None,
+        on_line: Callable[[str], None] | None = None,
     ) -> None:
         self.label, self.total, self.every = label, max(int(total), 0), every
         self.done = 0
@@ -48,6 +49,7 @@ class Progress:
         self._logger = logger
         self._reported = False
         self._on_update = on_update
+        self._on_line = on_line
 
     @property
     def elapsed(self) -> float:
@@ -90,5 +92,8 @@ class Progress:
             return None
         self._last, self._reported = now, True
         text = self.line(detail)
-        (self._logger or log).info(text)
+        if self._on_line is not None:
+            self._on_line(text)
+        else:
+            (self._logger or log).info(text)
         return text

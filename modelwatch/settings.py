@@ -20,6 +20,24 @@ from pydantic import (
 
 from modelwatch.errors import ConfigError
 
+Direction = Literal["min", "max"]
+
+# every metric modelwatch reports, per task, and whether lower ("min") or higher ("max") is
+# better; defined here, in the base, because params are validated against it
+# (modelwatch.performance.metrics computes them)
+METRIC_DIRECTIONS: dict[str, dict[str, Direction]] = {
+    "regression": {"mae": "min", "rmse": "min", "mape": "min", "r2": "max"},
+    "classification": {
+        "accuracy": "max",
+        "precision": "max",
+        "recall": "max",
+        "f1": "max",
+        "roc_auc": "max",
+        "pr_auc": "max",
+        "log_loss": "min",
+    },
+}
+
 LEDGER_URL_ENV = "MODELWATCH_LEDGER_URL"
 HOME_ENV = "MODELWATCH_HOME"
 
@@ -408,8 +426,6 @@ class Settings(_Frozen):
 
     @model_validator(mode="after")
     def _metrics_match_task(self) -> Settings:
-        from modelwatch.performance import METRIC_DIRECTIONS
-
         allowed = METRIC_DIRECTIONS[self.project.task]
         for key, name in [
             ("promotion.metric", self.promotion.metric),

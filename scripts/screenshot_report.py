@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from modelwatch import training
 from modelwatch.drift import compute_drift
 from modelwatch.drift.html import render_drift_html
 from modelwatch.settings import load_settings
+from modelwatch.training import fit
 
 ROOT = Path(__file__).resolve().parent.parent
 WEEK_START = pd.Timestamp("2011-06-04")
@@ -44,7 +44,7 @@ def build_html(params: Path, broken: str | None = None) -> tuple[str, float, flo
         current[broken] = float("nan")
     # The champion the demo bootstraps: trained on the reference, with the permutation
     # importances that rank the drift; its predictions fill the prediction section.
-    champion = training.fit_model(reference, data, settings.training, settings.project.task)
+    champion = fit.fit_model(reference, data, settings.training, settings.project.task)
     predictions = (
         pd.Series(champion.pipeline.predict(reference[data.features])),
         pd.Series(champion.pipeline.predict(current[data.features])),

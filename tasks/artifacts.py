@@ -10,7 +10,7 @@ from prefect.cache_policies import NO_CACHE
 
 from modelwatch import drift
 from modelwatch.decide import policy
-from modelwatch.performance import format_number
+from modelwatch.performance.metrics import format_number
 from modelwatch.stores import validation
 from modelwatch.stores.project import Project
 

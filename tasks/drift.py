@@ -28,6 +28,7 @@ def compute_drift(
     feature importances when `model` (the fitted pipeline) exposes them."""
     if importance is None and model is not None:
         importance = feature_importance(model, data.features)
+    logger = get_run_logger()
     report = drift.compute_drift(
         reference,
         batch,
@@ -36,8 +37,9 @@ def compute_drift(
         prediction_reference=prediction_reference,
         prediction_current=prediction_current,
         importance=importance,
+        on_progress=logger.info,
     )
-    get_run_logger().info("%s", report.summary())
+    logger.info("%s", report.summary())
     create_table_artifact(
         key="drift-by-feature", table=report.to_rows(), description=report.summary()[:500]
     )

@@ -8,7 +8,8 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from modelwatch import alerts, io
+from modelwatch import io
+from modelwatch.alerts import incidents
 from modelwatch.errors import ConfigError
 from modelwatch.stores import ledger, recovery
 from modelwatch.stores.project import Project
@@ -43,7 +44,7 @@ def recover_state(proj: Project) -> list[str]:
     from tasks.alerts import send_alerts
 
     def tell(candidate: str, previous: str | None, reason: str, step: int | None) -> None:
-        alert = alerts.Alert(
+        alert = incidents.Alert(
             kind="promotion",
             severity="info",
             title=f"Version {candidate} is now champion (was {previous})",
@@ -51,7 +52,7 @@ def recover_state(proj: Project) -> list[str]:
             batch_id=f"step-{step}" if step is not None else "manual",
             batch_index=step or 0,
         )
-        send_alerts(proj, alerts.Findings((alert,)), alert.batch_id, alert.batch_index)
+        send_alerts(proj, incidents.Findings((alert,)), alert.batch_id, alert.batch_index)
 
     repairs = recovery.recover(proj, on_promoted=tell)
     logger = get_run_logger()

@@ -9,8 +9,9 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from modelwatch import drift, io, performance
+from modelwatch import drift, io
 from modelwatch.decide import probation
+from modelwatch.performance.report import PerformanceReport
 from modelwatch.settings import BootstrapSettings
 from modelwatch.stores import project, tracking
 from modelwatch.stores.project import Project
@@ -23,8 +24,8 @@ class Evaluation:
     batch_id: str
     index: int
     label_coverage: float
-    report: performance.PerformanceReport
-    shadow: performance.PerformanceReport | None = None
+    report: PerformanceReport
+    shadow: PerformanceReport | None = None
 
 
 @task(cache_policy=NO_CACHE)
@@ -104,7 +105,7 @@ def evaluate_labelled_batches(
     return done
 
 
-def _report_metrics(report: performance.PerformanceReport, prefix: str) -> dict[str, float]:
+def _report_metrics(report: PerformanceReport, prefix: str) -> dict[str, float]:
     metrics = {f"{prefix}.{k}": v for k, v in report.metrics.items()}
     for k, (low, high) in report.intervals.items():
         metrics[f"{prefix}.{k}.ci_low"] = low
@@ -116,7 +117,7 @@ def _report_metrics(report: performance.PerformanceReport, prefix: str) -> dict[
 
 def _shadow_report(
     proj: Project, preds: pd.DataFrame, batch: pd.DataFrame, labels: pd.DataFrame
-) -> performance.PerformanceReport | None:
+) -> PerformanceReport | None:
     """Returns the shadow model's (previous champion's) report on the same rows, if it scored."""
     data = proj.settings.data
     shadow = [c for c in preds.columns if c.startswith(probation.SHADOW_PREFIX)]

@@ -9,10 +9,10 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from modelwatch import io, training
+from modelwatch import io
 from modelwatch.stores import project, registry, tracking, versioning
 from modelwatch.stores.project import Project
-from modelwatch.training import model_card, windows
+from modelwatch.training import fit, model_card, windows
 from tasks.tracking import _flow_run_tags
 
 
@@ -73,7 +73,7 @@ def train_candidate(
     root = proj.paths.data_repo
     ran, sha = versioning.reproduce(root, "train", f"train model on {tag}: {reason}", tag=tag)
     metrics = json.loads(proj.repo_path(project.TRAIN_METRICS).read_text())
-    model = training.load_model(proj.repo_path(project.MODEL_FILE))
+    model = fit.load_model(proj.repo_path(project.MODEL_FILE))
     win = window[project.WINDOW]
     data = proj.settings.data
     tags = {

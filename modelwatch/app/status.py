@@ -212,11 +212,11 @@ def _ledger_lines(url: str, name: str) -> list[str]:
 
 
 def _outbox_lines(path: Path) -> list[str]:
-    from modelwatch.alerts import notify
+    from modelwatch.alerts import delivery
     from modelwatch.errors import SchemaError
 
     try:
-        pending = notify.load_outbox(path)
+        pending = delivery.load_outbox(path)
     except SchemaError as exc:
         return [f"undelivered alerts: unreadable outbox ({exc}); the next batch sets it aside"]
     if not pending:

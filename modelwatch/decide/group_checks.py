@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from modelwatch.decide.promotion_checks import TOLERANCE, Check, verdict
+from modelwatch.decide.checks import TOLERANCE, Check, verdict
 from modelwatch.errors import ConfigError, InsufficientDataError
 from modelwatch.performance.metrics import compute_metrics, format_number, format_percent, worsening
 from modelwatch.performance.significance import Predictions

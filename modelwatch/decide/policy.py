@@ -10,7 +10,12 @@ from itertools import pairwise
 from typing import Any, Literal
 
 from modelwatch.errors import ConfigError
-from modelwatch.performance import format_number, format_percent, metric_direction, worsening
+from modelwatch.performance.metrics import (
+    format_number,
+    format_percent,
+    metric_direction,
+    worsening,
+)
 from modelwatch.settings import RetrainSettings, Severity
 
 logger = logging.getLogger(__name__)

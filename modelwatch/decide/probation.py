@@ -13,9 +13,8 @@ from typing import Literal
 
 import pandas as pd
 
-from modelwatch import performance
 from modelwatch.errors import InsufficientDataError
-from modelwatch.performance import format_number, format_percent
+from modelwatch.performance.metrics import compute_metrics, format_number, format_percent, worsening
 from modelwatch.settings import DataSettings, ProbationSettings
 
 SHADOW_PREFIX = "shadow."
@@ -68,7 +67,7 @@ def judge(
     pending.
 
     Raises:
-        InsufficientDataError, SchemaError: see performance.compute_metrics.
+        InsufficientDataError, SchemaError: see compute_metrics.
     """
     base = dict(
         champion_version=champion_version,
@@ -91,7 +90,7 @@ def judge(
         )
 
     def score(prefix: str) -> float:
-        values = performance.compute_metrics(
+        values = compute_metrics(
             rows[data.target],
             rows[f"{prefix}{data.prediction}"],
             task,
@@ -105,7 +104,7 @@ def judge(
         return values[metric]
 
     champ, prev = score(""), score(SHADOW_PREFIX)
-    worse = performance.worsening(metric, prev, champ, task)
+    worse = worsening(metric, prev, champ, task)
     failed = worse > settings.tolerance
     amount = format_number(abs(worse)) if prev == 0 else format_percent(abs(worse))
     side = "worse" if worse > 0 else "better" if worse < 0 else "as good"

@@ -5,7 +5,7 @@ thresholds (a gate passed in by the caller: stores.gate wraps MLflow's model val
 this module imports no mlflow), a cap on suspiciously large gains, guard metrics, the
 significance of the gain (paired bootstrap, or McNemar's exact test for accuracy), non-inferiority
 in every segment, and a limit on the gap between the groups of each sensitive column. The checks
-are in modelwatch.decide.promotion_checks and modelwatch.decide.group_checks, the statistics in
+are in modelwatch.decide.checks and modelwatch.decide.group_checks, the statistics in
 modelwatch.performance.significance.
 """
 
@@ -18,8 +18,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from modelwatch.decide.group_checks import Groups, fairness_checks, segment_checks
-from modelwatch.decide.promotion_checks import (
+from modelwatch.decide.checks import (
     Check,
     Gate,
     cap_check,
@@ -27,6 +26,7 @@ from modelwatch.decide.promotion_checks import (
     significance_check,
     threshold_check,
 )
+from modelwatch.decide.group_checks import Groups, fairness_checks, segment_checks
 from modelwatch.errors import InsufficientDataError, SchemaError
 from modelwatch.performance.metrics import (
     compute_metrics,

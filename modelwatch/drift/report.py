@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -129,8 +129,11 @@ def compute_drift(
     target_reference: pd.Series | None = None,
     target_current: pd.Series | None = None,
     importance: Mapping[str, float] | None = None,
+    on_progress: Callable[[str], None] | None = None,
 ) -> DriftReport:
-    """Returns the drift of each configured feature, the prediction and the target.
+    """Returns the drift of each configured feature, the prediction and the target. Progress
+    lines (one per column, when the work is long) go to `on_progress` when given, else to the
+    modelwatch.progress logger.
 
     importance: the champion's feature importances (any scale; normalised to sum 1 over the
     features; None or all zero gives equal weights). A column that cannot be tested is reported
@@ -140,7 +143,7 @@ def compute_drift(
         ConfigError: drift.columns names an unknown column or a test that does not accept it.
     """
     check_column_overrides(settings, data)
-    progress = Progress(f"drift on {len(current)} rows", len(data.features))
+    progress = Progress(f"drift on {len(current)} rows", len(data.features), on_line=on_progress)
     found = []
     for column in data.features:
         found.append(_feature_drift(reference, current, column, data, settings))

@@ -16,7 +16,8 @@ import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 
 from modelwatch.errors import ConfigError, InsufficientDataError, SchemaError
-from modelwatch.performance import label_key, ranking_areas
+from modelwatch.performance.metrics import label_key
+from modelwatch.performance.resampling import ranking_areas
 
 ArrayLike = Sequence | np.ndarray | pd.Series | pd.DataFrame
 
@@ -110,7 +111,7 @@ def fit_calibrator(
     each fitted with sklearn.isotonic.IsotonicRegression(out_of_bounds="clip").
 
     Binary: scores are P(positive_label), 1-D or one column. Multiclass: one score column per
-    label of `classes`. Labels compare by value (performance.label_key).
+    label of `classes`. Labels compare by value (performance.metrics.label_key).
 
     Raises:
         InsufficientDataError: fewer than two rows.
@@ -151,13 +152,13 @@ def estimate_metrics(
     classes: Sequence | None = None,
 ) -> dict[str, float]:
     """Returns accuracy, precision, recall, f1, roc_auc and pr_auc expected from calibrated
-    probabilities (CBPE), under the names of performance.compute_metrics.
+    probabilities (CBPE), under the names of performance.metrics.compute_metrics.
 
     Binary (positive_label; calibrated = P(positive)): the expected confusion matrix gives
     accuracy, precision, recall and f1 of the positive label; roc_auc and pr_auc are the area
     under the expected ROC curve and the expected average precision over the thresholds of the
-    calibrated score (performance.ranking_areas with weights p and 1 - p). Multiclass (classes;
-    one calibrated column per class): the same one-vs-rest per class, macro-averaged, and
+    calibrated score (performance.resampling.ranking_areas with weights p and 1 - p). Multiclass
+    (classes; one calibrated column per class): the same one-vs-rest per class, macro-averaged, and
     accuracy is the mean calibrated probability of the predicted class. A metric whose expected
     denominator is 0 is 0 (as sklearn's zero_division=0); roc_auc and pr_auc are left out when
     no positive or no negative is expected.

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -18,24 +17,13 @@ from sklearn import metrics as skm
 
 from modelwatch.errors import ConfigError, InsufficientDataError, SchemaError
 
+# the metric names and directions are a literal of the base (settings validates params with it)
+from modelwatch.settings import METRIC_DIRECTIONS, Direction
+
 logger = logging.getLogger(__name__)
 
-Direction = Literal["min", "max"]
 ArrayLike = Sequence | np.ndarray | pd.Series
 ScoreLike = Sequence | np.ndarray | pd.Series | pd.DataFrame
-
-METRIC_DIRECTIONS: dict[str, dict[str, Direction]] = {
-    "regression": {"mae": "min", "rmse": "min", "mape": "min", "r2": "max"},
-    "classification": {
-        "accuracy": "max",
-        "precision": "max",
-        "recall": "max",
-        "f1": "max",
-        "roc_auc": "max",
-        "pr_auc": "max",
-        "log_loss": "min",
-    },
-}
 
 
 def metric_directions(task: str) -> dict[str, Direction]:

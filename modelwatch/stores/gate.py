@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from modelwatch.performance import format_number, format_percent, metric_direction
+from modelwatch.performance.metrics import format_number, format_percent, metric_direction
 from modelwatch.settings import PromotionSettings
 
 if TYPE_CHECKING:

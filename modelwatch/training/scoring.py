@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modelwatch import performance
+from modelwatch.performance.metrics import label_key
+from modelwatch.performance.report import PerformanceReport, evaluate_frame
 from modelwatch.settings import DataSettings, PerformanceSettings
 
 SCORE = "prediction_score"  # binary: probability of the positive class
@@ -16,7 +17,7 @@ CLASS_SCORE_PREFIX = f"{SCORE}."  # multiclass: one probability column per class
 
 def class_score_column(label: object) -> str:
     """Returns the name of a class's probability column: "prediction_score.<label>"."""
-    return CLASS_SCORE_PREFIX + performance.label_key(label)
+    return CLASS_SCORE_PREFIX + label_key(label)
 
 
 def class_score_columns(frame: pd.DataFrame) -> dict[str, str]:
@@ -27,7 +28,7 @@ def class_score_columns(frame: pd.DataFrame) -> dict[str, str]:
 
 
 def read_scores(scored: pd.DataFrame) -> tuple[np.ndarray | None, list[str] | None]:
-    """Returns (y_score, classes) for performance.compute_metrics from a scored frame: the
+    """Returns (y_score, classes) for compute_metrics from a scored frame: the
     positive-class probability (classes None), the per-class probabilities with their labels,
     or (None, None) without scores."""
     per_class = class_score_columns(scored)
@@ -42,7 +43,7 @@ def score_frame(model: Any, frame: pd.DataFrame, data: DataSettings, task: str) 
     """Returns id, prediction and, for a classifier with predict_proba, the positive-class
     probability (`prediction_score`, two classes) or one `prediction_score.<label>` column per
     class (more than two)."""
-    from modelwatch.training import positive_index
+    from modelwatch.training.fit import positive_index
 
     x = frame[data.features]
     out = pd.DataFrame({data.id: frame[data.id].to_numpy(), data.prediction: model.predict(x)})
@@ -65,7 +66,7 @@ def evaluate_predictions(
     settings: PerformanceSettings,
     *,
     reference_target: pd.Series | None = None,
-) -> tuple[float, performance.PerformanceReport | None]:
+) -> tuple[float, PerformanceReport | None]:
     """Joins labels to a batch's predictions by id.
 
     Returns:
@@ -80,7 +81,7 @@ def evaluate_predictions(
     segments = [c for c in data.segments if c in batch.columns]
     joined = joined.merge(batch[[data.id, *segments]], on=data.id, how="left")
     per_class = class_score_columns(joined)
-    report = performance.evaluate_frame(
+    report = evaluate_frame(
         joined,
         data,
         task,

@@ -26,8 +26,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from threadpoolctl import threadpool_limits
 
-    from modelwatch import io, training
+    from modelwatch import io
     from modelwatch.settings import load_settings
+    from modelwatch.training import fit
 
     try:
         settings = load_settings(args.params).settings
@@ -35,13 +36,11 @@ def main(argv: list[str] | None = None) -> int:
         # One OpenMP thread: on a small shared machine, HistGradientBoosting's default of one
         # thread per core oversubscribes it (measured 12.8 s vs 4.7 s for a 600-row window).
         with threadpool_limits(limits=1):
-            trained = training.fit_model(
-                frame, settings.data, settings.training, settings.project.task
-            )
+            trained = fit.fit_model(frame, settings.data, settings.training, settings.project.task)
     except ModelwatchError as exc:
         sys.stderr.write(f"train stage: {exc}\n")
         return 1
-    training.save_model(trained.pipeline, args.model)
+    fit.save_model(trained.pipeline, args.model)
     args.metrics.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "rows": trained.n_rows,

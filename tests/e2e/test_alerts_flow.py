@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_lifecycle import Life
-from tests.integration.test_notify import receiver  # noqa: F401 (a fixture)
+from tests.integration.test_delivery import receiver  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.slow
 

@@ -39,13 +39,13 @@ MONITOR_POINTS = [
     ("before the git commit", "modelwatch.stores.versioning:commit:before", False),
     ("after the git commit", "modelwatch.stores.versioning:commit:after", False),
     ("with the MLflow run open", "modelwatch.stores.tracking:log_json:after", False),
-    ("before the alerts", "modelwatch.alerts:track_incidents:before", False),
+    ("before the alerts", "modelwatch.alerts.incidents:track_incidents:before", False),
 ]
 RETRAIN_POINTS = [
-    ("during the DVC train stage", "modelwatch.training:fit_model:before", True),
+    ("during the DVC train stage", "modelwatch.training.fit:fit_model:before", True),
     ("between alias move and reference move", "modelwatch.stores.registry:promote:after", True),
     ("after the reference move, before the alert", "tasks.events:mark_reference:after", True),
-    ("during a webhook call", "modelwatch.alerts.notify:_post_json:before", True),
+    ("during a webhook call", "modelwatch.alerts.delivery:_post_json:before", True),
 ]
 
 

@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from modelwatch.alerts import notify
+from modelwatch.alerts import delivery
 from modelwatch.errors import RegistryError
 from modelwatch.stores.alias_history import AliasHistory
 
@@ -32,10 +32,10 @@ def held(tmp_path):
 
 def test_outbox_lock_yields_false_when_another_holder_keeps_it(tmp_path, held):
     outbox = tmp_path / "m.alert-outbox.json"
-    with notify.outbox_lock(outbox, timeout=1) as locked:
+    with delivery.outbox_lock(outbox, timeout=1) as locked:
         assert locked
     held(tmp_path / "m.alert-outbox.json.lock")
-    with notify.outbox_lock(outbox, timeout=0.2) as locked:
+    with delivery.outbox_lock(outbox, timeout=0.2) as locked:
         assert locked is False
 
 

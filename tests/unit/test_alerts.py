@@ -7,8 +7,14 @@ import sys
 
 import pytest
 
-from modelwatch import alerts
-from modelwatch.alerts import Alert, Findings, IncidentState, OpenIncident, track_incidents
+from modelwatch.alerts import incidents
+from modelwatch.alerts.incidents import (
+    Alert,
+    Findings,
+    IncidentState,
+    OpenIncident,
+    track_incidents,
+)
 from modelwatch.decide import policy
 from modelwatch.decide.probation import ProbationVerdict
 from modelwatch.decide.promotion import PromotionDecision
@@ -245,7 +251,7 @@ def decide(**inputs) -> policy.RetrainDecision:
 def test_decision_gives_one_alert_per_violated_rule_with_the_rules_severity():
     decision = decide()
     assert decision.violated == ("drift", "performance")
-    found = alerts.decision_alerts(decision, "b7", 7, link="http://mlflow/run/1")
+    found = incidents.decision_alerts(decision, "b7", 7, link="http://mlflow/run/1")
     assert [(a.kind, a.incident_key, a.severity, a.title) for a in found.alerts] == [
         ("rule_violated", "drift", "warning", "Drift rule violated"),
         ("rule_violated", "performance", "critical", "Performance rule violated"),
@@ -259,13 +265,13 @@ def test_decision_gives_one_alert_per_violated_rule_with_the_rules_severity():
 
 
 def test_decision_without_labels_neither_opens_nor_resolves_performance():
-    found = alerts.decision_alerts(decide(current_metric=None, drift_share=0.1), "b7", 7)
+    found = incidents.decision_alerts(decide(current_metric=None, drift_share=0.1), "b7", 7)
     assert (found.alerts, found.checked) == ((), frozenset({"drift", "staleness"}))
 
 
 def test_manual_retrain_is_an_event():
     decision = decide(drift_share=0.1, current_metric=20.0, force=True, force_reason="new prices")
-    (manual,) = alerts.decision_alerts(decision, "b7", 7).alerts
+    (manual,) = incidents.decision_alerts(decision, "b7", 7).alerts
     assert (manual.kind, manual.severity, manual.incident_key, manual.text) == (
         "manual_retrain",
         "info",
@@ -277,7 +283,7 @@ def test_manual_retrain_is_an_event():
 def test_rejected_batch_is_critical_and_an_accepted_one_resolves_it():
     failure = ValidationFailure("expect_between", "hum", "column 'hum': 12 values above 1")
     rejected = ValidationResult("w21.csv", False, 168, 40, 1, (failure,))
-    found = alerts.validation_alerts(rejected, "w21", 21, quarantine="data/quarantine/w21")
+    found = incidents.validation_alerts(rejected, "w21", 21, quarantine="data/quarantine/w21")
     assert found == Findings(
         (
             Alert(
@@ -294,7 +300,9 @@ def test_rejected_batch_is_critical_and_an_accepted_one_resolves_it():
         frozenset({"validation"}),
     )
     accepted = ValidationResult("w22.csv", True, 168, 40, 0)
-    assert alerts.validation_alerts(accepted, "w22", 22) == Findings((), frozenset({"validation"}))
+    assert incidents.validation_alerts(accepted, "w22", 22) == Findings(
+        (), frozenset({"validation"})
+    )
 
 
 def verdict(status: str) -> ProbationVerdict:
@@ -314,14 +322,14 @@ def verdict(status: str) -> ProbationVerdict:
     ],
 )
 def test_probation_alerts(status, rolled_back, want):
-    (got,) = alerts.probation_alerts(verdict(status), "b9", 9, rolled_back).alerts
+    (got,) = incidents.probation_alerts(verdict(status), "b9", 9, rolled_back).alerts
     assert (got.kind, got.severity, got.title) == want
     assert (got.text, got.incident_key) == ("v5 vs v4: 50 % worse", None)
     assert got.fields == {"metric": "mae", "version 5": "30", "version 4 (shadow)": "20"}
 
 
 def test_pending_probation_says_nothing():
-    assert alerts.probation_alerts(verdict("pending"), "b9", 9, False) == Findings()
+    assert incidents.probation_alerts(verdict("pending"), "b9", 9, False) == Findings()
 
 
 @pytest.mark.parametrize(
@@ -338,7 +346,7 @@ def test_promotion_alerts(promote, old, dry_run, title, severity):
     decision = PromotionDecision(
         promote, "3", old, "mae", 10.0, 12.0 if old else None, 0.17, ("mae 10 < 12",)
     )
-    (got,) = alerts.promotion_alerts(decision, "b8", 8, dry_run=dry_run).alerts
+    (got,) = incidents.promotion_alerts(decision, "b8", 8, dry_run=dry_run).alerts
     assert (got.kind, got.severity, got.title, got.text) == (
         "promotion",
         severity,
@@ -349,7 +357,7 @@ def test_promotion_alerts(promote, old, dry_run, title, severity):
 
 
 def test_manual_rollback_is_a_warning_event():
-    (got,) = alerts.rollback_alerts("5", "4", "bad prices in v5").alerts
+    (got,) = incidents.rollback_alerts("5", "4", "bad prices in v5").alerts
     assert (got.kind, got.severity, got.title, got.text, got.incident_key) == (
         "rollback",
         "warning",
@@ -357,17 +365,17 @@ def test_manual_rollback_is_a_warning_event():
         "bad prices in v5",
         None,
     )
-    context = alerts.slack_payload(got)["blocks"][-1]["elements"][0]["text"]
+    context = incidents.slack_payload(got)["blocks"][-1]["elements"][0]["text"]
     assert context == "severity warning"
 
 
 def test_retrain_failure_is_an_incident_a_successful_retrain_resolves():
-    failed = alerts.retrain_alerts("b8", 8, "InsufficientDataError: no unseen labelled batch")
+    failed = incidents.retrain_alerts("b8", 8, "InsufficientDataError: no unseen labelled batch")
     assert [(a.kind, a.severity, a.incident_key) for a in failed.alerts] == [
         ("retrain_failed", "warning", "retrain_failed")
     ]
     state = IncidentState({"retrain_failed": opened("retrain_failed", "warning", 8)})
-    sent, after = track_incidents(state, alerts.retrain_alerts("b9", 9, None), 9, "b9")
+    sent, after = track_incidents(state, incidents.retrain_alerts("b9", 9, None), 9, "b9")
     assert ([a.kind for a in sent], after.open) == (["resolved"], {})
 
 
@@ -383,7 +391,7 @@ def test_slack_payload_shape():
         {"decision": "retrain", "a<b>": "x&y"},
         "https://mlflow.example/#/runs/1?a=1&b=2",
     )
-    assert alerts.slack_payload(a) == {
+    assert incidents.slack_payload(a) == {
         "text": "[warning] Drift rule violated",
         "blocks": [
             {
@@ -427,7 +435,7 @@ def test_slack_payload_shape():
 
 def test_slack_payload_keeps_within_slack_limits():
     a = Alert("resolved", "info", "T" * 300, "", "", -1, None, {f"f{i}": "v" for i in range(12)})
-    payload = alerts.slack_payload(a)
+    payload = incidents.slack_payload(a)
     header, section, fields, context = payload["blocks"]
     assert header["text"]["text"] == ":white_check_mark: " + "T" * 130 + "\u2026"
     assert len(header["text"]["text"]) == 150
@@ -438,15 +446,15 @@ def test_slack_payload_keeps_within_slack_limits():
 
 def test_alerts_module_is_pure():
     code = (
-        "import sys, modelwatch.alerts; print(sorted(m for m in ('prefect', 'mlflow', "
-        "'pandas', 'urllib.request', 'modelwatch.alerts.notify') if m in sys.modules))"
+        "import sys, modelwatch.alerts.incidents; print(sorted(m for m in ('prefect', 'mlflow', "
+        "'pandas', 'urllib.request', 'modelwatch.alerts.delivery') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
 def test_rule_incidents_follow_the_policy():
-    assert set(alerts.RULE_INCIDENTS) == set(policy.RULES) - {"manual"}
+    assert set(incidents.RULE_INCIDENTS) == set(policy.RULES) - {"manual"}
 
 
 def params_with(tmp_path, alerts_section: dict):

@@ -503,7 +503,7 @@ def test_feature_importance_of_a_fitted_pipeline(rng):
     """Reference: RandomForestRegressor.feature_importances_ summed back to input features."""
     from modelwatch.drift.importance import feature_importance
     from modelwatch.settings import TrainingSettings
-    from modelwatch.training import build_pipeline
+    from modelwatch.training.fit import build_pipeline
 
     frame = _frame(rng, 300)
     y = 3 * frame["a"] + rng.normal(0, 0.1, 300)

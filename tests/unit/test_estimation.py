@@ -10,10 +10,10 @@ from sklearn import metrics as skm
 from sklearn.isotonic import IsotonicRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-from modelwatch import training
 from modelwatch.errors import ConfigError, SchemaError
 from modelwatch.performance import estimation
 from modelwatch.settings import DataSettings, TrainingSettings
+from modelwatch.training import fit
 
 METRICS = ["accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc"]
 
@@ -231,10 +231,10 @@ def test_fit_model_calibrates_out_of_fold_probabilities(labels):
         positive_label=2 if len(labels) == 2 else None,
     )
     settings = TrainingSettings(model="linear", seed=3)
-    trained = training.fit_model(frame, data, settings, "classification")
+    trained = fit.fit_model(frame, data, settings, "classification")
     calibrator = estimation.Calibrator.from_dict(trained.calibration)
     folds = StratifiedKFold(5, shuffle=True, random_state=3)
-    pipe = training.build_pipeline(data, settings, "classification")
+    pipe = fit.build_pipeline(data, settings, "classification")
     oof = cross_val_predict(pipe, frame[["x1", "x2"]], frame.y, cv=folds, method="predict_proba")
     probe = np.linspace(0, 1, 41)
     columns = [1] if len(labels) == 2 else range(len(labels))
@@ -258,6 +258,6 @@ def test_fit_model_has_no_calibration_for_regression():
     are no probabilities to calibrate."""
     frame = classification_frame(60, [1, 2]).assign(y=lambda f: f.x1 * 2 + f.x2)
     data = DataSettings(id="row", target="y", features=["x1", "x2"])
-    trained = training.fit_model(frame, data, TrainingSettings(model="linear"), "regression")
+    trained = fit.fit_model(frame, data, TrainingSettings(model="linear"), "regression")
     assert trained.calibration is None
     assert trained.cv_metrics["mae"] < skm.mean_absolute_error(frame.y, np.full(60, frame.y.mean()))

@@ -26,31 +26,46 @@ RESTRICTED = {
 }
 
 
-def imports(path: Path) -> list[tuple[int, str]]:
-    """Returns (line, top-level module) of every absolute import in a file."""
+def imports(path: Path, root: Path) -> list[tuple[int, str]]:
+    """Returns (line, dotted module) of every import in a file, at any level (inside functions
+    too); `from modelwatch import drift` counts as modelwatch.drift, a relative import is made
+    absolute."""
     found = []
+    package = ["modelwatch", *path.relative_to(root).parts[:-1]]
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
-            found += [(node.lineno, alias.name.split(".")[0]) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.append((node.lineno, node.module.split(".")[0]))
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package[: len(package) - node.level + 1]
+                base = ".".join([*parent, base] if base else parent)
+            found.append((node.lineno, base))
+            if base == "modelwatch":
+                found += [(node.lineno, f"modelwatch.{alias.name}") for alias in node.names]
     return found
 
 
 def violations(package: Path) -> list[str]:
+    capabilities = {p.name for p in package.iterdir() if (p / "__init__.py").exists()}
     out = []
     for path in sorted(package.rglob("*.py")):
         rel = path.relative_to(package)
         layer = rel.parts[0] if len(rel.parts) > 1 else ""  # "" for the base modules
-        for line, module in imports(path):
-            allowed = RESTRICTED.get(module)
+        for line, module in imports(path, package):
+            parts = module.split(".")
+            allowed = RESTRICTED.get(parts[0])
             if allowed is not None and layer not in allowed:
                 out.append(f"modelwatch/{rel}:{line} imports {module}")
+            elif not layer and parts[0] == "modelwatch" and len(parts) > 1:
+                if parts[1] in capabilities:  # the base sits under every capability package
+                    out.append(f"modelwatch/{rel}:{line} imports {module} (base module)")
     return out
 
 
 def test_no_module_breaks_the_import_rules():
-    assert violations(PACKAGE) == []
+    found = violations(PACKAGE)
+    assert not found, "import rules broken:\n" + "\n".join(found)
 
 
 def test_the_rule_check_can_fail(tmp_path):
@@ -62,11 +77,17 @@ def test_the_rule_check_can_fail(tmp_path):
         "import numpy\n\ndef f():\n    from prefect import task\n    import mlflow.sklearn\n"
     )
     (pkg / "io.py").write_text("from tasks.drift import compute_drift\n")
+    (pkg / "drift" / "__init__.py").write_text("")
+    (pkg / "stores" / "__init__.py").write_text("")
+    (pkg / "settings.py").write_text("def f():\n    from modelwatch.drift import stattests\n")
+    (pkg / "errors.py").write_text("from .stores import ok\n")
     (pkg / "stores" / "ok.py").write_text("import mlflow\nfrom dvc.repo import Repo\n")
     assert violations(pkg) == [
         "modelwatch/drift/bad.py:4 imports prefect",
-        "modelwatch/drift/bad.py:5 imports mlflow",
-        "modelwatch/io.py:1 imports tasks",
+        "modelwatch/drift/bad.py:5 imports mlflow.sklearn",
+        "modelwatch/errors.py:1 imports modelwatch.stores (base module)",
+        "modelwatch/io.py:1 imports tasks.drift",
+        "modelwatch/settings.py:2 imports modelwatch.drift (base module)",
     ]
 
 
@@ -76,8 +97,9 @@ def test_the_rule_check_can_fail(tmp_path):
         "modelwatch.drift.report",
         "modelwatch.decide.policy",
         "modelwatch.performance.metrics",
-        "modelwatch.training",
-        "modelwatch.alerts",
+        "modelwatch.performance.report",
+        "modelwatch.training.fit",
+        "modelwatch.alerts.incidents",
         "modelwatch.settings",
     ],
 )

@@ -1,4 +1,4 @@
-"""Reports of modelwatch.performance against scikit-learn, overall and per segment, with
+"""Reports of modelwatch.performance.report against scikit-learn, overall and per segment, with
 bootstrap intervals and the constant-model baseline."""
 
 import json
@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from modelwatch import performance
 from modelwatch.errors import InsufficientDataError, SchemaError
+from modelwatch.performance.metrics import format_number
+from modelwatch.performance.report import PerformanceReport, evaluate_frame
 from modelwatch.settings import BootstrapSettings, DataSettings, PerformanceSettings
 from tests.unit.test_metrics import multiclass_sample
 
@@ -49,7 +50,7 @@ def regression_frame(seed: int, n: int = 200) -> pd.DataFrame:
 def test_evaluate_frame_overall_and_segments_match_sklearn():
     """Reference: sklearn.metrics.mean_absolute_error per segment value."""
     frame = regression_frame(4)
-    report = performance.evaluate_frame(
+    report = evaluate_frame(
         frame, REGRESSION_DATA, "regression", PerformanceSettings(min_segment_rows=30)
     )
     assert report.n_rows == 200 and report.n_missing_target == 0
@@ -80,7 +81,7 @@ def test_small_segments_are_listed_without_metrics():
             "prediction": [1.5, 2, 3, 4, 6, 9],
         }
     )
-    report = performance.evaluate_frame(
+    report = evaluate_frame(
         frame, REGRESSION_DATA, "regression", PerformanceSettings(min_segment_rows=1)
     )
     (a, b) = report.segments
@@ -96,7 +97,7 @@ def test_evaluate_frame_drops_and_counts_missing_target():
     frame = regression_frame(5, n=50)
     frame.loc[[3, 10, 11], "y"] = np.nan
     before = frame.copy()
-    report = performance.evaluate_frame(frame, REGRESSION_DATA, "regression", PerformanceSettings())
+    report = evaluate_frame(frame, REGRESSION_DATA, "regression", PerformanceSettings())
     labelled = frame.dropna(subset=["y"])
     assert (report.n_rows, report.n_missing_target) == (47, 3)
     assert report.metrics["rmse"] == pytest.approx(
@@ -123,7 +124,7 @@ def test_evaluate_frame_bank_style_classification_with_scores():
         }
     )
     frame.loc[0, "Class"] = np.nan
-    report = performance.evaluate_frame(
+    report = evaluate_frame(
         frame,
         BANK_DATA,
         "classification",
@@ -149,7 +150,7 @@ def test_evaluate_frame_bank_style_classification_with_scores():
 def test_evaluate_frame_missing_column(drop, message):
     frame = regression_frame(7, n=10).drop(columns=[drop])
     with pytest.raises(SchemaError, match=message):
-        performance.evaluate_frame(frame, REGRESSION_DATA, "regression", PerformanceSettings())
+        evaluate_frame(frame, REGRESSION_DATA, "regression", PerformanceSettings())
     assert drop not in frame.columns and len(frame) == 10
 
 
@@ -157,26 +158,26 @@ def test_evaluate_frame_missing_prediction_is_named():
     frame = regression_frame(8, n=10)
     frame.loc[2, "prediction"] = np.nan
     with pytest.raises(SchemaError, match=r"column 'prediction': 1 missing value\(s\) in 10"):
-        performance.evaluate_frame(frame, REGRESSION_DATA, "regression", PerformanceSettings())
+        evaluate_frame(frame, REGRESSION_DATA, "regression", PerformanceSettings())
 
 
 def test_evaluate_frame_with_one_labelled_row_is_insufficient():
     frame = regression_frame(9, n=4)
     frame.loc[1:, "y"] = np.nan
     with pytest.raises(InsufficientDataError, match=r"1 of 4 rows have a target 'y'"):
-        performance.evaluate_frame(frame, REGRESSION_DATA, "regression", PerformanceSettings())
+        evaluate_frame(frame, REGRESSION_DATA, "regression", PerformanceSettings())
 
 
 def test_report_round_trips_through_json_and_summarises():
     """Reference: sklearn.metrics.r2_score (value carried through to_dict/from_dict)."""
     frame = regression_frame(10)
-    report = performance.evaluate_frame(
+    report = evaluate_frame(
         frame, REGRESSION_DATA, "regression", PerformanceSettings(min_segment_rows=30)
     )
-    again = performance.PerformanceReport.from_dict(json.loads(json.dumps(report.to_dict())))
+    again = PerformanceReport.from_dict(json.loads(json.dumps(report.to_dict())))
     assert again == report
     assert again.metrics["r2"] == pytest.approx(skm.r2_score(frame.y, frame.prediction))
-    summary = performance.PerformanceReport(
+    summary = PerformanceReport(
         "regression", 168, {"mae": 41.23, "rmse": 60.31, "r2": 0.7104}
     ).summary()
     assert summary == "mae 41.2, rmse 60.3, r2 0.71 on 168 rows"
@@ -189,7 +190,7 @@ def test_evaluate_frame_with_intervals_and_baseline_round_trips():
     """Reference: sklearn.metrics.mean_absolute_error (point estimate inside its interval) and
     DummyRegressor(strategy="mean") on the reference target."""
     frame, reference = regression_frame(23), regression_frame(24, n=400)
-    report = performance.evaluate_frame(
+    report = evaluate_frame(
         frame,
         REGRESSION_DATA,
         "regression",
@@ -201,19 +202,19 @@ def test_evaluate_frame_with_intervals_and_baseline_round_trips():
     assert low < skm.mean_absolute_error(frame.y, frame.prediction) < high
     constant = np.full(len(frame), reference.y.mean())
     assert report.baseline["mae"] == pytest.approx(skm.mean_absolute_error(frame.y, constant))
-    again = performance.PerformanceReport.from_dict(json.loads(json.dumps(report.to_dict())))
+    again = PerformanceReport.from_dict(json.loads(json.dumps(report.to_dict())))
     assert again == report
     assert report.summary().startswith(
-        f"mae {performance.format_number(report.metrics['mae'])} (CI "
-        f"{performance.format_number(low)} to {performance.format_number(high)}; constant model "
-        f"{performance.format_number(report.baseline['mae'])}), rmse "
+        f"mae {format_number(report.metrics['mae'])} (CI "
+        f"{format_number(low)} to {format_number(high)}; constant model "
+        f"{format_number(report.baseline['mae'])}), rmse "
     )
 
 
 def test_report_written_before_intervals_reads_back_empty():
     """Reference: sklearn.metrics.mean_absolute_error of [1, 3] vs [2, 3] (carried through)."""
     raw = {"task": "regression", "n_rows": 2, "metrics": {"mae": 0.5}, "segments": []}
-    report = performance.PerformanceReport.from_dict(raw)
+    report = PerformanceReport.from_dict(raw)
     assert (report.intervals, report.baseline) == ({}, {})
     assert report.metrics["mae"] == skm.mean_absolute_error([1, 3], [2, 3])
 
@@ -228,7 +229,7 @@ def test_evaluate_frame_multiclass_score_columns():
         | {f"p.{c}": proba[:, j] for j, c in enumerate(classes)}
     )
     data = BANK_DATA.model_copy(update={"positive_label": None})
-    report = performance.evaluate_frame(
+    report = evaluate_frame(
         frame,
         data,
         "classification",
@@ -245,7 +246,7 @@ def test_evaluate_frame_multiclass_score_columns():
     )
     assert report.intervals == {}
     with pytest.raises(ValueError, match=r"give score_column .* or score_columns"):
-        performance.evaluate_frame(
+        evaluate_frame(
             frame,
             data,
             "classification",

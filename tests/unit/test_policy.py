@@ -9,7 +9,7 @@ import pytest
 
 from modelwatch.decide.policy import BatchSignal, PolicyInputs, RetrainDecision, decide_retraining
 from modelwatch.errors import ConfigError
-from modelwatch.performance import METRIC_DIRECTIONS
+from modelwatch.performance.metrics import METRIC_DIRECTIONS
 from modelwatch.settings import RetrainSettings
 
 BASE_SETTINGS = dict(

@@ -93,3 +93,13 @@ def test_each_step_reports_the_share_done(clock):
     progress.advance()
     progress.advance(3)
     assert seen == [25.0, 100.0]
+
+
+def test_lines_go_to_on_line_when_given(clock, caplog):
+    caplog.set_level(logging.INFO, logger="modelwatch.progress")
+    got = []
+    progress = Progress("drift", 2, every=0, clock=clock, on_line=got.append)
+    progress.advance(detail="a")
+    progress.advance(detail="b")
+    assert [line.split(",")[0] for line in got] == ["drift: 1/2 (50%) a", "drift: 2/2 (100%) b"]
+    assert lines(caplog) == []  # not on the module logger as well

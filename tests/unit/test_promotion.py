@@ -1,5 +1,5 @@
 """Promotion: the decision on the challenger against the champion on a shared holdout, and
-the holdout builders the check tests share (test_promotion_checks, test_group_checks).
+the holdout builders the check tests share (test_checks, test_group_checks).
 
 Frames are crafted so that metrics are exact: integer targets and predictions off by a fixed
 error (alternating sign) give mae = rmse = that error.

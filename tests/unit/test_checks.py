@@ -1,4 +1,4 @@
-"""Promotion checks on the two models' metrics (modelwatch.decide.promotion_checks): thresholds,
+"""Promotion checks on the two models' metrics (modelwatch.decide.checks): thresholds,
 the gain cap, guard metrics and significance, each through compare_models on a crafted holdout
 (builders in test_promotion)."""
 

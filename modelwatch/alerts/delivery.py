@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from modelwatch.alerts import Alert, IncidentState, at_least, slack_payload
+from modelwatch.alerts.incidents import Alert, IncidentState, at_least, slack_payload
 from modelwatch.errors import SchemaError
 from modelwatch.io import write_text
 from modelwatch.settings import AlertSettings, WebhookSettings

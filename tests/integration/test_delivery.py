@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from modelwatch import alerts
-from modelwatch.alerts import Alert, Findings, IncidentState, notify
+from modelwatch.alerts import delivery, incidents
+from modelwatch.alerts.incidents import Alert, Findings, IncidentState
 from modelwatch.errors import SchemaError
 from modelwatch.settings import AlertSettings, WebhookSettings
 
@@ -97,9 +97,9 @@ def closed_port_url() -> str:
 
 def test_webhook_receives_the_slack_payload_as_json(receiver):
     a = make("critical")
-    got = notify.route([a], AlertSettings(webhooks=[hook(receiver, "/ops")]))
-    assert got == [notify.Delivery("ops", "critical alert", "drift", "delivered")]
-    assert receiver.posts == [("/ops", "application/json", alerts.slack_payload(a))]
+    got = delivery.route([a], AlertSettings(webhooks=[hook(receiver, "/ops")]))
+    assert got == [delivery.Delivery("ops", "critical alert", "drift", "delivered")]
+    assert receiver.posts == [("/ops", "application/json", incidents.slack_payload(a))]
 
 
 def test_routing_by_severity(receiver, caplog):
@@ -111,9 +111,9 @@ def test_routing_by_severity(receiver, caplog):
             hook(receiver, "/pager", "critical"),
         ],
     )
-    log = logging.getLogger("test_notify")
-    with caplog.at_level(logging.INFO, logger="test_notify"):
-        got = notify.route([make("info"), make("warning"), make("critical")], settings, log)
+    log = logging.getLogger("test_delivery")
+    with caplog.at_level(logging.INFO, logger="test_delivery"):
+        got = delivery.route([make("info"), make("warning"), make("critical")], settings, log)
     assert receiver.titles("/all") == [
         "[info] info alert",
         "[warning] warning alert",
@@ -143,7 +143,7 @@ def test_one_alert_per_incident_over_a_run_of_batches(receiver, tmp_path):
     all quiet at 5; the incident state goes through its JSON file between batches."""
     settings = AlertSettings(webhooks=[hook(receiver, "/ops")], repeat_after_batches=None)
     state_file = tmp_path / "alerts" / "model.incidents.json"
-    rules = frozenset(alerts.RULE_INCIDENTS)
+    rules = frozenset(incidents.RULE_INCIDENTS)
     batches = [
         Findings((make("warning", "drift", "drift"),), rules),
         Findings(
@@ -157,10 +157,10 @@ def test_one_alert_per_incident_over_a_run_of_batches(receiver, tmp_path):
     ]
     sent_per_batch = []
     for index, findings in enumerate(batches, start=1):
-        state = notify.load_state(state_file)
-        sent, state = alerts.track_incidents(state, findings, index, f"w{index}")
-        notify.save_state(state_file, state)
-        got = notify.route(sent, settings)
+        state = delivery.load_state(state_file)
+        sent, state = incidents.track_incidents(state, findings, index, f"w{index}")
+        delivery.save_state(state_file, state)
+        got = delivery.route(sent, settings)
         sent_per_batch.append([d.alert for d in got])
     assert sent_per_batch == [
         ["drift"],
@@ -177,7 +177,7 @@ def test_one_alert_per_incident_over_a_run_of_batches(receiver, tmp_path):
         "[info] Resolved: perf",
         "[info] Resolved: rejected",
     ]
-    assert notify.load_state(state_file) == IncidentState()
+    assert delivery.load_state(state_file) == IncidentState()
 
 
 def test_failing_webhooks_are_reported_not_raised(receiver, caplog):
@@ -188,8 +188,8 @@ def test_failing_webhooks_are_reported_not_raised(receiver, caplog):
             hook(receiver, "/ok"),
         ]
     )
-    with caplog.at_level(logging.WARNING, logger="modelwatch.alerts.notify"):
-        got = notify.route(
+    with caplog.at_level(logging.WARNING, logger="modelwatch.alerts.delivery"):
+        got = delivery.route(
             [make("warning", title="first"), make("critical", title="second")], settings
         )
     results = [(d.webhook, d.alert, d.status, d.reason) for d in got]
@@ -219,7 +219,7 @@ def test_failing_webhooks_are_reported_not_raised(receiver, caplog):
 
 def test_a_webhook_that_does_not_answer_times_out(receiver):
     settings = AlertSettings(webhooks=[hook(receiver, "/slow", timeout_seconds=0.2)])
-    (got,) = notify.route([make("critical")], settings)
+    (got,) = delivery.route([make("critical")], settings)
     assert (got.status, got.reason) == ("failed", "no answer within 0.2 s")
 
 
@@ -227,10 +227,10 @@ def test_a_broken_state_file_is_refused(tmp_path):
     path = tmp_path / "incidents.json"
     path.write_text('{"version": 1, "open": [')
     with pytest.raises(SchemaError, match="incidents.json: not valid JSON .*delete it to reset"):
-        notify.load_state(path)
+        delivery.load_state(path)
     path.write_text('{"version": 7}')
     with pytest.raises(SchemaError, match="incidents.json: incident state version 7, expected 1"):
-        notify.load_state(path)
+        delivery.load_state(path)
     assert path.read_text() == '{"version": 7}'  # left as it was, for whoever looks
 
 
@@ -238,17 +238,17 @@ def test_a_failed_alert_waits_in_the_outbox_and_is_delivered_once_the_webhook_an
     receiver, tmp_path
 ):
     down = AlertSettings(webhooks=[hook(receiver, "/fail")])
-    got, left = notify.deliver([make("critical", title="drift opened")], down)
+    got, left = delivery.deliver([make("critical", title="drift opened")], down)
     assert [d.status for d in got] == ["failed"]
     assert [(p.webhook, p.alert.title, p.attempts) for p in left] == [("fail", "drift opened", 1)]
     outbox = tmp_path / "outbox.json"
-    notify.save_outbox(outbox, left)
-    assert notify.load_outbox(outbox) == left  # the alert survives the process
+    delivery.save_outbox(outbox, left)
+    assert delivery.load_outbox(outbox) == left  # the alert survives the process
 
     # the same webhook (same name) answers again: the waiting alert goes first, then the new one
     up = AlertSettings(webhooks=[WebhookSettings(url=receiver.base + "/ok", name="fail")])
-    got, left = notify.deliver(
-        [make("warning", key=None, title="retrain")], up, notify.load_outbox(outbox)
+    got, left = delivery.deliver(
+        [make("warning", key=None, title="retrain")], up, delivery.load_outbox(outbox)
     )
     assert [(d.alert, d.status) for d in got] == [
         ("drift opened", "delivered"),
@@ -260,9 +260,9 @@ def test_a_failed_alert_waits_in_the_outbox_and_is_delivered_once_the_webhook_an
 
 def test_the_outbox_gives_up_after_max_attempts(receiver, caplog):
     settings = AlertSettings(webhooks=[hook(receiver, "/fail")], max_attempts=2)
-    _, left = notify.deliver([make("critical")], settings)
-    with caplog.at_level(logging.ERROR, logger="modelwatch.alerts.notify"):
-        got, left = notify.deliver([], settings, left)
+    _, left = delivery.deliver([make("critical")], settings)
+    with caplog.at_level(logging.ERROR, logger="modelwatch.alerts.delivery"):
+        got, left = delivery.deliver([], settings, left)
     assert [d.status for d in got] == ["failed"] and left == []
     (gave_up,) = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert gave_up == (
@@ -276,15 +276,15 @@ def test_an_unreachable_webhook_costs_every_alert_a_try_and_a_removed_one_drops_
     settings = AlertSettings(
         webhooks=[WebhookSettings(url=closed_port_url(), name="gone")], max_attempts=2
     )
-    _, left = notify.deliver([make("critical", title="a"), make("critical", title="b")], settings)
+    _, left = delivery.deliver([make("critical", title="a"), make("critical", title="b")], settings)
     assert [(p.alert.title, p.attempts) for p in left] == [("a", 1), ("b", 1)]
     # batch after batch while it stays down, the outbox never outgrows max_attempts batches
-    _, again = notify.deliver([make("critical", title="c")], settings, left)
+    _, again = delivery.deliver([make("critical", title="c")], settings, left)
     assert [(p.alert.title, p.attempts) for p in again] == [("c", 1)]
-    left = again + [notify.Pending("gone", make("critical", title="b"), 0, "")]
+    left = again + [delivery.Pending("gone", make("critical", title="b"), 0, "")]
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="modelwatch.alerts.notify"):
-        got, still = notify.deliver([], AlertSettings(), left)
+    with caplog.at_level(logging.WARNING, logger="modelwatch.alerts.delivery"):
+        got, still = delivery.deliver([], AlertSettings(), left)
     assert got == [] and still == []
     assert [r.getMessage() for r in caplog.records] == [
         "alert webhook gone is no longer configured: dropped 'c'",
@@ -296,14 +296,14 @@ def test_a_broken_outbox_is_refused(tmp_path):
     path = tmp_path / "outbox.json"
     path.write_text("[1, 2")
     with pytest.raises(SchemaError, match="outbox.json: not valid JSON .*delete it to drop them"):
-        notify.load_outbox(path)
+        delivery.load_outbox(path)
     path.write_text('{"version": 1, "pending": [{"webhook": "x"}]}')
     with pytest.raises(SchemaError, match="outbox.json: not an alert outbox"):
-        notify.load_outbox(path)
+        delivery.load_outbox(path)
     # an entry written by a version whose Alert had another field still reads
-    entry = notify.Pending("ops", make("critical"), 2, "HTTP 500").to_dict()
+    entry = delivery.Pending("ops", make("critical"), 2, "HTTP 500").to_dict()
     entry["alert"]["added_later"] = "x"
     path.write_text(json.dumps({"version": 1, "pending": [entry]}))
-    (back,) = notify.load_outbox(path)
+    (back,) = delivery.load_outbox(path)
     assert (back.webhook, back.alert, back.attempts) == ("ops", make("critical"), 2)
-    assert notify.load_outbox(tmp_path / "missing.json") == []
+    assert delivery.load_outbox(tmp_path / "missing.json") == []

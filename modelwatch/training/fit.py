@@ -1,0 +1,215 @@
+"""Build, fit and cross-validate the scikit-learn pipeline described in params.yaml."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.compose import ColumnTransformer
+from sklearn.dummy import DummyClassifier, DummyRegressor
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+
+from modelwatch.errors import ConfigError, InsufficientDataError
+from modelwatch.performance import estimation
+from modelwatch.performance.metrics import compute_metrics, label_key
+from modelwatch.progress import Progress
+from modelwatch.settings import DataSettings, TrainingSettings
+
+log = logging.getLogger(__name__)
+
+_ESTIMATORS = {
+    ("regression", "hist_gradient_boosting"): HistGradientBoostingRegressor,
+    ("classification", "hist_gradient_boosting"): HistGradientBoostingClassifier,
+    ("regression", "random_forest"): RandomForestRegressor,
+    ("classification", "random_forest"): RandomForestClassifier,
+    ("regression", "linear"): Ridge,
+    ("classification", "linear"): LogisticRegression,
+    ("regression", "dummy"): DummyRegressor,
+    ("classification", "dummy"): DummyClassifier,
+}
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    pipeline: Pipeline
+    cv_metrics: dict[str, float]
+    n_rows: int
+    importance: dict[str, float]
+    calibration: dict | None = None  # classification: estimation.Calibrator.to_dict()
+
+
+def build_pipeline(data: DataSettings, training: TrainingSettings, task: str) -> Pipeline:
+    """Returns an unfitted pipeline: encoding of categorical columns, then the estimator.
+
+    Raises:
+        ConfigError: a hyperparameter is not accepted by the chosen estimator.
+    """
+    cls = _ESTIMATORS[(task, training.model)]
+    params = dict(training.hyperparameters)
+    if "random_state" in cls().get_params():
+        params.setdefault("random_state", training.seed)
+    if training.model == "hist_gradient_boosting" and data.categorical:
+        params["categorical_features"] = list(range(len(data.categorical)))
+    try:
+        estimator: BaseEstimator = cls(**params)
+    except TypeError as exc:
+        raise ConfigError(
+            f"training.hyperparameters: not accepted by {cls.__name__}: {exc}"
+        ) from None
+    if training.model in ("linear",):
+        encoder = ColumnTransformer(
+            [
+                ("cat", OneHotEncoder(handle_unknown="ignore"), data.categorical),
+                ("num", StandardScaler(), data.numeric),
+            ]
+        )
+    else:
+        encoder = ColumnTransformer(
+            [
+                (
+                    "cat",
+                    OrdinalEncoder(
+                        handle_unknown="use_encoded_value",
+                        unknown_value=np.nan,
+                        encoded_missing_value=np.nan,
+                    ),
+                    data.categorical,
+                ),
+                ("num", "passthrough", data.numeric),
+            ]
+        )
+    return Pipeline([("encode", encoder), ("model", estimator)])
+
+
+def split_xy(frame: pd.DataFrame, data: DataSettings) -> tuple[pd.DataFrame, pd.Series]:
+    """Returns the feature frame (in configured order) and the target of a labelled frame."""
+    return frame[data.features].copy(), frame[data.target].copy()
+
+
+def fit_model(
+    frame: pd.DataFrame,
+    data: DataSettings,
+    training: TrainingSettings,
+    task: str,
+    cv_folds: int = 5,
+    on_progress: Callable[[str], None] | None = None,
+) -> TrainedModel:
+    """Returns the pipeline fitted on all rows, its k-fold cross-validated metrics and, for
+    classification, an isotonic calibration of its out-of-fold scores (for CBPE estimates).
+    Progress lines go to `on_progress` when given, else to the modelwatch.progress logger.
+
+    Raises:
+        InsufficientDataError: fewer rows than folds, or a single class for classification.
+    """
+    x, y = split_xy(frame.dropna(subset=[data.target]), data)
+    if len(x) < max(cv_folds * 2, 10):
+        raise InsufficientDataError(
+            f"training window has {len(x)} labelled rows, need at least {max(cv_folds * 2, 10)}"
+        )
+    if task == "classification" and y.nunique() < 2:
+        raise InsufficientDataError(f"training window has a single class {y.iloc[0]!r}")
+    progress = Progress(f"training on {len(x)} rows", cv_folds + 2, on_line=on_progress)
+    cv_metrics, calibration = _cross_validate(x, y, data, training, task, cv_folds, progress)
+    pipe = build_pipeline(data, training, task).fit(x, y)
+    progress.advance(detail="final fit")
+    importance = permutation_importances(pipe, x, y, training)
+    progress.advance(detail="permutation importance")
+    return TrainedModel(pipe, cv_metrics, len(x), importance, calibration)
+
+
+def permutation_importances(
+    model: Pipeline, x: pd.DataFrame, y: pd.Series, training: TrainingSettings, repeats: int = 5
+) -> dict[str, float]:
+    """Returns each input feature's permutation importance on the training window, summing to 1
+    (sklearn.inspection.permutation_importance; negative means are clipped to 0, and all-zero
+    importances become equal weights). Computed once per model, used to rank drifted features."""
+    from sklearn.inspection import permutation_importance
+
+    result = permutation_importance(model, x, y, n_repeats=repeats, random_state=training.seed)
+    raw = {c: max(float(v), 0.0) for c, v in zip(x.columns, result.importances_mean, strict=True)}
+    total = sum(raw.values())
+    if total <= 0:
+        return {c: 1.0 / len(raw) for c in raw}
+    return {c: v / total for c, v in raw.items()}
+
+
+def _cross_validate(
+    x: pd.DataFrame,
+    y: pd.Series,
+    data: DataSettings,
+    training: TrainingSettings,
+    task: str,
+    folds: int,
+    progress: Progress | None = None,
+) -> tuple[dict[str, float], dict | None]:
+    """Returns the out-of-fold metrics and, for classification, the calibration fitted on the
+    out-of-fold probabilities (collected in the same loop: no second round of fits)."""
+    if task == "classification" and y.value_counts().min() >= folds:
+        splitter = StratifiedKFold(folds, shuffle=True, random_state=training.seed)
+    else:
+        splitter = KFold(folds, shuffle=True, random_state=training.seed)
+    preds = pd.Series(index=y.index, dtype=object if task == "classification" else float)
+    classes = np.unique(y.to_numpy()) if task == "classification" else np.array([])
+    proba = np.zeros((len(y), len(classes)))
+    for fold, (train_idx, test_idx) in enumerate(splitter.split(x, y), start=1):
+        pipe = build_pipeline(data, training, task).fit(x.iloc[train_idx], y.iloc[train_idx])
+        preds.iloc[test_idx] = pipe.predict(x.iloc[test_idx])
+        if task == "classification":
+            # a fold may miss a class: its column stays 0 for those rows
+            columns = np.searchsorted(classes, pipe.classes_)
+            proba[np.ix_(test_idx, columns)] = pipe.predict_proba(x.iloc[test_idx])
+        if progress is not None:
+            progress.advance(detail=f"cross-validation fold {fold}/{folds}")
+    if task == "regression":
+        return compute_metrics(y, preds.astype(float), task), None
+    y_pred = preds.astype(y.dtype)
+    if len(classes) > 2:
+        metrics = compute_metrics(y, y_pred, task, y_score=proba, classes=classes)
+        calibrator = estimation.fit_calibrator(proba, y, classes=classes)
+    else:
+        pos = positive_index(list(classes), data.positive_label)
+        metrics = compute_metrics(
+            y, y_pred, task, y_score=proba[:, pos], positive_label=data.positive_label
+        )
+        calibrator = estimation.fit_calibrator(proba[:, pos], y, positive_label=classes[pos])
+    return metrics, calibrator.to_dict()
+
+
+def positive_index(classes: list, positive_label: object) -> int:
+    """Returns the column of the positive class among a model's classes (the last one if
+    positive_label is not set or not among them); labels compare by label_key."""
+    keys = [label_key(c) for c in classes]
+    if positive_label is not None and label_key(positive_label) in keys:
+        return keys.index(label_key(positive_label))
+    return len(classes) - 1
+
+
+def positive_scores(model: Pipeline, x: pd.DataFrame, positive_label: object) -> np.ndarray:
+    """Returns the predicted probability of the positive class (the last class if none is set)."""
+    return model.predict_proba(x)[:, positive_index(list(model.classes_), positive_label)]
+
+
+def save_model(model: Pipeline, path: Path) -> None:
+    """Writes the fitted pipeline with joblib (an output of the DVC train stage)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump(model, path)
+
+
+def load_model(path: Path) -> Pipeline:
+    """Reads a pipeline written by save_model."""
+    return joblib.load(path)
