@@ -66,10 +66,13 @@ def test_monitor_incoming_processes_the_folder_in_name_order(ops):
         )
         assert (bar.type, bar.data) == ("progress", 100.0)
         runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name={"like_": "monitor-"}))
-    tags = {r.name: set(r.tags) for r in runs}
+    # (the session's Prefect server also holds other modules' runs of the same batch names)
+    tags = {}
+    for r in runs:
+        tags.setdefault(r.name, []).append(set(r.tags))
     first = tags[f"monitor-{ops.batches[0].batch_id}"]
-    assert {ops.name, "monitor", "accepted"} <= first
-    assert {ops.name, "monitor", "duplicate"} <= tags["monitor-zz-resent-batch-001"]
+    assert any({ops.name, "monitor", "accepted"} <= t for t in first), first
+    assert any({ops.name, "monitor", "duplicate"} <= t for t in tags["monitor-zz-resent-batch-001"])
 
 
 def test_manual_retrain_without_new_data_is_skipped_unless_forced(ops):
