@@ -128,6 +128,47 @@ def test_track_writes_dvc_file_pushes_and_returns_md5(tmp_path):
     assert csv.read_bytes() == content
 
 
+def test_track_writes_what_dvc_add_writes_and_dvc_sees_it_in_sync(tmp_path):
+    """Reference: DVC's own `Repo.add` + `Repo.push` of the same bytes in a second repository
+    (track skips their whole-repo index); then `dvc status` and `dvc status --cloud` agree."""
+    from dvc.repo import Repo
+
+    ours, _, _ = new_repo(tmp_path / "ours")
+    theirs, their_remote, _ = new_repo(tmp_path / "theirs")
+    frame = pd.DataFrame({"instant": np.arange(30), "cnt": np.arange(30) * 3})
+    for root in (ours, theirs):
+        frame.to_csv(root / "data" / "labels" / "l1.csv", index=False)
+    versioning.track(ours, [ours / "data" / "labels" / "l1.csv"], "add l1")
+    cwd = os.getcwd()
+    os.chdir(theirs)
+    try:
+        repo = Repo(str(theirs))
+        repo.add(["data/labels/l1.csv"])
+        repo.push(targets=["data/labels/l1.csv"])
+        repo.close()
+    finally:
+        os.chdir(cwd)
+
+    for name in ("l1.csv.dvc", ".gitignore"):
+        mine = (ours / "data" / "labels" / name).read_text()
+        assert mine == (theirs / "data" / "labels" / name).read_text(), name
+    md5 = versioning.dvc_md5(ours, "data/labels/l1.csv")
+    assert remote_object(their_remote, md5).exists()
+    assert remote_object(tmp_path / "ours" / "remote", md5).exists()
+    os.chdir(ours)
+    try:
+        repo = Repo(str(ours))
+        assert (
+            repo.status(targets=["data/labels/l1.csv"]) == {}
+        )  # workspace, .dvc file and cache agree
+        assert (
+            repo.status(targets=["data/labels/l1.csv"], cloud=True) == {}
+        )  # and the remote holds the object
+        repo.close()
+    finally:
+        os.chdir(cwd)
+
+
 def test_track_rejects_a_file_outside_the_repo(tmp_path):
     root, _, _ = new_repo(tmp_path)
     outside = tmp_path / "elsewhere.csv"
