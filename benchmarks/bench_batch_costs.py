@@ -37,9 +37,9 @@ def main() -> None:
 
     t0 = time.perf_counter()
     from modelwatch import drift, io
-    from modelwatch.app import demo
     from modelwatch.settings import Paths, load_settings
     from modelwatch.stores import tracking, validation, versioning
+    from modelwatch.streams import demo
     from modelwatch.training import fit, scoring
 
     import_s = time.perf_counter() - t0

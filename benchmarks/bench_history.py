@@ -58,8 +58,8 @@ def main() -> None:
 
     from flows.bootstrap import bootstrap
     from flows.monitor import monitor_batch
-    from modelwatch.app import demo
     from modelwatch.settings import load_settings
+    from modelwatch.streams import demo
 
     folder = Path(tempfile.mkdtemp(prefix="mw-history-"))
     params = write_params(folder)

@@ -37,12 +37,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from modelwatch import drift  # noqa: E402
-from modelwatch.app.demo import cut_batches, load_source, split_reference  # noqa: E402
 from modelwatch.decide import policy, probation, promotion  # noqa: E402
 from modelwatch.errors import InsufficientDataError  # noqa: E402
 from modelwatch.performance.metrics import compute_metrics  # noqa: E402
 from modelwatch.settings import Settings, load_settings  # noqa: E402
 from modelwatch.stores import gate  # noqa: E402
+from modelwatch.streams.demo import cut_batches, load_source, split_reference  # noqa: E402
 from modelwatch.training import scoring, windows  # noqa: E402
 from modelwatch.training.fit import build_pipeline, fit_model, split_xy  # noqa: E402
 

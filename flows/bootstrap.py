@@ -10,10 +10,11 @@ from flows.common import DEFAULT_PARAMS
 from modelwatch import io
 from modelwatch.decide import promotion
 from modelwatch.errors import PromotionRejected
-from modelwatch.stores import gate, registry, tracking
+from modelwatch.stores import gate
 from tasks.events import mark_reference
 from tasks.project import open_project
-from tasks.registry import apply_promotion
+from tasks.registry import apply_promotion, champion_info
+from tasks.tracking import open_timeline
 from tasks.training import train_candidate, write_window
 from tasks.versioning import set_reference
 
@@ -23,8 +24,8 @@ def bootstrap(reference_path: Path, params_path: Path = DEFAULT_PARAMS) -> str:
     """Returns the champion version: trained now, or the existing one (bootstrap runs once)."""
     proj = open_project(params_path)
     # the monitoring timeline run exists before any monitor run could race to create it
-    tracking.timeline_run(proj.client, proj.experiments.monitoring, proj.model_name)
-    existing = registry.get_alias(proj.client, proj.model_name, registry.CHAMPION)
+    open_timeline(proj)
+    existing = champion_info(proj)
     if existing is not None:
         get_run_logger().info("champion %s already exists; nothing to do", existing.version)
         return existing.version

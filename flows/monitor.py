@@ -8,18 +8,21 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow
-from prefect.states import Completed, Failed
+from prefect.states import Completed, Failed, State
 
 from flows.common import DEFAULT_PARAMS, run_name, tag_run
 from flows.retrain import retrain
-from modelwatch import drift
+from modelwatch import drift, names
 from modelwatch.alerts import incidents
 from modelwatch.decide import policy, probation, promotion
+from modelwatch.decide.outcome import RetrainOutcome
 from modelwatch.errors import ConfigError
 from modelwatch.stores import validation
+from modelwatch.stores.ledger import Intake
+from modelwatch.stores.project import Project
 from tasks.alerts import send_alerts
 from tasks.artifacts import publish_monitor_artifacts
-from tasks.drift import compute_drift, compute_multivariate_drift, render_drift_report
+from tasks.drift import measure_batch
 from tasks.events import finish_event, retrain_done_at, start_event
 from tasks.intake import claim_batch, recover_state
 from tasks.performance import Evaluation, estimate_performance, evaluate_labelled_batches
@@ -34,9 +37,9 @@ from tasks.registry import (
     rollback_champion,
     score_batch,
 )
+from tasks.results import Scored
 from tasks.tracking import (
     advance_batch,
-    describe_retrain,
     log_monitoring_run,
     log_rejection,
     record_outcome,
@@ -44,7 +47,6 @@ from tasks.tracking import (
 )
 from tasks.validation import quarantine_batch, validate_batch
 from tasks.versioning import (
-    Scored,
     load_reference,
     reuse_versioned,
     select_drift_reference,
@@ -71,7 +73,7 @@ def outcome_tags(
     report: drift.DriftReport,
     decision: policy.RetrainDecision,
     verdict: probation.ProbationVerdict | None,
-    retrain_outcome: str | None,
+    retrained: RetrainOutcome | None,
     dry_run: bool = False,
 ) -> list[str]:
     """Tags of an accepted batch's flow run: what a person filters the Prefect UI by."""
@@ -82,8 +84,8 @@ def outcome_tags(
         tags.append(decision.severity)
     if decision.retrain:
         tags.append("retrain")
-    if retrain_outcome:
-        word = retrain_outcome.split()[0].strip(":")  # promoted, kept, deferred, ...
+    if retrained is not None:
+        word = retrained.kind.replace(" ", "-")
         tags.append(f"dry-run-{word}" if dry_run else word)
     if verdict is not None and verdict.status == "failed":
         tags.append("probation-failed")
@@ -103,7 +105,8 @@ def monitor_batch(
         raise ConfigError("force_retrain: a manual retrain needs a reason (retrain_reason)")
     proj = open_project(params_path)
     tag_run(proj.model_name, "monitor", "manual-retrain" if force_retrain else None)
-    recover_state(proj)
+    for alert in recover_state(proj).alerts:  # promotions an interrupted run finished now
+        send_alerts(proj, incidents.Findings((alert,)), alert.batch_id, alert.batch_index)
     intake = claim_batch(proj, batch_path)
     if intake.done:
         tag_run("duplicate")
@@ -115,8 +118,111 @@ def monitor_batch(
         raise
 
 
+def _process(
+    proj: Project,
+    intake: Intake,
+    batch_path: Path,
+    params_path: Path,
+    force_retrain: bool,
+    retrain_reason: str | None,
+):
+    """The stages of one claimed batch, in the product's order (monitor_batch releases the
+    batch when one raises): validate -> score -> measure -> evaluate labels -> probation ->
+    decide -> record -> act -> alert."""
+    reference = load_reference(proj)
+    model, champion = load_champion(proj)
+    batch, checked = validate_batch(batch_path, reference, proj)
+    if not checked.success:
+        return _reject(proj, intake, batch_path, checked, champion.version)
+    advance_batch(proj, intake, "validated")
+    if intake.record.reached("versioned"):  # a killed attempt scored and versioned it already
+        scored = reuse_versioned(proj, intake)
+    else:
+        scored = _score_and_version(proj, intake, batch_path, batch, model, champion)
+    pred_col = proj.settings.data.prediction
+    measured = measure_batch(
+        batch=batch,
+        predictions=scored.predictions[pred_col],
+        reference=select_drift_reference(
+            proj, reference, score_batch(model, reference, proj)[pred_col]
+        ),
+        model=model,
+        importance=json.loads(champion.tags.get(names.FEATURE_IMPORTANCE, "null")),
+        data=proj.settings.data,
+        settings=proj.settings.drift,
+        multivariate_settings=proj.settings.multivariate,
+        title=f"Drift: {intake.batch_id}",
+    )
+    estimated = estimate_performance(proj, scored.predictions, load_calibration(proj, champion))
+    # late labels first: the retrain policy reads the performance they give
+    evaluations = evaluate_labelled_batches(proj, reference, intake.index)
+    verdict = _probation(proj, champion, intake.batch_id)
+    decision = decide_retraining(
+        proj, intake.index, measured.report.drift_share, force_retrain, retrain_reason
+    )
+    run_id = log_monitoring_run(
+        proj,
+        intake=intake,
+        checked=checked,
+        batch=batch,
+        scored=scored,
+        measured=measured,
+        estimated=estimated,
+        decision=decision,
+        verdict=verdict,
+    )
+    advance_batch(proj, intake, "decided", decision=decision.to_dict())
+    retrained = _act(proj, intake, decision, run_id, params_path, force_retrain)
+    advance_batch(proj, intake, "acted", outcome=retrained.text if retrained else None)
+    found = _findings(proj, intake, checked, decision, verdict, retrained)
+    send_alerts(proj, found, intake.batch_id, intake.index, run_id)
+    dry_run = proj.settings.retrain.run_mode == "dry_run"
+    tag_run(*outcome_tags(measured.report, decision, verdict, retrained, dry_run=dry_run))
+    publish_monitor_artifacts(
+        proj,
+        intake=intake,
+        checked=checked,
+        report=measured.report,
+        evaluations=evaluations,
+        estimated=estimated,
+        decision=decision,
+        outcome=retrained,
+        run_id=run_id,
+    )
+    advance_batch(proj, intake, "done", status="accepted")
+    return MonitorResult(
+        intake.batch_id,
+        intake.index,
+        checked,
+        measured.report,
+        tuple(evaluations),
+        decision,
+        retrained.promotion if retrained else None,
+        run_id,
+        verdict,
+        estimated,
+    )
+
+
+def _reject(
+    proj: Project,
+    intake: Intake,
+    batch_path: Path,
+    checked: validation.ValidationResult,
+    champion_version: str,
+) -> State:
+    """A batch that failed validation: kept in quarantine, logged, alerted, and done."""
+    folder = quarantine_batch(batch_path, checked, proj)
+    run_id = log_rejection(proj, intake, batch_path, checked, folder, champion_version)
+    found = incidents.validation_alerts(checked, batch_path.stem, intake.index, str(folder))
+    send_alerts(proj, found, batch_path.stem, intake.index, run_id)
+    advance_batch(proj, intake, "done", status="rejected", champion_version=champion_version)
+    tag_run("rejected")
+    return Failed(name="Rejected", message=f"rejected: {checked.summary()}; kept in {folder}")
+
+
 def _score_and_version(
-    proj: Any, intake: Any, batch_path: Path, batch: Any, model: Any, champion: Any
+    proj: Project, intake: Intake, batch_path: Path, batch: Any, model: Any, champion: Any
 ) -> Scored:
     """Scores the batch with the champion (and its shadow on probation) and versions the batch
     and its predictions in the data repository."""
@@ -141,152 +247,78 @@ def _score_and_version(
     return Scored(predictions, shadow_version, versions, champion.version)
 
 
-def _process(
-    proj: Any,
-    intake: Any,
-    batch_path: Path,
-    params_path: Path,
-    force_retrain: bool,
-    retrain_reason: str | None,
-):
-    """The stages of one claimed batch (monitor_batch releases it when one raises)."""
-    index, batch_id = intake.index, intake.batch_id
-    reference, reference_md5 = load_reference(proj)
-    model, champion = load_champion(proj)
-    batch, checked = validate_batch(batch_path, reference, proj)
-    if not checked.success:
-        folder = quarantine_batch(batch_path, checked, proj)
-        run_id = log_rejection(proj, intake, batch_path, checked, folder, champion.version)
-        found = incidents.validation_alerts(checked, batch_path.stem, index, str(folder))
-        send_alerts(proj, found, batch_path.stem, index, run_id)
-        advance_batch(proj, intake, "done", status="rejected", champion_version=champion.version)
-        tag_run("rejected")
-        return Failed(name="Rejected", message=f"rejected: {checked.summary()}; kept in {folder}")
-    advance_batch(proj, intake, "validated")
-    if intake.record.reached("versioned"):  # a killed attempt scored and versioned it already
-        scored = reuse_versioned(proj, intake)
-    else:
-        scored = _score_and_version(proj, intake, batch_path, batch, model, champion)
-    predictions, shadow_version, versions = (
-        scored.predictions,
-        scored.shadow_version,
-        scored.versions,
-    )
-    estimated = estimate_performance(proj, predictions, load_calibration(proj, champion))
-    pred_col = proj.settings.data.prediction
-    ref_scores = score_batch(model, reference, proj)[pred_col]
-    drift_ref, drift_ref_preds, ref_label = select_drift_reference(proj, reference, ref_scores)
-    report = compute_drift(
-        drift_ref,
-        batch,
-        proj.settings.data,
-        proj.settings.drift,
-        drift_ref_preds,
-        predictions[pred_col],
-        model,
-        json.loads(champion.tags.get("feature_importance", "null")),
-    )
-    overall = compute_multivariate_drift(
-        drift_ref, batch, proj.settings.data, proj.settings.multivariate
-    )
-    html = render_drift_report(
-        report,
-        drift_ref,
-        batch,
-        (drift_ref_preds, predictions[pred_col]),
-        f"Drift: {batch_id} vs {ref_label}",
-        proj.settings.drift,
-        overall,
-    )
-    # late labels first: the retrain policy reads the performance they give
-    evaluations = evaluate_labelled_batches(proj, reference, index)
+def _probation(proj: Project, champion: Any, batch_id: str) -> probation.ProbationVerdict | None:
+    """Judges a champion on probation; ends the probation or rolls back when it is decided."""
     verdict = judge_probation(proj, champion)
     if verdict is not None and verdict.status != "pending":
         if verdict.status == "passed" or proj.settings.retrain.run_mode != "enabled":
             end_probation(proj, champion.version, verdict.status, verdict.reason)
         else:
             rollback_champion(proj, f"{batch_id}: automatic rollback: {verdict.reason}")
-    decision = decide_retraining(proj, index, report.drift_share, force_retrain, retrain_reason)
-    run_id = log_monitoring_run(
-        proj,
-        intake,
-        batch_id,
-        checked,
-        batch,
-        report,
-        predictions,
-        decision,
-        versions,
-        scored.champion_version,
-        reference_md5,
-        ref_label,
-        overall,
-        html,
-        estimated,
-        shadow_version,
-        verdict,
+    return verdict
+
+
+def _act(
+    proj: Project,
+    intake: Intake,
+    decision: policy.RetrainDecision,
+    run_id: str,
+    params_path: Path,
+    force_retrain: bool,
+) -> RetrainOutcome | None:
+    """Runs the retrain the decision asks for (once: a killed attempt's finished retrain is
+    reused); returns what it ended in, or None when no retrain was due."""
+    if not decision.retrain:
+        return None
+    earlier = retrain_done_at(proj, intake.index)
+    if earlier is not None:  # a killed attempt of this batch got that far: not twice
+        kind = earlier.detail.get("outcome_kind") or "failed"
+        return RetrainOutcome(kind, earlier.outcome or "")
+    if proj.settings.retrain.run_mode == "disabled":  # counts for cooldown like one that ran
+        event = start_event(proj, "retrain", decision.summary(), step=intake.index)
+        text = "not run (retrain.run_mode: disabled)"
+        finish_event(proj, event, text, kind="not run")
+        return RetrainOutcome("not run", text)
+    state = retrain(
+        reason=f"{intake.batch_id}: {decision.summary()}",
+        params_path=params_path,
+        batch_index=intake.index,
+        force=force_retrain,  # a manual retrain trains even without new labels
+        batch_id=intake.batch_id,
+        return_state=True,
     )
-    mode = proj.settings.retrain.run_mode
-    found = incidents.validation_alerts(checked, batch_id, index) + incidents.decision_alerts(
-        decision, batch_id, index
-    )
+    if state.is_completed() and state.name != "Skipped":
+        retrained = RetrainOutcome.from_decision(state.result(raise_on_failure=False))
+    else:
+        retrained = RetrainOutcome.from_state(state.name, state.message)
+    record_outcome(run_id, retrained)
+    return retrained
+
+
+def _findings(
+    proj: Project,
+    intake: Intake,
+    checked: validation.ValidationResult,
+    decision: policy.RetrainDecision,
+    verdict: probation.ProbationVerdict | None,
+    retrained: RetrainOutcome | None,
+) -> incidents.Findings:
+    """The batch's incidents: validation warnings, the decision's severity, probation, and
+    what a retrain ended in (a promotion alerts by itself, from the retrain flow)."""
+    batch_id, index, mode = intake.batch_id, intake.index, proj.settings.retrain.run_mode
+    found = incidents.validation_alerts(checked, batch_id, index)
+    found += incidents.decision_alerts(decision, batch_id, index)
     if verdict is not None:
         rolled_back = verdict.status == "failed" and mode == "enabled"
         found += incidents.probation_alerts(verdict, batch_id, index, rolled_back=rolled_back)
-    advance_batch(proj, intake, "decided", decision=decision.to_dict())
-    outcome, described = None, None
-    earlier = retrain_done_at(proj, index) if decision.retrain else None
-    if earlier is not None:  # a killed attempt of this batch got that far: not twice
-        described = earlier.outcome
-    elif decision.retrain and mode != "disabled":
-        state = retrain(
-            reason=f"{batch_id}: {decision.summary()}",
-            params_path=params_path,
-            batch_index=index,
-            force=force_retrain,  # a manual retrain trains even without new labels
-            batch_id=batch_id,
-            return_state=True,
-        )
-        done = state.is_completed() and state.name != "Skipped"
-        outcome = state.result(raise_on_failure=False) if done else None
-        described = describe_retrain(state, outcome)
-        record_outcome(run_id, described)
-        if outcome is not None:
-            found += incidents.retrain_alerts(batch_id, index, None)
-            if not (outcome.promote and mode == "enabled"):  # a promotion alerts by itself
-                found += incidents.promotion_alerts(
-                    outcome, batch_id, index, dry_run=mode == "dry_run"
-                )
-        elif not described.startswith(("deferred", "skipped")):
-            found += incidents.retrain_alerts(batch_id, index, described)
-    elif decision.retrain:  # decided but not run; it counts for cooldown like one that ran
-        event = start_event(proj, "retrain", decision.summary(), step=index)
-        finish_event(proj, event, "not run (retrain.run_mode: disabled)")
-    advance_batch(proj, intake, "acted", outcome=described)
-    send_alerts(proj, found, batch_id, index, run_id)
-    tag_run(*outcome_tags(report, decision, verdict, described, dry_run=mode == "dry_run"))
-    publish_monitor_artifacts(
-        proj,
-        batch_id,
-        index,
-        checked,
-        report,
-        evaluations,
-        estimated,
-        decision,
-        described,
-        run_id,
-    )
-    advance_batch(proj, intake, "done", status="accepted")
-    return MonitorResult(
-        batch_id,
-        index,
-        checked,
-        report,
-        tuple(evaluations),
-        decision,
-        outcome,
-        run_id,
-        verdict,
-        estimated,
-    )
+    if retrained is None or retrained.kind == "not run":
+        return found
+    if retrained.promotion is not None:
+        found += incidents.retrain_alerts(batch_id, index, None)
+        if not (retrained.promotion.promote and mode == "enabled"):
+            found += incidents.promotion_alerts(
+                retrained.promotion, batch_id, index, dry_run=mode == "dry_run"
+            )
+    elif not retrained.quiet:
+        found += incidents.retrain_alerts(batch_id, index, retrained.text)
+    return found

@@ -11,9 +11,11 @@ from prefect.artifacts import create_table_artifact
 from flows.bootstrap import bootstrap
 from flows.common import DEFAULT_PARAMS
 from flows.monitor import monitor_batch
-from modelwatch.app import demo, status
 from modelwatch.settings import load_settings
+from modelwatch.streams import demo
 from tasks.progress import flow_progress
+from tasks.project import open_project
+from tasks.tracking import summarize_batches
 
 
 @flow(name="replay", flow_run_name="replay")
@@ -43,6 +45,6 @@ def replay(params_path: Path = DEFAULT_PARAMS, max_batches: int | None = None) -
             done.mkdir(parents=True, exist_ok=True)
             shutil.move(str(target), done / target.name)
         progress.advance(detail=f"{batch.batch_id} {state.name} {state.message or ''}".strip())
-    rows = status.batch_table(params_path)
+    rows = summarize_batches(open_project(params_path))
     create_table_artifact(key="replay-summary", table=rows, description="one row per batch")
     return rows

@@ -10,10 +10,12 @@ from prefect import flow
 from prefect.states import Completed, State
 
 from flows.common import DEFAULT_PARAMS, one_at_a_time, tag_run
+from modelwatch import names
 from modelwatch.alerts import incidents
 from modelwatch.decide import promotion
+from modelwatch.decide.outcome import RetrainOutcome
 from modelwatch.errors import ConfigError, InsufficientDataError
-from modelwatch.stores import gate, registry, versioning
+from modelwatch.stores import gate
 from modelwatch.stores.project import Project
 from tasks.alerts import send_alerts
 from tasks.events import (
@@ -25,10 +27,11 @@ from tasks.events import (
     start_event,
 )
 from tasks.project import open_project
-from tasks.registry import apply_promotion
+from tasks.registry import apply_promotion, champion_info, newest_window_end
 from tasks.training import (
     build_training_window,
     log_holdout_evaluation,
+    next_window_tag,
     score_holdout,
     train_candidate,
     write_window,
@@ -74,10 +77,11 @@ def retrain(
         with one_at_a_time(proj.model_name, others_alive(proj, event)):
             result = _retrain(proj, reason, batch_index, force, event, batch_id)
     except Exception as exc:
-        finish_event(proj, event, f"failed: {type(exc).__name__}: {exc}")
+        finish_event(proj, event, f"failed: {type(exc).__name__}: {exc}", kind="failed")
         release_events(proj)  # a promotion it began is finished by the next run
         raise
-    finish_event(proj, event, _outcome(result))
+    ended = _outcome(result)
+    finish_event(proj, event, ended.text, kind=ended.kind)
     if isinstance(result, promotion.PromotionDecision):
         dry = proj.settings.retrain.run_mode == "dry_run"
         tag_run(
@@ -88,12 +92,10 @@ def retrain(
     return result
 
 
-def _outcome(result: promotion.PromotionDecision | State) -> str:
+def _outcome(result: promotion.PromotionDecision | State) -> RetrainOutcome:
     if isinstance(result, promotion.PromotionDecision):
-        if result.promote:
-            return f"promoted v{result.candidate_version}"
-        return f"kept v{result.champion_version}"
-    return f"{result.name.lower()}: {result.message or ''}".rstrip(": ")
+        return RetrainOutcome.from_decision(result)
+    return RetrainOutcome.from_state(result.name, result.message)
 
 
 def _retrain(
@@ -104,23 +106,23 @@ def _retrain(
     event: Any,
     batch_id: str | None = None,
 ) -> promotion.PromotionDecision | State:
-    champion = registry.get_alias(proj.client, proj.model_name, registry.CHAMPION)
+    champion = champion_info(proj)
     window = build_training_window(proj)
     if champion is not None:
-        seen = int(champion.tags.get("trained_through_batch", "0"))
+        seen = int(champion.tags.get(names.TRAINED_THROUGH_BATCH, "0"))
         if seen >= window.holdout_from_index:
             raise InsufficientDataError(
                 f"the holdout starts at batch {window.holdout_from_index} but champion "
                 f"{champion.version} was trained through batch {seen}: no unseen labelled batch"
             )
-    newest = _newest_window_end(proj)
+    newest = newest_window_end(proj)
     if not force and newest is not None and newest == window.through_index:
         return Completed(
             name="Skipped",
             message=f"no labelled batch since the newest model version's window (through batch "
             f"{newest}); nothing new to learn (force=True retrains anyway)",
         )
-    tag = f"window-{len(versioning.tags(proj.paths.data_repo, 'window-*')) + 1:03d}"
+    tag = next_window_tag(proj)
     versions = write_window(proj, window.train, window.holdout, tag, f"training window {tag}")
     cand = train_candidate(proj, window.train, versions, reason, window.through_index, tag)
     note_event(proj, event, {"candidate": cand.version})
@@ -187,18 +189,3 @@ def _promote(
     subject = batch_id or f"manual-retrain-after-step-{step}"
     send_alerts(proj, incidents.promotion_alerts(decision, subject, step), subject, step)
     finish_event(proj, event, f"promoted v{cand.version}")
-
-
-def _newest_window_end(proj: Project) -> int | None:
-    """Returns trained_through_batch of the newest registered version, if any."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        versions = proj.client.search_model_versions(f"name = '{proj.model_name}'")
-    except MlflowException:
-        return None
-    if not versions:
-        return None
-    newest = max(versions, key=lambda v: int(v.version))
-    value = dict(newest.tags).get("trained_through_batch")
-    return int(value) if value not in (None, "") else None

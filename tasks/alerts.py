@@ -9,9 +9,10 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from modelwatch import names
 from modelwatch.alerts import delivery, incidents
 from modelwatch.errors import SchemaError
-from modelwatch.stores import tracking
+from modelwatch.stores import recovery, tracking
 from modelwatch.stores.project import Project
 
 
@@ -25,10 +26,8 @@ def send_alerts(
 ) -> list[delivery.Delivery]:
     """Opens, escalates or resolves incidents (state in <home>/registry/<model>.incidents.json),
     routes the alerts that are due and records them (and every delivery) in the batch's run."""
-    from tasks.registry import history_of
-
     path = proj.paths.registry_dir / f"{proj.model_name}.incidents.json"
-    with history_of(proj).lock():  # one writer of the incident state at a time
+    with recovery.history_of(proj).lock():  # one writer of the incident state at a time
         state = delivery.load_state(path)
         due, state = incidents.track_incidents(
             state, findings, index, batch_id, proj.settings.alerts.repeat_after_batches
@@ -48,8 +47,8 @@ def send_alerts(
             failed = [d for d in deliveries if d.status == "failed"]
             tracking.set_tags(
                 {
-                    "alerts": ",".join(sorted({a.severity for a in due})),
-                    "alerts_failed": len(failed),
+                    names.ALERTS: ",".join(sorted({a.severity for a in due})),
+                    names.ALERTS_FAILED: len(failed),
                 }
             )
     return deliveries

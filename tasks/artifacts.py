@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from prefect import task
@@ -10,8 +11,10 @@ from prefect.cache_policies import NO_CACHE
 
 from modelwatch import drift
 from modelwatch.decide import policy
+from modelwatch.decide.outcome import RetrainOutcome
 from modelwatch.performance.metrics import format_number
 from modelwatch.stores import validation
+from modelwatch.stores.ledger import Intake
 from modelwatch.stores.project import Project
 
 
@@ -23,18 +26,19 @@ def mlflow_run_url(proj: Project, run_id: str, base: str = "http://127.0.0.1:500
 @task(cache_policy=NO_CACHE)
 def publish_monitor_artifacts(
     proj: Project,
-    batch_id: str,
-    index: int,
+    *,
+    intake: Intake,
     checked: validation.ValidationResult,
     report: drift.DriftReport,
-    evaluations: list[Any],
+    evaluations: Sequence[Any],
     estimated: dict[str, float],
     decision: policy.RetrainDecision,
-    outcome: str | None,
+    outcome: RetrainOutcome | None,
     run_id: str,
 ) -> None:
     """Publishes `monitor-<batch>` (markdown: validation, top drifted features, metrics,
     decision and reasons, link to the MLflow run) and `drift-<batch>` (one row per column)."""
+    batch_id, index = intake.batch_id, intake.index
     key = artifact_key(batch_id)
     lines = [
         f"# {batch_id} (step {index})",
@@ -60,7 +64,7 @@ def publish_monitor_artifacts(
         values = ", ".join(f"{k} {format_number(v)}" for k, v in estimated.items())
         lines += [f"**Estimated before labels (CBPE)**: {values}", ""]
     said = f"**Decision** ({decision.severity}): {decision.summary()}"
-    lines.append(f"{said}; retrain: {outcome}" if outcome else said)
+    lines.append(f"{said}; retrain: {outcome.text}" if outcome else said)
     lines += ["", f"[MLflow run]({mlflow_run_url(proj, run_id)})"]
     create_markdown_artifact(
         key=f"monitor-{key}", markdown="\n".join(lines), description=f"monitor {batch_id}"

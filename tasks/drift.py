@@ -10,10 +10,11 @@ from prefect.cache_policies import NO_CACHE
 from modelwatch import drift
 from modelwatch.drift import multivariate
 from modelwatch.drift.importance import feature_importance
+from modelwatch.drift.reference import DriftReference
 from modelwatch.settings import DataSettings, DriftSettings, MultivariateSettings
+from tasks.results import Measured
 
 
-@task(cache_policy=NO_CACHE)
 def compute_drift(
     reference: pd.DataFrame,
     batch: pd.DataFrame,
@@ -24,7 +25,7 @@ def compute_drift(
     model: object | None = None,
     importance: dict[str, float] | None = None,
 ) -> drift.DriftReport:
-    """Prefect wrapper: run state, a one-line log, a table in the UI, ranked by the champion's
+    """Per-column drift with a one-line log and a table in the UI, ranked by the champion's
     feature importances when `model` (the fitted pipeline) exposes them."""
     if importance is None and model is not None:
         importance = feature_importance(model, data.features)
@@ -46,7 +47,6 @@ def compute_drift(
     return report
 
 
-@task(cache_policy=NO_CACHE)
 def compute_multivariate_drift(
     reference: pd.DataFrame, batch: pd.DataFrame, data: DataSettings, settings: MultivariateSettings
 ) -> tuple[multivariate.MultivariateDrift, ...]:
@@ -77,7 +77,6 @@ def compute_multivariate_drift(
     return tuple(out)
 
 
-@task(cache_policy=NO_CACHE)
 def render_drift_report(
     report: drift.DriftReport,
     reference: pd.DataFrame,
@@ -101,3 +100,40 @@ def render_drift_report(
         max_plots=settings.html_max_plots,
         multivariate=multivariate_results,
     )
+
+
+@task(cache_policy=NO_CACHE)
+def measure_batch(
+    *,
+    batch: pd.DataFrame,
+    predictions: pd.Series,
+    reference: DriftReference,
+    model: object,
+    importance: dict[str, float] | None,
+    data: DataSettings,
+    settings: DriftSettings,
+    multivariate_settings: MultivariateSettings,
+    title: str,
+) -> Measured:
+    """Drift of the features, the predictions and the whole dataset against the reference."""
+    report = compute_drift(
+        reference.frame,
+        batch,
+        data,
+        settings,
+        reference.predictions,
+        predictions,
+        model,
+        importance,
+    )
+    overall = compute_multivariate_drift(reference.frame, batch, data, multivariate_settings)
+    html = render_drift_report(
+        report,
+        reference.frame,
+        batch,
+        (reference.predictions, predictions),
+        f"{title} vs {reference.label}",
+        settings,
+        overall,
+    )
+    return Measured(report, overall, html, reference)

@@ -39,9 +39,10 @@ def start_event(
 
 
 @task(cache_policy=NO_CACHE)
-def finish_event(proj: Project, event: ledger.Event, outcome: str) -> None:
-    """Records how an event ended (it then counts as done)."""
-    proj.ledger.finish_event(event.id, outcome)
+def finish_event(proj: Project, event: ledger.Event, outcome: str, kind: str | None = None) -> None:
+    """Records how an event ended (it then counts as done); kind is the outcome's kind
+    (modelwatch.decide.outcome.RetrainKind) for a retrain."""
+    proj.ledger.finish_event(event.id, outcome, detail={"outcome_kind": kind} if kind else None)
 
 
 @task(cache_policy=NO_CACHE)

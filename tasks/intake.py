@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import get_run_logger, task
@@ -11,54 +10,35 @@ from prefect.cache_policies import NO_CACHE
 from modelwatch import io
 from modelwatch.alerts import incidents
 from modelwatch.errors import ConfigError
-from modelwatch.stores import ledger, recovery
+from modelwatch.stores import recovery
+from modelwatch.stores.ledger import Intake
 from modelwatch.stores.project import Project
 
 
-@dataclass(frozen=True)
-class Intake:
-    """A batch claimed for processing: its step and how far an earlier attempt got."""
-
-    batch_id: str
-    file_md5: str
-    index: int
-    kind: str  # new, resumed or done
-    record: ledger.BatchRecord
-
-    @property
-    def done(self) -> bool:
-        return self.kind == "done"
-
-    def skipped_message(self, name: str) -> str:
-        rec = self.record
-        return (
-            f"{name}: same content as {rec.batch_id} (step {rec.step}, {rec.status}); "
-            "already processed, nothing done"
-        )
-
-
 @task(cache_policy=NO_CACHE)
-def recover_state(proj: Project) -> list[str]:
+def recover_state(proj: Project) -> incidents.Findings:
     """Finishes promotions and closes retrains whose process died, and puts the reference back
-    on the champion's data; returns what it did (also in the log)."""
-    from tasks.alerts import send_alerts
+    on the champion's data (each repair in the log); returns the promotion alerts that the
+    interrupted runs never sent."""
+    alerts = []
 
     def tell(candidate: str, previous: str | None, reason: str, step: int | None) -> None:
-        alert = incidents.Alert(
-            kind="promotion",
-            severity="info",
-            title=f"Version {candidate} is now champion (was {previous})",
-            text=f"- the promotion was finished after an interruption\n- {reason}",
-            batch_id=f"step-{step}" if step is not None else "manual",
-            batch_index=step or 0,
+        alerts.append(
+            incidents.Alert(
+                kind="promotion",
+                severity="info",
+                title=f"Version {candidate} is now champion (was {previous})",
+                text=f"- the promotion was finished after an interruption\n- {reason}",
+                batch_id=f"step-{step}" if step is not None else "manual",
+                batch_index=step or 0,
+            )
         )
-        send_alerts(proj, incidents.Findings((alert,)), alert.batch_id, alert.batch_index)
 
     repairs = recovery.recover(proj, on_promoted=tell)
     logger = get_run_logger()
     for repair in repairs:
         logger.warning("recovered: %s", repair.line())
-    return [r.line() for r in repairs]
+    return incidents.Findings(tuple(alerts))
 
 
 @task(cache_policy=NO_CACHE)

@@ -9,14 +9,13 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from modelwatch import drift, io
+from modelwatch import drift, io, names
 from modelwatch.decide import probation
 from modelwatch.performance.report import PerformanceReport
 from modelwatch.settings import BootstrapSettings
 from modelwatch.stores import project, tracking
 from modelwatch.stores.project import Project
 from modelwatch.training import scoring
-from tasks.tracking import log_timeline
 
 
 @dataclass(frozen=True)
@@ -58,32 +57,32 @@ def evaluate_labelled_batches(
             reference_target=reference[data.target],
         )
         if report is None:
-            if coverage > 0 and coverage != run.metrics.get("label_coverage"):
+            if coverage > 0 and coverage != run.metrics.get(names.LABEL_COVERAGE):
                 with tracking.resume(run.run_id):
-                    tracking.log_metrics({"label_coverage": coverage}, step=run.step)
-                log_timeline(proj, {"label_coverage": coverage}, run.step)
+                    tracking.log_metrics({names.LABEL_COVERAGE: coverage}, step=run.step)
+                project.log_timeline(proj, {names.LABEL_COVERAGE: coverage}, run.step)
                 proj.ledger.update_batch(
-                    proj.model_name, run.step, metrics={"label_coverage": coverage}
+                    proj.model_name, run.step, metrics={names.LABEL_COVERAGE: coverage}
                 )
             continue
         metrics = _report_metrics(report, "performance")
         metrics |= {f"baseline.dummy.{k}": v for k, v in report.baseline.items()}
         metrics |= {
-            f"estimation_error.{k}": report.metrics[k] - run.metrics[f"estimated.{k}"]
+            f"estimation_error.{k}": report.metrics[k] - run.metrics[names.estimated(k)]
             for k in report.metrics
-            if f"estimated.{k}" in run.metrics
+            if names.estimated(k) in run.metrics
         }
         shadow = _shadow_report(proj, preds, batch, labels)
         if shadow is not None:
             metrics |= _report_metrics(shadow, "shadow.performance")
         target = _target_drift(proj, reference, preds, labels)
         metrics |= {
-            f"drift.p_value.{target.column}": target.p_value,
-            f"drift.statistic.{target.column}": target.statistic,
-            "target_drift": float(target.drifted),
-            "label_coverage": coverage,
-            "label_latency_batches": float(index - run.step),
-            "label_latency_seconds": time.time() - run.created_at,
+            names.drift("p_value", target.column): target.p_value,
+            names.drift("statistic", target.column): target.statistic,
+            names.TARGET_DRIFT: float(target.drifted),
+            names.LABEL_COVERAGE: coverage,
+            names.LABEL_LATENCY_BATCHES: float(index - run.step),
+            names.LABEL_LATENCY_SECONDS: time.time() - run.created_at,
         }
         with tracking.resume(run.run_id):
             tracking.log_metrics({k: v for k, v in metrics.items() if v is not None}, step=run.step)
@@ -91,8 +90,8 @@ def evaluate_labelled_batches(
             tracking.log_json(report.to_dict(), "performance.json")
             if shadow is not None:
                 tracking.log_json(shadow.to_dict(), "shadow_performance.json")
-            tracking.set_tags({"labels_evaluated": "true", "labels_evaluated_at_batch": index})
-        log_timeline(proj, metrics, run.step)
+            tracking.set_tags({names.LABELS_EVALUATED: "true", names.LABELS_EVALUATED_AT: index})
+        project.log_timeline(proj, metrics, run.step)
         proj.ledger.update_batch(
             proj.model_name,
             run.step,

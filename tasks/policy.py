@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from modelwatch import names
 from modelwatch.decide import policy
 from modelwatch.stores import history, registry
 from modelwatch.stores.project import Project
@@ -23,8 +24,8 @@ def decide_retraining(
     led, name = proj.ledger, proj.model_name
     champ = registry.require_alias(proj.client, name, registry.CHAMPION)
     latest = led.latest_evaluated(name, champ.version, before_step=index)
-    current = latest.metrics.get(f"performance.{metric}") if latest is not None else None
-    baseline = champ.tags.get(f"baseline_{metric}")
+    current = latest.metrics.get(names.performance(metric)) if latest is not None else None
+    baseline = champ.tags.get(names.baseline(metric))
     window = max(settings.persistence.window, 1)
     recent = (
         tuple(
@@ -35,7 +36,7 @@ def decide_retraining(
         else ()
     )
     first = led.first_scored_by(name, champ.version)
-    first_drift = first.metrics.get("drift_share") if first is not None else None
+    first_drift = first.metrics.get(names.DRIFT_SHARE) if first is not None else None
     inputs = policy.PolicyInputs(
         batch_index=index,
         drift_share=drift_share,

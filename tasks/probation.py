@@ -6,7 +6,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from modelwatch import io
+from modelwatch import io, names
 from modelwatch.decide import probation
 from modelwatch.stores import project, registry
 from modelwatch.stores.project import Project
@@ -21,10 +21,8 @@ def judge_probation(
 
     The rows are those of labelled batches this champion scored while the previous champion
     scored the same rows in shadow."""
-    from tasks.registry import PROBATION_TAG
-
     settings = proj.settings.promotion.probation
-    if champion.tags.get(PROBATION_TAG) != "active" or settings.batches == 0:
+    if champion.tags.get(names.PROBATION) != "active" or settings.batches == 0:
         return None
     previous = registry.get_alias(proj.client, proj.model_name, registry.PREVIOUS)
     if previous is None:

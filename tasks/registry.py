@@ -8,16 +8,10 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from modelwatch.stores import alias_history, project, recovery, registry, tracking, versioning
+from modelwatch import names
+from modelwatch.stores import project, recovery, registry, tracking, versioning
 from modelwatch.stores.project import Project
 from modelwatch.training import model_card, scoring
-
-PROBATION_TAG = "probation"
-
-
-def history_of(proj: Project) -> alias_history.AliasHistory:
-    """Returns the append-only alias history of the project's model."""
-    return alias_history.AliasHistory(proj.paths.registry_dir, proj.model_name)
 
 
 def _via() -> str:
@@ -30,7 +24,7 @@ def _via() -> str:
 def load_champion(proj: Project) -> tuple[Any, registry.ModelVersionInfo]:
     """Returns the champion pipeline (models:/<name>@champion) and its version info; an
     interrupted alias move is finished or undone first."""
-    registry.recover(proj.client, proj.model_name, history_of(proj))
+    registry.recover(proj.client, proj.model_name, recovery.history_of(proj))
     info = registry.require_alias(proj.client, proj.model_name, registry.CHAMPION)
     model = registry.load_model(proj.model_name, registry.CHAMPION)
     get_run_logger().info("champion: %s version %s", proj.model_name, info.version)
@@ -38,11 +32,23 @@ def load_champion(proj: Project) -> tuple[Any, registry.ModelVersionInfo]:
 
 
 @task(cache_policy=NO_CACHE)
+def champion_info(proj: Project) -> registry.ModelVersionInfo | None:
+    """Returns the champion's version info, or None before the first champion."""
+    return registry.get_alias(proj.client, proj.model_name, registry.CHAMPION)
+
+
+@task(cache_policy=NO_CACHE)
+def newest_window_end(proj: Project) -> int | None:
+    """Returns the last batch the newest registered version was trained through, if any."""
+    return registry.newest_trained_through(proj.client, proj.model_name)
+
+
+@task(cache_policy=NO_CACHE)
 def load_shadow(
     proj: Project, champion: registry.ModelVersionInfo
 ) -> tuple[Any, registry.ModelVersionInfo] | None:
     """Returns the previous champion while the champion is on probation (it scores in shadow)."""
-    if champion.tags.get(PROBATION_TAG) != "active":
+    if champion.tags.get(names.PROBATION) != "active":
         return None
     previous = registry.get_alias(proj.client, proj.model_name, registry.PREVIOUS)
     if previous is None:
@@ -58,7 +64,7 @@ def load_calibration(proj: Project, champion: registry.ModelVersionInfo) -> Any:
     """Returns the champion's calibrator (from its training run), or None without one."""
     from modelwatch.performance import estimation
 
-    run_id = champion.tags.get("training_run_id")
+    run_id = champion.tags.get(names.TRAINING_RUN_ID)
     if proj.settings.project.task != "classification" or not run_id:
         return None
     import mlflow.artifacts
@@ -99,9 +105,13 @@ def apply_promotion(
     card = _model_card(proj, decision, candidate_run_id, outcome)
     with tracking.resume(candidate_run_id):
         tracking.log_metrics(
-            {f"challenger.{k}": v for k, v in decision.candidate_metrics.items()}
-            | {f"champion.{k}": v for k, v in (decision.champion_metrics or {}).items()}
-            | ({"improvement": decision.improvement} if decision.improvement is not None else {}),
+            {names.challenger(k): v for k, v in decision.candidate_metrics.items()}
+            | {names.champion(k): v for k, v in (decision.champion_metrics or {}).items()}
+            | (
+                {names.IMPROVEMENT: decision.improvement}
+                if decision.improvement is not None
+                else {}
+            ),
             step=0,
         )
         tracking.log_json(decision.to_dict(), "promotion_decision.json")
@@ -110,18 +120,18 @@ def apply_promotion(
         tracking.log_text(model_card.card_markdown(card), "model_card.md")
         tracking.set_tags(
             {
-                "promotion": outcome,
-                "decision_id": decision.decision_id,
-                "champion_version_before": decision.champion_version or "",
+                names.PROMOTION: outcome,
+                names.DECISION_ID: decision.decision_id,
+                names.CHAMPION_VERSION_BEFORE: decision.champion_version or "",
             }
         )
     tags = {
-        "promotion": outcome,
-        "decision_id": decision.decision_id,
-        f"baseline_{proj.settings.retrain.performance_metric}": baseline,
+        names.PROMOTION: outcome,
+        names.DECISION_ID: decision.decision_id,
+        names.baseline(proj.settings.retrain.performance_metric): baseline,
     }
     if moved and decision.champion_version and proj.settings.promotion.probation.batches:
-        tags[PROBATION_TAG] = "active"
+        tags[names.PROBATION] = "active"
     registry.tag_version(proj.client, name, version, tags)
     description = (
         f"{_comparison_markdown(decision)}\n\nModel card: runs:/{candidate_run_id}/model_card.md"
@@ -135,7 +145,7 @@ def apply_promotion(
         proj.client,
         name,
         version,
-        history=history_of(proj),
+        history=recovery.history_of(proj),
         via=_via(),
         reason=reason,
         decision_id=decision.decision_id,
@@ -180,16 +190,19 @@ def rollback_champion(proj: Project, reason: str, decision_id: str = "") -> tupl
     before, after = registry.rollback(
         proj.client,
         name,
-        history=history_of(proj),
+        history=recovery.history_of(proj),
         reason=reason,
         via=_via(),
         decision_id=decision_id,
     )
     registry.tag_version(
-        proj.client, name, before, {PROBATION_TAG: "rolled_back", "rolled_back_reason": reason}
+        proj.client,
+        name,
+        before,
+        {names.PROBATION: "rolled_back", names.ROLLED_BACK_REASON: reason},
     )
     restored = registry.get_alias(proj.client, name, registry.CHAMPION)
-    window_tag = restored.tags.get("window_tag") if restored else None
+    window_tag = restored.tags.get(names.WINDOW_TAG) if restored else None
     if window_tag:
         raw = versioning.read_version(proj.paths.data_repo, project.WINDOW, window_tag)
         path = proj.repo_path(project.REFERENCE)
@@ -207,5 +220,8 @@ def rollback_champion(proj: Project, reason: str, decision_id: str = "") -> tupl
 def end_probation(proj: Project, version: str, status: str, reason: str) -> None:
     """Records how a champion's probation ended (passed) on its model version."""
     registry.tag_version(
-        proj.client, proj.model_name, version, {PROBATION_TAG: status, "probation_reason": reason}
+        proj.client,
+        proj.model_name,
+        version,
+        {names.PROBATION: status, names.PROBATION_REASON: reason},
     )

@@ -9,11 +9,11 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from modelwatch import io
-from modelwatch.stores import project, registry, tracking, versioning
+from modelwatch import io, names
+from modelwatch.stores import project, recovery, registry, tracking, versioning
 from modelwatch.stores.project import Project
 from modelwatch.training import fit, model_card, windows
-from tasks.tracking import _flow_run_tags
+from tasks import runtime
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,12 @@ def build_training_window(proj: Project) -> windows.TrainingWindow:
     window = windows.build_window(project.load_reference(proj), labelled, proj.settings.training)
     get_run_logger().info("training window: %s", window.describe())
     return window
+
+
+@task(cache_policy=NO_CACHE)
+def next_window_tag(proj: Project) -> str:
+    """Returns the git tag of the next training window: window-001, window-002, ..."""
+    return f"window-{len(versioning.tags(proj.paths.data_repo, 'window-*')) + 1:03d}"
 
 
 @task(cache_policy=NO_CACHE)
@@ -77,24 +83,27 @@ def train_candidate(
     win = window[project.WINDOW]
     data = proj.settings.data
     tags = {
-        "reason": reason,
-        "window_tag": tag,
-        "data_commit": sha,
-        "window_md5": win.md5,
-        "stages_run": ",".join(ran) or "(cached)",
-        **_flow_run_tags(),
+        names.REASON: reason,
+        names.WINDOW_TAG: tag,
+        names.DATA_COMMIT: sha,
+        names.WINDOW_MD5: win.md5,
+        names.STAGES_RUN: ",".join(ran) or "(cached)",
+        **runtime.flow_run_tags(),
     }
     profile = model_card.profile_window(train, data, tag=tag, md5=win.md5, commit=sha)
     with tracking.run(proj.experiments.training, f"train-{tag}", tags) as run_id:
         tracking.log_metrics(
-            {f"cv.{k}": v for k, v in metrics["cv"].items()} | {"train_rows": metrics["rows"]},
+            {names.cv(k): v for k, v in metrics["cv"].items()}
+            | {names.TRAIN_ROWS: metrics["rows"]},
             step=through_index,
         )
         tracking.log_json(metrics.get("importance", {}), "feature_importance.json")
         tracking.log_json(profile.to_dict(), "training_window.json")
         if metrics.get("calibration"):
             tracking.log_json(metrics["calibration"], "calibration.json")
-        tracking.set_tags({f"param.{k}": v for k, v in proj.settings.training.model_dump().items()})
+        tracking.set_tags(
+            {f"{names.PARAM_PREFIX}{k}": v for k, v in proj.settings.training.model_dump().items()}
+        )
         tracking.log_dataset(
             train, "training_window", project.WINDOW, "training", win.md5, targets=data.target
         )
@@ -104,21 +113,21 @@ def train_candidate(
         proj.model_name,
         version,
         {
-            "trained_through_batch": through_index,
-            "window_tag": tag,
-            "window_md5": win.md5,
-            "data_commit": sha,
-            "reason": reason,
-            "training_run_id": run_id,
-            "feature_importance": json.dumps(
+            names.TRAINED_THROUGH_BATCH: through_index,
+            names.WINDOW_TAG: tag,
+            names.WINDOW_MD5: win.md5,
+            names.DATA_COMMIT: sha,
+            names.REASON: reason,
+            names.TRAINING_RUN_ID: run_id,
+            names.FEATURE_IMPORTANCE: json.dumps(
                 {k: round(v, 6) for k, v in metrics.get("importance", {}).items()}
             ),
         },
     )
     if proj.settings.retrain.run_mode == "enabled":
-        from tasks.registry import history_of
-
-        registry.set_challenger(proj.client, proj.model_name, version, history=history_of(proj))
+        registry.set_challenger(
+            proj.client, proj.model_name, version, history=recovery.history_of(proj)
+        )
     get_run_logger().info("candidate version %s registered (%s)", version, tag)
     return Candidate(version, run_id, metrics["cv"], tag, win.md5, sha)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +10,10 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from modelwatch import io
+from modelwatch.drift.reference import DriftReference
 from modelwatch.stores import project, versioning
 from modelwatch.stores.project import Project
+from tasks.results import Scored
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
@@ -28,17 +29,6 @@ def version_files(
         message,
     )
     return {v.path: v for v in versions}
-
-
-@dataclass(frozen=True)
-class Scored:
-    """A batch's predictions (the champion's columns), the shadow version that scored beside it,
-    the versions of its files in the data repository, and the champion version that scored it."""
-
-    predictions: pd.DataFrame
-    shadow_version: str | None
-    versions: dict[str, versioning.DataVersion]
-    champion_version: str
 
 
 @task(cache_policy=NO_CACHE)
@@ -81,10 +71,9 @@ def stage_batch(
 
 
 @task(cache_policy=NO_CACHE)
-def load_reference(proj: Project) -> tuple[pd.DataFrame, str]:
-    """Returns the champion's reference data from the data repo and its DVC md5."""
-    frame = project.load_reference(proj)
-    return frame, versioning.dvc_md5(proj.paths.data_repo, project.REFERENCE)
+def load_reference(proj: Project) -> pd.DataFrame:
+    """Returns the champion's reference data (its training data) from the data repo."""
+    return project.load_reference(proj)
 
 
 @task(cache_policy=NO_CACHE)
@@ -98,21 +87,25 @@ def set_reference(proj: Project, frame: pd.DataFrame, message: str) -> versionin
 @task(cache_policy=NO_CACHE)
 def select_drift_reference(
     proj: Project, champion_reference: pd.DataFrame, champion_predictions: pd.Series
-) -> tuple[pd.DataFrame, pd.Series, str]:
-    """Returns the drift reference chosen by `reference.strategy`, its predictions and a label.
+) -> DriftReference:
+    """Returns the drift reference chosen by `reference.strategy`, with its predictions.
 
     champion: the champion's training data, scored by the champion. previous_batch / rolling:
     the newest accepted batch(es) with the predictions made for them at the time; until a
     batch has been accepted, the champion's data stands in (and the label says so).
     """
+    md5 = versioning.dvc_md5(proj.paths.data_repo, project.REFERENCE)
     rule = proj.settings.reference
     if rule.strategy == "champion":
-        return champion_reference, champion_predictions, "champion training data"
+        return DriftReference(
+            champion_reference, champion_predictions, "champion training data", md5
+        )
     count = 1 if rule.strategy == "previous_batch" else rule.rolling_batches
     order = [b.batch_id for b in proj.ledger.recent_accepted(proj.model_name, count)]
     ids = project.recent_batches(proj, order, count)
     if not ids:
-        return champion_reference, champion_predictions, "champion training data (no batch yet)"
+        label = "champion training data (no batch yet)"
+        return DriftReference(champion_reference, champion_predictions, label, md5)
     frame, preds = project.batches_with_predictions(proj, ids)
     get_run_logger().info("drift reference: %s", ", ".join(ids))
-    return frame, preds, f"{rule.strategy}: {', '.join(ids)}"
+    return DriftReference(frame, preds, f"{rule.strategy}: {', '.join(ids)}", md5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+from modelwatch import names
 from modelwatch.settings import load_settings
 from modelwatch.stores import history, registry, tracking
 
@@ -12,36 +13,13 @@ COLUMNS = ["batch", "rows", "validation", "drift_share", "error", "decision", "c
 
 
 def batch_table(params_path: Path | str) -> list[dict]:
-    """Returns one row per processed batch: id, rows, validation, drift share, realized error
-    (blank until labels arrive), decision and the champion version that scored it."""
+    """Returns one row per processed batch (history.batch_table) for a params file."""
     loaded = load_settings(params_path)
     client = tracking.configure(loaded.paths)
     exps = tracking.ensure_experiments(
         client, loaded.settings.tracking.experiment, loaded.paths.artifact_root
     )
-    metric = loaded.settings.retrain.performance_metric
-    rows = []
-    for b in history.batch_runs(client, exps.monitoring):
-        value = b.metrics.get(f"performance.{metric}")
-        decision = b.tags.get("decision", "")
-        if b.tags.get("retrain_outcome"):
-            decision = f"retrain -> {b.tags['retrain_outcome']}"
-        if b.status == history.REJECTED:
-            decision = "quarantined"
-        rows.append(
-            {
-                "batch": b.batch_id,
-                "rows": int(b.metrics.get("rows", 0)),
-                "validation": b.status,
-                "drift_share": ""
-                if "drift_share" not in b.metrics
-                else f"{b.metrics['drift_share']:.2f}",
-                "error": "" if value is None else f"{metric} {value:.3g}",
-                "decision": decision,
-                "champion": f"v{b.champion_version}" if b.champion_version else "",
-            }
-        )
-    return rows
+    return history.batch_table(client, exps.monitoring, loaded.settings.retrain.performance_metric)
 
 
 def render_table(rows: list[dict]) -> str:
@@ -115,16 +93,16 @@ def decision_record(params_path: Path | str, batch_id: str) -> str:
     if run.status == history.REJECTED:
         return json.dumps(
             {
-                "batch_id": batch_id,
+                names.BATCH_ID: batch_id,
                 "decision": "rejected",
-                "quarantine": run.tags.get("quarantine"),
+                "quarantine": run.tags.get(names.QUARANTINE),
             },
             indent=2,
         )
     record = mlflow.artifacts.load_dict(f"runs:/{run.run_id}/decision.json")
     record["mlflow_run_id"] = run.run_id
-    if run.tags.get("retrain_outcome"):
-        record["retrain_outcome"] = run.tags["retrain_outcome"]
+    if run.tags.get(names.RETRAIN_OUTCOME):
+        record["retrain_outcome"] = run.tags[names.RETRAIN_OUTCOME]
     return json.dumps(record, indent=2, sort_keys=True)
 
 
@@ -156,13 +134,13 @@ def status(params_path: Path | str) -> str:
         lines.append("last batch: none processed yet")
     else:
         last = runs[-1]
-        drift = last.metrics.get("drift_share")
+        drift = last.metrics.get(names.DRIFT_SHARE)
         lines.append(
             f"last batch: {last.batch_id} (step {last.index}, {last.status})"
             + (f", drift share {drift:.2f}" if drift is not None else "")
             + (f", dataset drift {last.tags.get('dataset_drift')}" if drift is not None else "")
         )
-        realized = [b for b in runs if f"performance.{metric}" in b.metrics]
+        realized = [b for b in runs if names.performance(metric) in b.metrics]
         if realized:
             b = realized[-1]
             lines.append(
@@ -175,10 +153,10 @@ def status(params_path: Path | str) -> str:
                 "estimated before labels: "
                 + ", ".join(f"{k.split('.', 1)[1]} {v:.3f}" for k, v in sorted(estimated.items()))
             )
-        decision = last.tags.get("decision", "")
-        if last.tags.get("retrain_outcome"):
+        decision = last.tags.get(names.DECISION, "")
+        if last.tags.get(names.RETRAIN_OUTCOME):
             decision = f"retrain -> {last.tags['retrain_outcome']}"
-        severity = last.tags.get("decision_severity", "")
+        severity = last.tags.get(names.DECISION_SEVERITY, "")
         lines.append(f"last decision: {decision}" + (f" ({severity})" if severity else ""))
     incidents = paths.registry_dir / f"{name}.incidents.json"
     if incidents.exists():

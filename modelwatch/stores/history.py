@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from modelwatch import names
 from modelwatch.stores import registry, tracking
 
 ACCEPTED = "accepted"
@@ -28,11 +29,11 @@ def _to_batch_run(run: Any) -> BatchRun:
     tags = run.data.tags
     return BatchRun(
         run.info.run_id,
-        tags.get("batch_id", ""),
-        int(tags.get("batch_index", 0)),
-        tags.get("validation_status", ""),
-        tags.get("labels_evaluated") == "true",
-        tags.get("champion_version"),
+        tags.get(names.BATCH_ID, ""),
+        int(tags.get(names.BATCH_INDEX, 0)),
+        tags.get(names.VALIDATION_STATUS, ""),
+        tags.get(names.LABELS_EVALUATED) == "true",
+        tags.get(names.CHAMPION_VERSION),
         dict(run.data.metrics),
         dict(tags),
         int(run.info.start_time or 0),
@@ -48,7 +49,7 @@ def batch_runs(client: Any, experiment_id: str) -> list[BatchRun]:
 def latest_realized(runs: list[BatchRun], metric: str, champion_version: str) -> float | None:
     """Returns the most recent realized value of a performance metric on a batch that the
     given champion version scored (older batches say nothing about this model)."""
-    key = f"performance.{metric}"
+    key = names.performance(metric)
     evaluated = [b for b in runs if key in b.metrics and b.champion_version == champion_version]
     return evaluated[-1].metrics[key] if evaluated else None
 
@@ -65,4 +66,31 @@ def champion_age(client: Any, model_name: str, batch_index: int) -> int:
     champ = registry.get_alias(client, model_name, registry.CHAMPION)
     if champ is None:
         return 0
-    return batch_index - int(champ.tags.get("trained_through_batch", "0"))
+    return batch_index - int(champ.tags.get(names.TRAINED_THROUGH_BATCH, "0"))
+
+
+def batch_table(client: Any, experiment_id: str, metric: str) -> list[dict]:
+    """Returns one row per processed batch: id, rows, validation, drift share, realized error
+    (blank until labels arrive), decision and the champion version that scored it."""
+    rows = []
+    for b in batch_runs(client, experiment_id):
+        value = b.metrics.get(names.performance(metric))
+        decision = b.tags.get(names.DECISION, "")
+        if b.tags.get(names.RETRAIN_OUTCOME):
+            decision = f"retrain -> {b.tags['retrain_outcome']}"
+        if b.status == REJECTED:
+            decision = "quarantined"
+        rows.append(
+            {
+                "batch": b.batch_id,
+                "rows": int(b.metrics.get(names.ROWS, 0)),
+                "validation": b.status,
+                names.DRIFT_SHARE: ""
+                if "drift_share" not in b.metrics
+                else f"{b.metrics['drift_share']:.2f}",
+                "error": "" if value is None else f"{metric} {value:.3g}",
+                "decision": decision,
+                "champion": f"v{b.champion_version}" if b.champion_version else "",
+            }
+        )
+    return rows

@@ -561,12 +561,24 @@ class Ledger:
                 .values(detail=json.dumps(merged, default=str))
             )
 
-    def finish_event(self, event_id: int, outcome: str, state: EventState = "finished") -> None:
+    def finish_event(
+        self,
+        event_id: int,
+        outcome: str,
+        state: EventState = "finished",
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Records how an event ended (and merges detail into its detail), in one transaction."""
         with self._tx() as conn:
+            values: dict[str, Any] = {"state": state, "outcome": outcome, "owner": None}
+            if detail:
+                row = conn.execute(sa.select(events.c.detail).where(events.c.id == event_id))
+                merged = json.loads(row.one().detail or "{}") | detail
+                values["detail"] = json.dumps(merged, default=str)
             conn.execute(
                 events.update()
                 .where(events.c.id == event_id)
-                .values(state=state, outcome=outcome, owner=None, finished_at=time.time())
+                .values(**values, finished_at=time.time())
             )
 
     def release_events(self, model: str) -> int:
@@ -702,3 +714,25 @@ def open_ledger(url: str) -> Ledger:
     if ledger is None:
         ledger = _open[url] = Ledger(url)
     return ledger
+
+
+@dataclass(frozen=True)
+class Intake:
+    """A batch claimed for processing: its step and how far an earlier attempt got."""
+
+    batch_id: str
+    file_md5: str
+    index: int
+    kind: str  # new, resumed or done
+    record: BatchRecord
+
+    @property
+    def done(self) -> bool:
+        return self.kind == "done"
+
+    def skipped_message(self, name: str) -> str:
+        rec = self.record
+        return (
+            f"{name}: same content as {rec.batch_id} (step {rec.step}, {rec.status}); "
+            "already processed, nothing done"
+        )

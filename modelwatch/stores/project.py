@@ -152,3 +152,21 @@ def batches_with_predictions(
         stored = io.read_csv_file(project.repo_path("data/predictions") / f"{batch_id}.csv")
         preds.append(stored[data.prediction])
     return pd.concat(frames, ignore_index=True), pd.concat(preds, ignore_index=True)
+
+
+TIMELINE_RUN = "timeline_run_id"  # ledger meta: the monitoring timeline run
+
+
+def log_timeline(proj: Project, metrics: dict[str, float | None], index: int) -> None:
+    """Adds a batch's metrics to the monitoring timeline run (lines over batches in MLflow);
+    the run's id is kept in the ledger, so finding it costs the same at every batch."""
+    tracking.log_timeline(proj.client, timeline_run(proj), metrics, index)
+
+
+def timeline_run(proj: Project) -> str:
+    """Returns the id of the monitoring timeline run, made (once) the first time it is asked."""
+    run_id = proj.ledger.get_meta(proj.model_name, TIMELINE_RUN)
+    if run_id is None:
+        run_id = tracking.timeline_run(proj.client, proj.experiments.monitoring, proj.model_name)
+        proj.ledger.set_meta(proj.model_name, TIMELINE_RUN, run_id)
+    return run_id

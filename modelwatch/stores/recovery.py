@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from modelwatch import names
 from modelwatch.stores import ledger as ledger_mod
 from modelwatch.stores import project, registry, versioning
 from modelwatch.stores.alias_history import AliasHistory
@@ -18,7 +19,6 @@ from modelwatch.stores.project import Project
 log = logging.getLogger(__name__)
 
 REFERENCE_FOR = "reference_for_version"  # ledger meta: which champion the reference belongs to
-PROBATION_TAG = "probation"
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ def reconcile_reference(proj: Project) -> Repair | None:
         return None
     if proj.ledger.get_meta(proj.model_name, REFERENCE_FOR) == champion.version:
         return None
-    tag = champion.tags.get("window_tag")
+    tag = champion.tags.get(names.WINDOW_TAG)
     if not tag:
         return None
     raw = versioning.read_version(proj.paths.data_repo, project.WINDOW, tag)
@@ -92,7 +92,7 @@ def finish_promotions(proj: Project, on_promoted: OnPromoted | None = None) -> l
                 decision_id=str(event.detail.get("decision_id", "")),
             )
             if previous and event.detail.get("probation"):
-                registry.tag_version(proj.client, name, candidate, {PROBATION_TAG: "active"})
+                registry.tag_version(proj.client, name, candidate, {names.PROBATION: "active"})
         reconcile_reference(proj)
         if on_promoted is not None:
             on_promoted(candidate, previous, event.reason, event.step)
@@ -120,7 +120,7 @@ def close_dead_events(proj: Project) -> list[Repair]:
         candidate = event.detail.get("candidate")
         if candidate:
             registry.tag_version(
-                proj.client, proj.model_name, str(candidate), {"interrupted": "true"}
+                proj.client, proj.model_name, str(candidate), {names.INTERRUPTED: "true"}
             )
         proj.ledger.finish_event(
             event.id, f"interrupted: process {_pid(event.owner)} died", state="interrupted"

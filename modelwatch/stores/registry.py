@@ -29,6 +29,27 @@ class ModelVersionInfo:
     run_id: str | None
 
 
+def newest_trained_through(client: Any, name: str) -> int | None:
+    """Returns trained_through_batch of the newest registered version, if any."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        versions = client.search_model_versions(filter_string=f"name = {_quoted(name)}")
+    except MlflowException:
+        return None
+    if not versions:
+        return None
+    newest = max(versions, key=lambda v: int(v.version))
+    value = dict(newest.tags).get("trained_through_batch")
+    return int(value) if value not in (None, "") else None
+
+
+def _quoted(value: str) -> str:
+    """A string literal for an MLflow search filter (single quotes doubled, as its SQL-like
+    grammar escapes them)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
 def get_alias(client: Any, name: str, alias: str) -> ModelVersionInfo | None:
     """Returns the version an alias points to, or None if the model or alias does not exist."""
     from mlflow.exceptions import MlflowException

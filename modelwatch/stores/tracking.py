@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from modelwatch import names
 from modelwatch.settings import Paths
 
 log = logging.getLogger(__name__)
@@ -146,7 +147,6 @@ def log_sklearn_model(model: Any, example: pd.DataFrame, registered_name: str) -
     return info.model_uri, str(info.registered_model_version)
 
 
-TIMELINE_TAG = "modelwatch.timeline"
 TIMELINE_NOTE = (
     "Monitoring metrics over time: one point per batch at step = batch index (drift share, "
     "drifted features, estimated and realized performance, label coverage, champion version). "
@@ -166,13 +166,13 @@ def timeline_metrics(metrics: Mapping[str, float | None]) -> dict[str, float]:
 
 def timeline_run(client: Any, experiment_id: str, model_name: str) -> str:
     """Returns the id of the monitoring experiment's timeline run, creating it once."""
-    found = find_runs(client, experiment_id, f"tags.`{TIMELINE_TAG}` = 'true'")
+    found = find_runs(client, experiment_id, f"tags.`{names.TIMELINE}` = 'true'")
     if found:
         return min(found, key=lambda r: r.info.start_time).info.run_id
     run = client.create_run(
         experiment_id,
         run_name=f"{model_name}-timeline",
-        tags={TIMELINE_TAG: "true", "mlflow.note.content": TIMELINE_NOTE},
+        tags={names.TIMELINE: "true", names.NOTE: TIMELINE_NOTE},
     )
     client.set_terminated(run.info.run_id)
     return run.info.run_id

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from modelwatch.app import demo
 from modelwatch.settings import load_settings
 from modelwatch.stores import history, registry
 from modelwatch.stores.project import open_project
+from modelwatch.streams import demo
 from tests.conftest import write_params
 
 pytestmark = pytest.mark.slow

@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 import sklearn.metrics
 
-from modelwatch.app import demo
 from modelwatch.app.status import decision_record
 from modelwatch.settings import load_settings
 from modelwatch.stores import alias_history, history, registry, tracking, versioning
 from modelwatch.stores.project import REFERENCE, WINDOW, open_project
+from modelwatch.streams import demo
 from tests.conftest import write_params
 
 pytestmark = pytest.mark.slow

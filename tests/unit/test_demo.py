@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelwatch.app.demo import DemoPlan, prepare_demo
 from modelwatch.errors import ConfigError
 from modelwatch.settings import load_settings
+from modelwatch.streams.demo import DemoPlan, prepare_demo
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "data" / "demo" / "bike_sharing" / "hour.csv"

@@ -111,3 +111,61 @@ def test_importing_the_core_loads_neither_prefect_nor_mlflow(module):
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
     ).stdout
     assert out.strip() == "[]", f"{module} pulls in {out.strip()}"
+
+
+# tasks/ modules that hold helpers for tasks, not tasks: the only ones another task may import
+TASK_HELPERS = {"tasks.progress", "tasks.results", "tasks.runtime"}
+
+
+def task_violations(root: Path) -> list[str]:
+    """A task never imports another task module; a flow never calls a store adapter (a module
+    of modelwatch.stores) outside a task: it may name one (a type, a function passed on), not
+    call into it."""
+    out = []
+    for path in sorted((root / "tasks").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                modules = [node.module]
+                if node.module == "tasks":
+                    modules = [f"tasks.{a.name}" for a in node.names]
+                for module in modules:
+                    if module.startswith("tasks.") and module not in TASK_HELPERS:
+                        out.append(f"tasks/{path.name}:{node.lineno} imports {module}")
+    for path in sorted((root / "flows").glob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        adapters = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "modelwatch.stores":
+                adapters |= {a.asname or a.name for a in node.names}
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id in adapters
+            ):
+                call = f"{node.func.value.id}.{node.func.attr}"
+                out.append(f"flows/{path.name}:{node.lineno} calls the adapter {call}")
+    return out
+
+
+def test_tasks_do_not_import_tasks_and_flows_call_adapters_only_through_tasks():
+    found = task_violations(ROOT)
+    assert not found, "rules broken:\n" + "\n".join(found)
+
+
+def test_the_task_rule_check_can_fail(tmp_path):
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "tasks" / "a.py").write_text(
+        "from tasks.b import x\nfrom tasks import runtime, c\nfrom tasks.progress import p\n"
+    )
+    (tmp_path / "flows" / "f.py").write_text(
+        "from modelwatch.stores import gate, registry\n\n"
+        "def flow():\n    registry.get_alias(1)\n    use(gate.threshold_gate)\n"
+    )
+    assert task_violations(tmp_path) == [
+        "tasks/a.py:1 imports tasks.b",
+        "tasks/a.py:2 imports tasks.c",
+        "flows/f.py:4 calls the adapter registry.get_alias",
+    ]
