@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -363,7 +364,8 @@ class TrackingSettings(_Frozen):
 
 
 class WebhookSettings(_Frozen):
-    """An incoming webhook that accepts Slack-compatible JSON (Slack, Mattermost, Rocket.Chat)."""
+    """Where alerts go: an http(s) incoming webhook that accepts Slack-compatible JSON (Slack,
+    Mattermost, Rocket.Chat), or any apprise URL (mailto://, msteams://, discord://, ...)."""
 
     url: str
     name: str | None = Field(None, min_length=1)  # in logs and results; default: the URL's host
@@ -372,16 +374,39 @@ class WebhookSettings(_Frozen):
 
     @field_validator("url")
     @classmethod
-    def _http_url(cls, url: str) -> str:
+    def _known_url(cls, url: str) -> str:
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http:// or https:// URL with a host")
+        if parts.scheme in ("http", "https"):
+            if not parts.hostname:
+                raise ValueError("an http:// or https:// webhook URL needs a host")
+            return url
+        import apprise  # only for the non-http channels: off the path of most commands
+
+        if not parts.scheme or apprise.Apprise.instantiate(url) is None:
+            raise ValueError(
+                "must be an http:// or https:// webhook URL (Slack-compatible JSON) or a URL "
+                "apprise knows (mailto://, msteams://, discord://, tgram://, ntfys://, json://, "
+                "...; see https://github.com/caronc/apprise/wiki)"
+            )
         return url
 
     @property
+    def is_webhook(self) -> bool:
+        """An http(s) URL: Slack-compatible JSON. Anything else goes through apprise."""
+        return urlsplit(self.url).scheme in ("http", "https")
+
+    @property
     def label(self) -> str:
-        """The name, or the URL's host and port: never the path, which often holds a token."""
-        return self.name or urlsplit(self.url).netloc.rpartition("@")[2]
+        """The name, or the webhook URL's host and port (never the path, which often holds a
+        token); for an apprise URL, its scheme and a short hash (its host is often a token)."""
+        if self.name:
+            return self.name
+        parts = urlsplit(self.url)
+        if self.is_webhook:
+            return parts.netloc.rpartition("@")[2]
+        # an apprise URL's host part is often its token (tgram://<bot token>/...): not shown
+        digest = hashlib.sha256(self.url.encode()).hexdigest()[:8]
+        return f"{parts.scheme}-{digest}"
 
 
 class AlertSettings(_Frozen):

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -70,24 +67,22 @@ def build_html(params: Path, broken: str | None = None) -> tuple[str, float, flo
 
 
 def screenshot(html_path: Path, png_path: Path, size: str = "1280,2400") -> None:
-    """Writes a PNG of the page rendered by headless Chromium.
+    """Writes a PNG of the whole page rendered by headless Chromium (Playwright over Debian's
+    chromium, the UI check's browser: tests/ui/browser.py).
 
     Raises:
         SystemExit: chromium is not installed or failed.
     """
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        raise SystemExit("chromium not found: apt-get install -y chromium")
-    with tempfile.TemporaryDirectory(prefix="mw-chromium-") as profile:
-        cmd = [
-            browser, "--headless", "--no-sandbox", "--disable-gpu",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--no-first-run", f"--user-data-dir={profile}", f"--screenshot={png_path}",
-            f"--window-size={size}", html_path.resolve().as_uri(),
-        ]  # fmt: skip
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
-    if done.returncode != 0 or not png_path.exists():
-        raise SystemExit(f"chromium failed ({done.returncode}): {done.stderr[-2000:]}")
+    sys.path.insert(0, str(ROOT))
+    from tests.ui.browser import Browser, BrowserError
+
+    width, height = (int(x) for x in size.split(","))
+    try:
+        with Browser(width=width, height=height) as browser:
+            browser.open(html_path.resolve().as_uri())
+            browser.page.screenshot(path=str(png_path), full_page=True)
+    except BrowserError as exc:
+        raise SystemExit(f"chromium failed: {exc}") from exc
 
 
 def main(argv: list[str] | None = None) -> int:

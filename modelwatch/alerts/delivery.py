@@ -1,6 +1,14 @@
-"""Alert delivery: to the log, and as Slack-compatible JSON to webhooks; the incident state file.
+"""Alert delivery: to the log, to webhooks and to any service apprise knows; the incident state.
 
-HTTP goes through urllib.request (proxies from the usual *_proxy variables). A webhook that
+Two kinds of target, told apart by the URL's scheme:
+- `http://` / `https://`: an incoming webhook that takes Slack-compatible JSON (Slack,
+  Mattermost, Rocket.Chat), posted with urllib.request (proxies from the usual *_proxy
+  variables) so that the Block Kit message of `incidents.slack_payload` arrives as built;
+- any other scheme (`mailto://`, `msteams://`, `discord://`, `tgram://`, `ntfys://`,
+  `pagerduty://`, `json://`, ... the 100+ services of apprise, already in the stack through
+  Prefect): a markdown message through apprise, its title and severity mapped to apprise's.
+
+A webhook that
 fails never raises: the failure is logged and returned, so the caller can record it, and the
 alert waits in an outbox (`deliver`) to be tried again with the next alerts, up to
 alerts.max_attempts times, so an incident's one alert is not lost to a webhook that was down.
@@ -277,6 +285,45 @@ def save_state(path: Path, state: IncidentState) -> Path:
     return write_text(json.dumps(state.to_dict(), indent=2, sort_keys=True) + "\n", Path(path))
 
 
+_APPRISE_TYPES = {"info": "info", "warning": "warning", "critical": "failure"}
+
+
+def _notify_apprise(url: str, alert: Alert, timeout: float) -> None:
+    """Sends the alert through apprise (title, markdown body, its notification type).
+
+    Raises:
+        _Refused: apprise does not know the URL, or the service did not take the message (the
+            reason is apprise's own log line, with any secret of the URL left out).
+    """
+    import apprise
+
+    sep = "&" if "?" in url else "?"
+    timeouts = "" if ("cto=" in url or "rto=" in url) else f"{sep}cto={timeout:g}&rto={timeout:g}"
+    app = apprise.Apprise()
+    if not app.add(url + timeouts):
+        raise _Refused("apprise does not recognise this URL")
+    kind = "success" if alert.kind == "resolved" else _APPRISE_TYPES[alert.severity]
+    with apprise.LogCapture(level=logging.WARNING) as captured:
+        sent = app.notify(
+            title=f"[{alert.severity}] {alert.title}",
+            body=_apprise_body(alert),
+            notify_type=kind,
+            body_format=apprise.NotifyFormat.MARKDOWN,
+        )
+        said = " ".join(captured.getvalue().split())
+    if not sent:
+        raise _Refused(f"apprise: {said[-_BODY_SHOWN:] or 'not delivered'}")
+
+
+def _apprise_body(alert: Alert) -> str:
+    lines = [alert.text or alert.title]
+    lines += [f"- **{k}**: {v}" for k, v in alert.fields.items()]
+    if alert.link:
+        lines.append(f"[Details]({alert.link})")
+    lines.append(f"_{describe(alert)}_")
+    return "\n".join(lines)
+
+
 def _deliver(
     alert: Alert, hook: WebhookSettings, unreachable: dict[str, str], log: Logger
 ) -> Delivery:
@@ -285,7 +332,10 @@ def _deliver(
         reason = f"{_NOT_TRIED} unreachable earlier in this batch ({unreachable[label]})"
         return Delivery(label, alert.title, alert.incident_key, "failed", reason)
     try:
-        _post_json(hook.url, slack_payload(alert), hook.timeout_seconds)
+        if hook.is_webhook:
+            _post_json(hook.url, slack_payload(alert), hook.timeout_seconds)
+        else:
+            _notify_apprise(hook.url, alert, hook.timeout_seconds)
     except (_Refused, _Unreachable) as exc:
         if isinstance(exc, _Unreachable):
             unreachable[label] = str(exc)

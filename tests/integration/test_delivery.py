@@ -307,3 +307,58 @@ def test_a_broken_outbox_is_refused(tmp_path):
     (back,) = delivery.load_outbox(path)
     assert (back.webhook, back.alert, back.attempts) == ("ops", make("critical"), 2)
     assert delivery.load_outbox(tmp_path / "missing.json") == []
+
+
+# ---------------------------------------------------------------- apprise channels
+
+
+def test_an_apprise_url_is_delivered_through_apprise(receiver):
+    """Reference: apprise's own json:// service (its payload: version, title, message, type),
+    received by the same local server; the severity maps to apprise's notification type."""
+    port = receiver.base.rsplit(":", 1)[1]
+    target = WebhookSettings(url=f"json://127.0.0.1:{port}/apprise", min_severity="info")
+    assert not target.is_webhook and target.label.startswith("json-")
+    a = make("critical", title="drift on temp")
+    (got,) = delivery.route([a], AlertSettings(webhooks=[target]))
+    assert (got.webhook, got.status) == (target.label, "delivered")
+    ((path, ctype, body),) = receiver.posts
+    assert (path, ctype) == ("/apprise", "application/json")
+    assert body["title"] == "[critical] drift on temp"
+    assert body["type"] == "failure"
+    assert "drift: share 0.60 >= 0.50" in body["message"]
+    assert "**decision**: retrain" in body["message"]
+    assert "http://127.0.0.1:5000/#/runs/abc" in body["message"]
+
+
+def test_an_apprise_target_that_fails_waits_in_the_outbox(receiver, caplog):
+    port = receiver.base.rsplit(":", 1)[1]
+    broken = WebhookSettings(url=f"json://127.0.0.1:{port}/fail", name="ops-json")
+    settings = AlertSettings(webhooks=[broken], max_attempts=3)
+    with caplog.at_level(logging.WARNING, logger="modelwatch.alerts.delivery"):
+        got, left = delivery.deliver([make("warning")], settings)
+    assert [(d.webhook, d.status) for d in got] == [("ops-json", "failed")]
+    assert got[0].reason.startswith("apprise: ") and "500" in got[0].reason
+    assert [(p.webhook, p.attempts) for p in left] == [("ops-json", 1)]
+    assert str(port) not in " ".join(r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [
+        ("mailto://user:secret@example.com", True),
+        ("json://127.0.0.1:9/hook", True),
+        ("ntfys://ntfy.example.com/modelwatch", True),
+        ("bogus://nowhere", False),
+        ("no scheme at all", False),
+        ("https://", False),
+    ],
+)
+def test_webhook_urls_are_http_or_known_to_apprise(url, ok):
+    from pydantic import ValidationError
+
+    if ok:
+        target = WebhookSettings(url=url)
+        assert "secret" not in target.label
+    else:
+        with pytest.raises(ValidationError, match="webhook URL"):
+            WebhookSettings(url=url)
