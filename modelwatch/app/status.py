@@ -109,7 +109,6 @@ def decision_record(params_path: Path | str, batch_id: str) -> str:
 def status(params_path: Path | str) -> str:
     """Returns the operator's summary: the champion and since when, the last batch with its drift
     and performance, the last decision, open incidents and the last alias move."""
-    import json
 
     from modelwatch.stores import alias_history as ah
 
@@ -158,14 +157,6 @@ def status(params_path: Path | str) -> str:
             decision = f"retrain -> {last.tags['retrain_outcome']}"
         severity = last.tags.get(names.DECISION_SEVERITY, "")
         lines.append(f"last decision: {decision}" + (f" ({severity})" if severity else ""))
-    incidents = paths.registry_dir / f"{name}.incidents.json"
-    if incidents.exists():
-        open_ = json.loads(incidents.read_text()).get("open", {})
-        lines.append(
-            "open incidents: "
-            + (", ".join(f"{k} ({v['severity']})" for k, v in sorted(open_.items())) or "none")
-        )
-    lines += _outbox_lines(paths.registry_dir / f"{name}.alert-outbox.json")
     lines += _ledger_lines(paths.ledger_url, name)
     lines.append(f"next scheduled run: {_next_scheduled_run(paths)}")
     return "\n".join(lines)
@@ -177,6 +168,14 @@ def _ledger_lines(url: str, name: str) -> list[str]:
 
     led = ledger.open_ledger(url)
     out = [f"ledger: {url.split('://')[0]}, {led.count_batches(name)} batch(es)"]
+    state, outbox = led.alerts(name)
+    if state:
+        open_ = state.get("open", {})
+        out.append(
+            "open incidents: "
+            + (", ".join(f"{k} ({v['severity']})" for k, v in sorted(open_.items())) or "none")
+        )
+    out += _outbox_lines(outbox)
     for rec in led.unfinished(name):
         who = "running" if ledger.owner_alive(rec.owner) else "interrupted"
         out.append(
@@ -189,14 +188,10 @@ def _ledger_lines(url: str, name: str) -> list[str]:
     return out
 
 
-def _outbox_lines(path: Path) -> list[str]:
+def _outbox_lines(outbox: list[dict]) -> list[str]:
     from modelwatch.alerts import delivery
-    from modelwatch.errors import SchemaError
 
-    try:
-        pending = delivery.load_outbox(path)
-    except SchemaError as exc:
-        return [f"undelivered alerts: unreadable outbox ({exc}); the next batch sets it aside"]
+    pending = [delivery.Pending.from_dict(p) for p in outbox]
     if not pending:
         return []
     shown = "; ".join(f"{p.webhook}: {p.alert.title} ({p.reason})" for p in pending[:3])

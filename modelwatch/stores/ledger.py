@@ -18,10 +18,10 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import sqlalchemy as sa
 
@@ -42,6 +42,7 @@ STAGES = (
 )
 BatchStatus = Literal["pending", "accepted", "rejected", "failed"]
 EventKind = Literal["retrain", "promotion", "rollback"]
+T = TypeVar("T")
 EventState = Literal["started", "finished", "interrupted"]
 
 
@@ -111,6 +112,15 @@ meta = sa.Table(
     sa.Column("value", sa.Text, nullable=False),
 )
 
+
+alert_state = sa.Table(  # one row per model: the incident state and the alert outbox
+    "alert_state",
+    _meta,
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("incidents", sa.Text, nullable=False),
+    sa.Column("outbox", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
 
 label_files = sa.Table(
     "label_files",
@@ -276,8 +286,25 @@ class Ledger:
                 f"{batch_id}: claimed by another process at the same moment; try again"
             ) from None
 
+    def _ensure_row(self, table: sa.Table, **values: Any) -> None:
+        """Inserts a row unless one with its key exists, in its own transaction: the first
+        writers of a model may race to create it (on a server database one of them gets a
+        unique violation, which only means the row is there), and every later transaction
+        can then lock it with FOR UPDATE."""
+        key = [table.c[c.name] == values[c.name] for c in table.primary_key.columns]
+        with self.engine.connect() as conn:
+            if conn.execute(sa.select(*table.primary_key.columns).where(*key)).first():
+                return
+        try:
+            with self._tx() as conn:
+                if not conn.execute(sa.select(*table.primary_key.columns).where(*key)).first():
+                    conn.execute(table.insert().values(**values))
+        except sa.exc.IntegrityError:
+            pass  # another process made it first
+
     def _claim(self, model: str, file_md5: str, batch_id: str, flow_run_id: str | None) -> Claim:
         me, now = owner_token(), time.time()
+        self._ensure_row(counters, model=model, name="step", value=0)
         with self._tx() as conn:
             row = conn.execute(
                 sa.select(batches).where(batches.c.model == model, batches.c.file_md5 == file_md5)
@@ -675,6 +702,47 @@ class Ledger:
             return [name for (name,) in conn.execute(q)]
 
     # -- small named values (timeline run id, which champion the reference belongs to) -------
+
+    # -- incidents and the alert outbox ---------------------------------------------------
+
+    def alerts(self, model: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Returns the model's incident state and its alert outbox (pending deliveries), as
+        the JSON-compatible values modelwatch.alerts.delivery reads; none yet: ({}, [])."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(alert_state).where(alert_state.c.model == model)).first()
+        if row is None:
+            return {}, []
+        return json.loads(row.incidents), json.loads(row.outbox)
+
+    def update_alerts(
+        self,
+        model: str,
+        change: Callable[[dict[str, Any], list[dict[str, Any]]], tuple[dict, list, T]],
+    ) -> T:
+        """Reads the incident state and the outbox, applies change (which returns both, new,
+        and a result) and writes them back in one transaction, serialised with every other
+        writer (SQLite: BEGIN IMMEDIATE; a server database: the row read FOR UPDATE); returns
+        the result. A crash leaves either the old pair or the new one, never half of it."""
+        empty = {"incidents": "{}", "outbox": "[]", "updated_at": time.time()}
+        self._ensure_row(alert_state, model=model, **empty)
+        with self._tx() as conn:
+            row = conn.execute(
+                sa.select(alert_state).where(alert_state.c.model == model).with_for_update()
+            ).first()
+            state = (json.loads(row.incidents), json.loads(row.outbox)) if row else ({}, [])
+            incidents, outbox, result = change(*state)
+            values = {
+                "incidents": json.dumps(incidents, sort_keys=True),
+                "outbox": json.dumps(outbox, sort_keys=True),
+                "updated_at": time.time(),
+            }
+            if row is None:
+                conn.execute(alert_state.insert().values(model=model, **values))
+            else:
+                conn.execute(
+                    alert_state.update().where(alert_state.c.model == model).values(**values)
+                )
+        return result
 
     def get_meta(self, model: str, key: str) -> str | None:
         with self.engine.connect() as conn:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from modelwatch.stores.ledger import open_ledger
 from tests.e2e.test_lifecycle import Life
 from tests.integration.test_delivery import receiver  # noqa: F401 (a fixture)
 
@@ -43,8 +44,6 @@ def test_bad_batches_open_one_incident_and_a_good_batch_resolves_it(tmp_path, re
 
 
 def test_an_alert_the_webhook_refused_is_delivered_with_the_next_batch(tmp_path, receiver):  # noqa: F811
-    import json
-
     import yaml
 
     from flows.monitor import monitor_batch
@@ -58,8 +57,8 @@ def test_an_alert_the_webhook_refused_is_delivered_with_the_next_batch(tmp_path,
     assert monitor_batch(batch_path=target, params_path=life.params, return_state=True).name == (
         "Rejected"
     )
-    outbox = life.loaded.paths.registry_dir / f"{life.name}.alert-outbox.json"
-    (waiting,) = json.loads(outbox.read_text())["pending"]
+    ledger = open_ledger(life.loaded.paths.ledger_url)
+    (waiting,) = ledger.alerts(life.name)[1]
     assert (waiting["webhook"], waiting["attempts"]) == ("ops", 1)
     assert waiting["reason"] == "HTTP 500 Internal Server Error: boom"
     # the webhook is fixed (same name, working address); the next batch delivers what waited
@@ -70,12 +69,36 @@ def test_an_alert_the_webhook_refused_is_delivered_with_the_next_batch(tmp_path,
     texts = receiver.titles("/hook")
     assert texts[0] == waiting["alert"]["severity"].join(["[", "] "]) + waiting["alert"]["title"]
     assert any("resolved" in t.lower() for t in texts[1:])
-    assert json.loads(outbox.read_text())["pending"] == []
+    assert ledger.alerts(life.name)[1] == []
     run = life.run_of(1)
     assert run.tags["alerts_failed"] == "0"
-    # an outbox nobody can read is set aside with an error; monitoring goes on
-    outbox.write_text('{"version": 1, "pending": [')
-    assert life.monitor(2, return_state=True).name == "Completed"
-    (aside,) = outbox.parent.glob(f"{outbox.name}.broken-*")
-    assert aside.read_text() == '{"version": 1, "pending": ['
-    assert not outbox.exists() or json.loads(outbox.read_text())["pending"] == []
+
+
+def test_alert_files_of_an_earlier_version_are_taken_over_by_the_ledger(tmp_path, receiver):  # noqa: F811
+    """Projects from before the ledger kept incidents and the outbox in JSON files: the first
+    alert of the new version takes both over (an open incident stays open, a waiting alert is
+    delivered) and renames the files *.imported."""
+    from modelwatch.alerts import delivery, incidents
+
+    hook = {"name": "ops", "url": f"{receiver.base}/hook", "min_severity": "info"}
+    life = Life(tmp_path, alerts={"webhooks": [hook]})
+    life.bootstrap()
+    folder = life.loaded.paths.registry_dir
+    waiting = incidents.Alert("batch_rejected", "warning", "an old alert", "- waited", "w0", 0)
+    delivery.save_outbox(
+        folder / f"{life.name}.alert-outbox.json", [delivery.Pending("ops", waiting, 1, "down")]
+    )
+    record = {"severity": "critical", "title": "bad data", "opened_index": 0,
+              "opened_batch_id": "w0", "last_sent_index": 0}  # fmt: skip
+    old = incidents.IncidentState.from_dict(
+        {"version": 1, "open": {incidents.VALIDATION_INCIDENT: record}}
+    )
+    delivery.save_state(folder / f"{life.name}.incidents.json", old)
+    life.monitor(1)
+    assert receiver.titles("/hook")[0] == "[warning] an old alert"
+    assert any("resolved" in t.lower() for t in receiver.titles("/hook")[1:])
+    assert sorted(p.name for p in folder.glob("*.imported")) == [
+        f"{life.name}.alert-outbox.json.imported",
+        f"{life.name}.incidents.json.imported",
+    ]
+    assert open_ledger(life.loaded.paths.ledger_url).alerts(life.name)[1] == []

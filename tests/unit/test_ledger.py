@@ -159,3 +159,38 @@ def test_released_events_of_this_process_look_dead_to_recovery(ledger):
     assert ledger.release_events("m") == 1
     (still,) = ledger.open_events("m")
     assert still.id == ev.id and not ledger_mod.owner_alive(still.owner)
+
+
+def _append_alerts(url: str, who: str, n: int) -> None:
+    led = Ledger(url)
+    for i in range(n):
+        led.update_alerts(
+            "m", lambda state, outbox, i=i: (state, [*outbox, {"who": who, "i": i}], None)
+        )
+    led.close()
+
+
+def test_incidents_and_outbox_change_in_one_serialised_transaction(tmp_path):
+    """Three processes append to the outbox at once: no update is lost (each read-modify-write
+    holds the write lock from its read on)."""
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    Ledger(url).close()
+    with ProcessPoolExecutor(3) as pool:
+        list(pool.map(_append_alerts, [url] * 3, ["a", "b", "c"], [20] * 3))
+    state, outbox = Ledger(url).alerts("m")
+    assert state == {}
+    assert sorted((e["who"], e["i"]) for e in outbox) == [
+        (w, i) for w in "abc" for i in range(20)
+    ]
+
+
+def test_a_failed_alert_update_changes_nothing(ledger):
+    ledger.update_alerts("m", lambda s, o: ({"version": 1, "open": {}}, [{"x": 1}], None))
+
+    def broken(state, outbox):
+        raise RuntimeError("killed mid-way")
+
+    with pytest.raises(RuntimeError):
+        ledger.update_alerts("m", broken)
+    assert ledger.alerts("m") == ({"version": 1, "open": {}}, [{"x": 1}])
+    assert ledger.alerts("other") == ({}, [])

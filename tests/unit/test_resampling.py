@@ -191,3 +191,44 @@ def test_a_subset_of_metrics_matches_all_of_them(case):
         alone = resampling.resample(inputs, indices, [name])
         assert list(alone) == [name]
         np.testing.assert_array_equal(alone[name], every[name])
+
+
+@pytest.mark.parametrize("case", ["regression", "binary"])
+def test_intervals_equal_scipy_stats_bootstrap_percentile(case):
+    """Reference: scipy.stats.bootstrap(method="percentile", paired=True) with the same seed
+    (scipy draws the same resample indices from numpy.random.default_rng(seed)), its
+    statistic the metric of compute_metrics (scikit-learn) on the resampled rows."""
+    from scipy import stats
+
+    settings = BootstrapSettings(samples=100, confidence=0.9, seed=11)
+    if case == "regression":
+        frame = regression_frame(21, n=200)
+        y, pred, kwargs = frame.y.to_numpy(), frame.prediction.to_numpy(), {}
+        names = ["mae", "rmse", "r2"]
+        data: tuple = (y, pred)
+        scores = {}
+    else:
+        y, pred, score = binary_sample(22, 200)
+        kwargs = {"positive_label": 2}
+        names = ["accuracy", "f1", "roc_auc"]
+        data = (y, pred, score)
+        scores = {"y_score": score}
+    task = "regression" if case == "regression" else "classification"
+    ours = resampling.bootstrap_intervals(y, pred, task, settings=settings, **kwargs, **scores)
+    for name in names:
+
+        def statistic(*arrays, name=name):
+            extra = {"y_score": arrays[2]} if len(arrays) > 2 else {}
+            return compute_metrics(arrays[0], arrays[1], task, **extra, **kwargs)[name]
+
+        ref = stats.bootstrap(
+            data,
+            statistic,
+            paired=True,
+            vectorized=False,
+            n_resamples=settings.samples,
+            confidence_level=settings.confidence,
+            method="percentile",
+            rng=np.random.default_rng(settings.seed),
+        ).confidence_interval
+        assert ours[name] == pytest.approx((ref.low, ref.high), rel=1e-12), name
