@@ -179,9 +179,7 @@ def test_incidents_and_outbox_change_in_one_serialised_transaction(tmp_path):
         list(pool.map(_append_alerts, [url] * 3, ["a", "b", "c"], [20] * 3))
     state, outbox = Ledger(url).alerts("m")
     assert state == {}
-    assert sorted((e["who"], e["i"]) for e in outbox) == [
-        (w, i) for w in "abc" for i in range(20)
-    ]
+    assert sorted((e["who"], e["i"]) for e in outbox) == [(w, i) for w in "abc" for i in range(20)]
 
 
 def test_a_failed_alert_update_changes_nothing(ledger):
