@@ -137,8 +137,14 @@ def store_for_repo(project: Project, src: Path, rel_dir: str, name: str | None =
 
 def recent_batches(project: Project, order: list[str], count: int) -> list[str]:
     """Returns the ids of the newest `count` accepted batches that are stored, oldest first."""
-    stored = {p.stem for p in project.repo_path("data/batches").glob("*.csv")}
-    return [b for b in order if b in stored][-count:]
+    folder = project.repo_path("data/batches")
+    found: list[str] = []
+    for batch_id in reversed(order):  # newest first: at most `count` files looked at (and gaps)
+        if (folder / f"{batch_id}.csv").is_file():
+            found.append(batch_id)
+            if len(found) == count:
+                break
+    return found[::-1]
 
 
 def batches_with_predictions(

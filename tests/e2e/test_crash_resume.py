@@ -35,7 +35,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # (name, kill point, force a retrain at this batch) in the order the flows pass them
 MONITOR_POINTS = [
     ("after validation and scoring", "modelwatch.stores.versioning:track:before", False),
-    ("during dvc add", "dvc.repo:Repo.add:after", False),
+    ("during dvc add", "dvc.stage:Stage.dump:after", False),  # one .dvc file written of two
+    ("before the dvc push", "dvc.data_cloud:DataCloud.push:before", False),
     ("before the git commit", "modelwatch.stores.versioning:commit:before", False),
     ("after the git commit", "modelwatch.stores.versioning:commit:after", False),
     ("with the MLflow run open", "modelwatch.stores.tracking:log_json:after", False),
