@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 UV := $(BIN)/uv
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: setup demo demo-bank test test-fast lint ui bench bench-steps bench-drift bench-quality bench-policies bench-cli report-screenshot ui-check clean
+.PHONY: setup demo demo-bank test test-fast lint ui bench bench-steps bench-drift bench-quality bench-policies bench-cli bench-bootstrap report-screenshot ui-check clean
 
 $(UV):
 	python3 -m venv $(VENV) && $(BIN)/pip install --quiet --disable-pip-version-check uv==0.13.9
@@ -46,6 +46,9 @@ bench-policies: setup
 
 bench-cli: setup
 	$(BIN)/python benchmarks/bench_cli.py
+
+bench-bootstrap: setup
+	$(BIN)/python benchmarks/bench_bootstrap.py
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

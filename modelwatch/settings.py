@@ -378,7 +378,7 @@ class WebhookSettings(_Frozen):
         parts = urlsplit(url)
         if parts.scheme in ("http", "https"):
             if not parts.hostname:
-                raise ValueError("an http:// or https:// webhook URL needs a host")
+                raise ValueError("must be an http:// or https:// URL with a host")
             return url
         import apprise  # only for the non-http channels: off the path of most commands
 

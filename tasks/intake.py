@@ -60,10 +60,12 @@ def claim_batch(proj: Project, batch_path: Path) -> Intake:
     rec = claim.record
     if claim.kind == "resumed":
         get_run_logger().warning(
-            "%s: resuming step %d after an interrupted attempt (it had reached '%s'; attempt %d)",
+            "%s: resuming %s (step %d) after an interrupted attempt (it had reached '%s'; "
+            "attempt %d)",
             batch_path.name,
+            rec.batch_id,
             rec.step,
             rec.stage,
             rec.attempts,
         )
-    return Intake(batch_path.stem, md5, rec.step, claim.kind, rec)
+    return Intake(rec.batch_id, md5, rec.step, claim.kind, rec)

@@ -6,9 +6,9 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from modelwatch import io, names
+from modelwatch import io
 from modelwatch.decide import probation
-from modelwatch.stores import project, registry
+from modelwatch.stores import project, recovery, registry
 from modelwatch.stores.project import Project
 from modelwatch.training import scoring
 
@@ -22,7 +22,7 @@ def judge_probation(
     The rows are those of labelled batches this champion scored while the previous champion
     scored the same rows in shadow."""
     settings = proj.settings.promotion.probation
-    if champion.tags.get(names.PROBATION) != "active" or settings.batches == 0:
+    if recovery.probation_of(proj, champion) != "active" or settings.batches == 0:
         return None
     previous = registry.get_alias(proj.client, proj.model_name, registry.PREVIOUS)
     if previous is None:

@@ -48,7 +48,7 @@ def load_shadow(
     proj: Project, champion: registry.ModelVersionInfo
 ) -> tuple[Any, registry.ModelVersionInfo] | None:
     """Returns the previous champion while the champion is on probation (it scores in shadow)."""
-    if champion.tags.get(names.PROBATION) != "active":
+    if recovery.probation_of(proj, champion) != "active":
         return None
     previous = registry.get_alias(proj.client, proj.model_name, registry.PREVIOUS)
     if previous is None:
@@ -130,9 +130,9 @@ def apply_promotion(
         names.DECISION_ID: decision.decision_id,
         names.baseline(proj.settings.retrain.performance_metric): baseline,
     }
-    if moved and decision.champion_version and proj.settings.promotion.probation.batches:
-        tags[names.PROBATION] = "active"
     registry.tag_version(proj.client, name, version, tags)
+    if moved and decision.champion_version and proj.settings.promotion.probation.batches:
+        recovery.set_probation(proj, version, "active")
     description = (
         f"{_comparison_markdown(decision)}\n\nModel card: runs:/{candidate_run_id}/model_card.md"
     )
@@ -195,12 +195,7 @@ def rollback_champion(proj: Project, reason: str, decision_id: str = "") -> tupl
         via=_via(),
         decision_id=decision_id,
     )
-    registry.tag_version(
-        proj.client,
-        name,
-        before,
-        {names.PROBATION: "rolled_back", names.ROLLED_BACK_REASON: reason},
-    )
+    recovery.set_probation(proj, before, "rolled_back", {names.ROLLED_BACK_REASON: reason})
     restored = registry.get_alias(proj.client, name, registry.CHAMPION)
     window_tag = restored.tags.get(names.WINDOW_TAG) if restored else None
     if window_tag:
@@ -219,9 +214,4 @@ def rollback_champion(proj: Project, reason: str, decision_id: str = "") -> tupl
 @task(cache_policy=NO_CACHE)
 def end_probation(proj: Project, version: str, status: str, reason: str) -> None:
     """Records how a champion's probation ended (passed) on its model version."""
-    registry.tag_version(
-        proj.client,
-        proj.model_name,
-        version,
-        {names.PROBATION: status, names.PROBATION_REASON: reason},
-    )
+    recovery.set_probation(proj, version, status, {names.PROBATION_REASON: reason})

@@ -326,8 +326,7 @@ class Ledger:
                         flow_run_id=flow_run_id,
                         attempts=rec.attempts + 1,
                         updated_at=now,
-                        batch_id=batch_id,
-                    )
+                    )  # the batch keeps its first name: its files are versioned under it
                 )
                 return Claim(self._batch(conn, model, file_md5), "resumed")
             step = self._next(conn, model, "step")

@@ -36,6 +36,25 @@ def history_of(proj: Project) -> AliasHistory:
     return AliasHistory(proj.paths.registry_dir, proj.model_name)
 
 
+def probation_of(proj: Project, version: registry.ModelVersionInfo) -> str | None:
+    """Returns a champion version's probation status (active, passed, failed, rolled_back) from
+    the ledger, which the flows decide from; a version promoted before the ledger held it is
+    read from its MLflow version tag once."""
+    status = proj.ledger.get_meta(proj.model_name, f"probation:{version.version}")
+    return status if status is not None else version.tags.get(names.PROBATION)
+
+
+def set_probation(
+    proj: Project, version: str, status: str, tags: dict[str, str] | None = None
+) -> None:
+    """Records a probation status in the ledger, then (the record people look at) as MLflow
+    version tags, with any other tags given."""
+    proj.ledger.set_meta(proj.model_name, f"probation:{version}", status)
+    registry.tag_version(
+        proj.client, proj.model_name, version, {names.PROBATION: status, **(tags or {})}
+    )
+
+
 def reconcile_reference(proj: Project) -> Repair | None:
     """Makes the drift/validation reference the champion's training window when it is not
     (a promotion or rollback killed between the alias move and the reference move)."""
@@ -92,7 +111,7 @@ def finish_promotions(proj: Project, on_promoted: OnPromoted | None = None) -> l
                 decision_id=str(event.detail.get("decision_id", "")),
             )
             if previous and event.detail.get("probation"):
-                registry.tag_version(proj.client, name, candidate, {names.PROBATION: "active"})
+                set_probation(proj, candidate, "active")
         reconcile_reference(proj)
         if on_promoted is not None:
             on_promoted(candidate, previous, event.reason, event.step)

@@ -192,3 +192,12 @@ def test_a_failed_alert_update_changes_nothing(ledger):
         ledger.update_alerts("m", broken)
     assert ledger.alerts("m") == ({"version": 1, "open": {}}, [{"x": 1}])
     assert ledger.alerts("other") == ({}, [])
+
+
+def test_a_batch_resent_under_another_name_resumes_under_its_first_name(ledger):
+    """Its files are versioned under the first name: the resumed attempt must find them."""
+    ledger.claim_batch("m", "md5", "batch-001")
+    ledger.advance("m", "md5", "versioned", data_commit="abc")
+    ledger.release("m", "md5", "KeyError: x")
+    claim = ledger.claim_batch("m", "md5", "zz-resent-batch-001")
+    assert (claim.kind, claim.record.batch_id, claim.record.step) == ("resumed", "batch-001", 1)
