@@ -218,7 +218,7 @@ def _reject(
     send_alerts(proj, found, batch_path.stem, intake.index, run_id)
     advance_batch(proj, intake, "done", status="rejected", champion_version=champion_version)
     tag_run("rejected")
-    return Failed(name="Rejected", message=f"rejected: {checked.summary()}; kept in {folder}")
+    return Failed(name="Rejected", message=f"{checked.problems()}; kept in {folder}")
 
 
 def _score_and_version(

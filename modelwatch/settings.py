@@ -14,6 +14,9 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
     ValidationError,
     field_validator,
     model_validator,
@@ -90,17 +93,17 @@ class DemoSettings(_Frozen):
     """How the bundled dataset is cut into a reference period and production batches."""
 
     source: str
-    add_row_id: bool = False
-    reference_rows: int | None = Field(None, gt=0)
+    add_row_id: StrictBool = False
+    reference_rows: StrictInt | None = Field(None, gt=0)
     reference_end: str | None = None
     batch_freq: str | None = None
-    batch_rows: int | None = Field(None, gt=0)
-    max_batches: int | None = Field(None, gt=0)
-    label_delay_batches: int = Field(1, ge=0)
-    shuffle_seed: int | None = None
-    bad_batch_after: int | None = Field(None, ge=0)
+    batch_rows: StrictInt | None = Field(None, gt=0)
+    max_batches: StrictInt | None = Field(None, gt=0)
+    label_delay_batches: StrictInt = Field(1, ge=0)
+    shuffle_seed: StrictInt | None = None
+    bad_batch_after: StrictInt | None = Field(None, ge=0)
     bad_batch_column: str | None = None
-    bad_batch_factor: float = 100.0
+    bad_batch_factor: StrictFloat = 100.0
 
     @model_validator(mode="after")
     def _one_rule(self) -> DemoSettings:
@@ -112,19 +115,19 @@ class DemoSettings(_Frozen):
 
 
 class ColumnRule(_Frozen):
-    min: float | None = None
-    max: float | None = None
+    min: StrictFloat | None = None
+    max: StrictFloat | None = None
     values: list[str | int | float] | None = None
-    max_missing_share: float | None = Field(None, ge=0, le=1)
+    max_missing_share: StrictFloat | None = Field(None, ge=0, le=1)
 
 
 class ValidationSettings(_Frozen):
-    min_rows: int = Field(1, ge=1)
-    max_rows: int = Field(1_000_000, ge=1)
-    max_missing_share: float = Field(0.0, ge=0, le=1)
-    infer_ranges: bool = True
-    range_margin: float = Field(0.1, ge=0)
-    infer_categories: bool = True
+    min_rows: StrictInt = Field(1, ge=1)
+    max_rows: StrictInt = Field(1_000_000, ge=1)
+    max_missing_share: StrictFloat = Field(0.0, ge=0, le=1)
+    infer_ranges: StrictBool = True
+    range_margin: StrictFloat = Field(0.1, ge=0)
+    infer_categories: StrictBool = True
     rules: dict[str, ColumnRule] = {}
 
 
@@ -149,8 +152,8 @@ class DriftColumnSettings(_Frozen):
     """Per-column override of the drift test, its threshold and its effect-size floor."""
 
     test: DriftTestName | None = None
-    threshold: float | None = Field(None, gt=0)
-    effect_size_floor: float | None = Field(None, ge=0, lt=1)
+    threshold: StrictFloat | None = Field(None, gt=0)
+    effect_size_floor: StrictFloat | None = Field(None, ge=0, lt=1)
 
 
 class DriftSettings(_Frozen):
@@ -165,17 +168,17 @@ class DriftSettings(_Frozen):
 
     numeric_test: NumericDriftTest = "auto"
     categorical_test: CategoricalDriftTest = "auto"
-    auto_max_rows: int = Field(1000, ge=1)
-    p_value_threshold: float = Field(0.05, gt=0, lt=1)
-    distance_threshold: float = Field(0.1, gt=0)
-    effect_size_floor: float = Field(0.05, ge=0, lt=1)
+    auto_max_rows: StrictInt = Field(1000, ge=1)
+    p_value_threshold: StrictFloat = Field(0.05, gt=0, lt=1)
+    distance_threshold: StrictFloat = Field(0.1, gt=0)
+    effect_size_floor: StrictFloat = Field(0.05, ge=0, lt=1)
     correction: Literal["bh", "none"] = "bh"
-    dataset_drift_share: float = Field(0.5, gt=0, le=1)
-    dataset_fdr: float | None = Field(0.01, gt=0, lt=1)
-    min_rows: int = Field(30, ge=2)
+    dataset_drift_share: StrictFloat = Field(0.5, gt=0, le=1)
+    dataset_fdr: StrictFloat | None = Field(0.01, gt=0, lt=1)
+    min_rows: StrictInt = Field(30, ge=2)
     columns: dict[str, DriftColumnSettings] = {}
-    html_report: bool = True
-    html_max_plots: int | None = Field(30, ge=1)
+    html_report: StrictBool = True
+    html_max_plots: StrictInt | None = Field(30, ge=1)
 
 
 class MultivariateSettings(_Frozen):
@@ -185,38 +188,38 @@ class MultivariateSettings(_Frozen):
         "domain_classifier",
         "pca_reconstruction",
     ]
-    classifier_auc_threshold: float = Field(0.55, gt=0.5, lt=1)
-    pca_variance: float = Field(0.9, gt=0, lt=1)
+    classifier_auc_threshold: StrictFloat = Field(0.55, gt=0.5, lt=1)
+    pca_variance: StrictFloat = Field(0.9, gt=0, lt=1)
 
 
 class ReferenceSettings(_Frozen):
     """What a batch's drift is measured against (validation always uses the champion's data)."""
 
     strategy: Literal["champion", "previous_batch", "rolling"] = "champion"
-    rolling_batches: int = Field(4, ge=1)
+    rolling_batches: StrictInt = Field(4, ge=1)
 
 
 class BootstrapSettings(_Frozen):
     """Percentile bootstrap: how many resamples, at which confidence, from which seed."""
 
-    samples: int = Field(200, ge=0)  # 0 turns the intervals off
-    confidence: float = Field(0.95, gt=0, lt=1)
-    seed: int = 0
+    samples: StrictInt = Field(200, ge=0)  # 0 turns the intervals off
+    confidence: StrictFloat = Field(0.95, gt=0, lt=1)
+    seed: StrictInt = 0
 
 
 class PerformanceSettings(_Frozen):
-    min_segment_rows: int = Field(30, ge=1)
-    min_label_coverage: float = Field(0.95, gt=0, le=1)
+    min_segment_rows: StrictInt = Field(30, ge=1)
+    min_label_coverage: StrictFloat = Field(0.95, gt=0, le=1)
     bootstrap: BootstrapSettings = BootstrapSettings()  # confidence intervals of every metric
-    estimate: bool = True  # classification: CBPE estimate from calibrated scores before labels
+    estimate: StrictBool = True  # classification: CBPE estimate from calibrated scores first
 
 
 class PersistenceSettings(_Frozen):
     """Retrain only when at least `violations` of the last `window` batches broke a rule (the
     latest included). 1 of 1 acts on the first violation."""
 
-    violations: int = Field(1, ge=1)
-    window: int = Field(1, ge=1)
+    violations: StrictInt = Field(1, ge=1)
+    window: StrictInt = Field(1, ge=1)
 
     @model_validator(mode="after")
     def _fits(self) -> PersistenceSettings:
@@ -230,8 +233,8 @@ class PersistenceSettings(_Frozen):
 class BudgetSettings(_Frozen):
     """At most `max_retrains` automatic retrains in any `per_batches` consecutive batches."""
 
-    max_retrains: int | None = Field(None, ge=1)  # null: no budget
-    per_batches: int = Field(13, ge=1)
+    max_retrains: StrictInt | None = Field(None, ge=1)  # null: no budget
+    per_batches: StrictInt = Field(13, ge=1)
 
 
 Severity = Literal["info", "warning", "critical"]
@@ -247,15 +250,15 @@ class RetrainSettings(_Frozen):
     """
 
     run_mode: Literal["enabled", "dry_run", "disabled"] = "enabled"
-    max_drift_share: float | None = Field(0.5, gt=0, le=1)
-    max_drift_share_increase: float | None = Field(None, gt=0, le=1)
+    max_drift_share: StrictFloat | None = Field(0.5, gt=0, le=1)
+    max_drift_share_increase: StrictFloat | None = Field(None, gt=0, le=1)
     performance_metric: str = "mae"
-    max_performance_drop: float | None = Field(0.2, gt=0)
-    max_performance_drop_abs: float | None = Field(None, gt=0)
-    performance_limit: float | None = None
-    max_model_age_batches: int | None = Field(26, ge=1)
+    max_performance_drop: StrictFloat | None = Field(0.2, gt=0)
+    max_performance_drop_abs: StrictFloat | None = Field(None, gt=0)
+    performance_limit: StrictFloat | None = None
+    max_model_age_batches: StrictInt | None = Field(26, ge=1)
     persistence: PersistenceSettings = PersistenceSettings()
-    cooldown_batches: int = Field(0, ge=0)
+    cooldown_batches: StrictInt = Field(0, ge=0)
     budget: BudgetSettings = BudgetSettings()
     severity: dict[Literal["drift", "performance", "staleness", "manual"], Severity] = {
         "drift": "warning",
@@ -266,12 +269,12 @@ class RetrainSettings(_Frozen):
 
 
 class TrainingSettings(_Frozen):
-    window_batches: int = Field(8, ge=1)
-    holdout_batches: int = Field(1, ge=1)
+    window_batches: StrictInt = Field(8, ge=1)
+    holdout_batches: StrictInt = Field(1, ge=1)
     model: Literal["hist_gradient_boosting", "random_forest", "linear", "dummy"] = (
         "hist_gradient_boosting"
     )
-    seed: int = 0
+    seed: StrictInt = 0
     hyperparameters: dict[str, float | int | str | bool | None] = {}
 
 
@@ -282,9 +285,9 @@ class SignificanceSettings(_Frozen):
     interval of the difference (it must exclude zero on the better side)."""
 
     method: Literal["auto", "bootstrap", "mcnemar", "none"] = "auto"
-    confidence: float = Field(0.95, gt=0, lt=1)
-    samples: int = Field(1000, ge=100)
-    seed: int = 0
+    confidence: StrictFloat = Field(0.95, gt=0, lt=1)
+    samples: StrictInt = Field(1000, ge=100)
+    seed: StrictInt = 0
 
 
 class FairnessSettings(_Frozen):
@@ -292,8 +295,8 @@ class FairnessSettings(_Frozen):
 
     columns: list[str] = []
     metric: str | None = None  # default: promotion.metric
-    max_gap: float | None = Field(None, ge=0)  # absolute, in the metric's units
-    min_group_rows: int = Field(30, ge=1)
+    max_gap: StrictFloat | None = Field(None, ge=0)  # absolute, in the metric's units
+    min_group_rows: StrictInt = Field(30, ge=1)
 
 
 class ProbationSettings(_Frozen):
@@ -301,8 +304,8 @@ class ProbationSettings(_Frozen):
     against the previous champion scored in shadow on the same rows; worse by more than
     `tolerance` (relative) rolls it back automatically. 0 batches turns probation off."""
 
-    batches: int = Field(3, ge=0)
-    tolerance: float = Field(0.05, ge=0)
+    batches: StrictInt = Field(3, ge=0)
+    tolerance: StrictFloat = Field(0.05, ge=0)
 
 
 class PromotionSettings(_Frozen):
@@ -313,13 +316,13 @@ class PromotionSettings(_Frozen):
 
     metric: str
     first_model: Literal["promote", "check_threshold", "never"]  # required: an explicit choice
-    threshold: float | None = None  # value the challenger's metric must reach (direction-aware)
-    min_relative_change: float | None = Field(None, ge=0, le=1)  # gain vs champion, relative
-    min_absolute_change: float | None = Field(None, gt=0)  # gain vs champion, metric units
-    max_relative_change: float | None = Field(None, gt=0)  # larger gains are suspicious
-    guard_metrics: dict[str, float] = {}  # not worse than the champion by more than this
+    threshold: StrictFloat | None = None  # the challenger's metric must reach it (direction-aware)
+    min_relative_change: StrictFloat | None = Field(None, ge=0, le=1)  # gain vs champion, relative
+    min_absolute_change: StrictFloat | None = Field(None, gt=0)  # gain vs champion, metric units
+    max_relative_change: StrictFloat | None = Field(None, gt=0)  # larger gains are suspicious
+    guard_metrics: dict[str, StrictFloat] = {}  # not worse than the champion by more than this
     significance: SignificanceSettings = SignificanceSettings()
-    segment_margin: float | None = Field(None, ge=0)  # per segment: not worse by more (relative)
+    segment_margin: StrictFloat | None = Field(None, ge=0)  # per segment: not worse by more (rel.)
     fairness: FairnessSettings = FairnessSettings()
     probation: ProbationSettings = ProbationSettings()
 
@@ -339,7 +342,7 @@ class ScheduleSettings(_Frozen):
 
     cron: str = "0 6 * * 1"  # minute hour day month weekday
     timezone: str = "UTC"  # an IANA name such as Europe/Berlin; required to be valid
-    max_batches_per_run: int | None = Field(None, ge=1)  # null: drain the folder
+    max_batches_per_run: StrictInt | None = Field(None, ge=1)  # null: drain the folder
 
     @model_validator(mode="after")
     def _known_zone(self) -> ScheduleSettings:
@@ -370,7 +373,7 @@ class WebhookSettings(_Frozen):
     url: str
     name: str | None = Field(None, min_length=1)  # in logs and results; default: the URL's host
     min_severity: Severity = "warning"
-    timeout_seconds: float = Field(5, gt=0, le=60)
+    timeout_seconds: StrictFloat = Field(5, gt=0, le=60)
 
     @field_validator("url")
     @classmethod
@@ -418,9 +421,9 @@ class AlertSettings(_Frozen):
 
     min_severity: Severity = "info"
     webhooks: list[WebhookSettings] = []
-    repeat_after_batches: int | None = Field(None, ge=1)
+    repeat_after_batches: StrictInt | None = Field(None, ge=1)
     # tries per webhook and alert; a failed one is tried again with the next batch's alerts
-    max_attempts: int = Field(5, ge=1, le=100)
+    max_attempts: StrictInt = Field(5, ge=1, le=100)
 
     @model_validator(mode="after")
     def _unique_labels(self) -> AlertSettings:

@@ -7,7 +7,7 @@ from prefect.cache_policies import NO_CACHE
 
 from modelwatch import names
 from modelwatch.decide import policy
-from modelwatch.stores import history, registry
+from modelwatch.stores import registry
 from modelwatch.stores.project import Project
 
 
@@ -44,7 +44,7 @@ def decide_retraining(
         current_metric=current,
         baseline_metric=float(baseline) if baseline else None,
         baseline_drift_share=first_drift if first is not None and first.step < index else None,
-        batches_since_champion=history.champion_age(proj.client, name, index),
+        batches_since_champion=_staleness(proj, champ, index),
         recent=recent,
         retrain_batches=tuple(s for s in led.retrain_steps(name, since_step=0) if s < index),
         force=force,
@@ -53,3 +53,15 @@ def decide_retraining(
     decision = policy.decide_retraining(inputs, settings, proj.settings.project.task)
     get_run_logger().info("decision (%s): %s", decision.severity, decision.summary())
     return decision
+
+
+def _staleness(proj: Project, champ: registry.ModelVersionInfo, index: int) -> int:
+    """Accepted batches since the champion's training data ended or since the last challenge
+    (a retrain that compared a challenger with it, kept or promoted), whichever is later:
+    rejected batches do not age a champion, and a challenger that lost restarts the clock
+    (else staleness fires again every cooldown + 1 batches while challengers keep losing)."""
+    seen = int(champ.tags.get(names.TRAINED_THROUGH_BATCH, "0") or 0)
+    challenged = proj.ledger.last_challenge_step(proj.model_name, before_step=index)
+    since = max(seen, challenged if challenged is not None else 0)
+    # + 1: this batch, accepted by now (it passed validation), is not recorded as such yet
+    return proj.ledger.count_accepted(proj.model_name, after_step=since, before_step=index) + 1

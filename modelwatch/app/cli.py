@@ -171,7 +171,7 @@ def _dispatch(args: argparse.Namespace, params: Path, home: Path) -> int:
             return_state=True,
         )
         _out(_state_line(args.batch.name, state))
-        return 0 if state.is_completed() else 2
+        return exit_code(state)
     if args.command == "bootstrap":
         from flows.bootstrap import bootstrap
 
@@ -189,7 +189,7 @@ def _dispatch(args: argparse.Namespace, params: Path, home: Path) -> int:
         )
         if state.name == "Skipped" or not state.is_completed():
             _out(_state_line("retrain", state))
-            return 0 if state.is_completed() else 2
+            return 0 if state.is_completed() else 1
         _out(state.result().summary())
         return 0
     if args.command == "rollback":
@@ -232,6 +232,14 @@ def _ui_hint(params: Path, home: Path) -> str:
         f"  make ui          # or: modelwatch --params {params} ui\n"
         f"  Prefect UI: http://127.0.0.1:4200   MLflow UI: http://127.0.0.1:5000"
     )
+
+
+def exit_code(state: object) -> int:
+    """The exit code of `modelwatch run`: 0 accepted or skipped (same content as a batch done
+    before), 2 rejected (quarantined), 1 anything else (the flow failed: a crash)."""
+    if state.is_completed():
+        return 0
+    return 2 if state.name == "Rejected" else 1
 
 
 def _state_line(subject: str, state: object) -> str:

@@ -395,6 +395,7 @@ def _staleness(inputs: PolicyInputs, settings: RetrainSettings) -> list[_Finding
     age, limit = inputs.batches_since_champion, settings.max_model_age_batches
     if limit is None:
         return []
+    # age: accepted batches since the champion's data ended or its last challenge (tasks/policy)
     return [_Finding(age >= limit, f"champion is {_batches(age)} old (limit {limit})")]
 
 

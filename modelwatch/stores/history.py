@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelwatch import names
-from modelwatch.stores import registry, tracking
+from modelwatch.stores import tracking
 
 ACCEPTED = "accepted"
 REJECTED = "rejected"
@@ -59,14 +59,6 @@ def find_by_batch_id(client: Any, experiment_id: str, batch_id: str) -> BatchRun
     runs = tracking.find_runs(client, experiment_id, f"tags.batch_id = '{batch_id}'")
     found = sorted((_to_batch_run(r) for r in runs), key=lambda b: b.index)
     return found[-1] if found else None
-
-
-def champion_age(client: Any, model_name: str, batch_index: int) -> int:
-    """Returns how many batches have passed since the champion's training data ended."""
-    champ = registry.get_alias(client, model_name, registry.CHAMPION)
-    if champ is None:
-        return 0
-    return batch_index - int(champ.tags.get(names.TRAINED_THROUGH_BATCH, "0"))
 
 
 def batch_table(client: Any, experiment_id: str, metric: str) -> list[dict]:

@@ -648,6 +648,41 @@ class Ledger:
         with self.engine.connect() as conn:
             return tuple(sorted({int(s) for (s,) in conn.execute(q)}))
 
+    def last_challenge_step(self, model: str, before_step: int) -> int | None:
+        """Returns the step of the newest finished retrain that compared a challenger with the
+        champion (promoted or kept, not skipped, deferred, failed or not run), if any."""
+        q = (
+            sa.select(events.c.step, events.c.outcome, events.c.detail)
+            .where(
+                events.c.model == model,
+                events.c.kind == "retrain",
+                events.c.state == "finished",
+                events.c.step.is_not(None),
+                events.c.step < before_step,
+            )
+            .order_by(events.c.step.desc(), events.c.id.desc())
+        )
+        with self.engine.connect() as conn:
+            for step, outcome, detail in conn.execute(q):
+                kind = json.loads(detail or "{}").get("outcome_kind")
+                if kind in ("promoted", "kept") or (
+                    kind is None and (outcome or "").startswith(("promoted", "kept"))
+                ):
+                    return int(step)
+        return None
+
+    def count_accepted(self, model: str, after_step: int, before_step: int) -> int:
+        """How many batches were accepted with a step in (after_step, before_step): the age of
+        a champion in data it could have seen (rejected batches do not age it)."""
+        q = sa.select(sa.func.count()).where(
+            batches.c.model == model,
+            batches.c.status == "accepted",
+            batches.c.step > after_step,
+            batches.c.step < before_step,
+        )
+        with self.engine.connect() as conn:
+            return int(conn.execute(q).scalar() or 0)
+
     def finished_at(self, model: str, kind: str, step: int) -> Event | None:
         """Returns the newest finished event of a kind at a step (what an earlier, killed
         attempt of the same batch already completed)."""

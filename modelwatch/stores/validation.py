@@ -83,7 +83,11 @@ class ValidationResult:
         """Returns one line: the file, then passed or each problem."""
         if self.success:
             return f"{self.batch_name}: passed {self.evaluated} expectations"
-        return f"{self.batch_name}: rejected: " + "; ".join(f.message for f in self.failures)
+        return f"{self.batch_name}: rejected: {self.problems()}"
+
+    def problems(self) -> str:
+        """Returns each problem, in one line ("" when it passed)."""
+        return "; ".join(f.message for f in self.failures)
 
     def to_dict(self) -> dict[str, Any]:
         """Returns a JSON-able dict of every field plus the summary line."""

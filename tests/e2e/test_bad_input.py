@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from modelwatch.settings import load_settings
@@ -61,10 +64,11 @@ def test_bad_batch_rejected_quarantined_champion_untouched(project, tmp_path, na
     batch = tmp_path / name
     shutil.copyfile(DATA / name, batch)
     state = monitor_batch(batch_path=batch, params_path=project["params"], return_state=True)
+    kept = loaded.paths.quarantine / batch.stem
 
     assert state.is_failed() and state.name == "Rejected"
-    assert name in state.message and fragment in state.message
-    kept = loaded.paths.quarantine / batch.stem
+    assert fragment in state.message and f"kept in {kept}" in state.message
+    assert "rejected" not in state.message.lower()  # said once, by the state's name
     assert (kept / name).read_bytes() == (DATA / name).read_bytes()
     assert fragment in (kept / "report.md").read_text()
     assert batch.exists()  # the user's file is left in place
@@ -88,3 +92,26 @@ def test_good_batch_passes_the_same_flow(project, tmp_path):
     assert state.is_completed()
     stored = project["loaded"].paths.data_repo / "data/batches/bike_ok.csv"
     assert stored.read_bytes() == batch.read_bytes()
+
+
+def test_the_cli_exits_2_on_a_rejected_batch_with_one_line(project, tmp_path):
+    """Exit codes (README, Command line): 0 accepted or skipped, 2 rejected, 1 a crash."""
+    name = "bike_out_of_range.csv"
+    batch = tmp_path / "cli" / name
+    batch.parent.mkdir()
+    frame = pd.read_csv(DATA / name)
+    frame.loc[0, "temp"] += 0.01  # not the content the test above already sent
+    frame.to_csv(batch, index=False)
+    cli = Path(sys.executable).parent / "modelwatch"
+    proc = subprocess.run(
+        [str(cli), "--params", str(project["params"]), "run", str(batch)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    kept = project["loaded"].paths.quarantine / batch.stem
+    assert proc.stdout.strip().splitlines()[-1] == (
+        f"{name}: Rejected: column 'hum': 60 values outside [0, 1] (e.g. 81.0, 80.0, 75.0); "
+        f"kept in {kept}"
+    )

@@ -201,3 +201,18 @@ def test_a_batch_resent_under_another_name_resumes_under_its_first_name(ledger):
     ledger.release("m", "md5", "KeyError: x")
     claim = ledger.claim_batch("m", "md5", "zz-resent-batch-001")
     assert (claim.kind, claim.record.batch_id, claim.record.step) == ("resumed", "batch-001", 1)
+
+
+def test_staleness_inputs_count_accepted_batches_and_the_last_challenge(ledger):
+    for step, status in enumerate(["accepted", "rejected", "accepted", "accepted"], start=1):
+        ledger.claim_batch("m", f"md5-{step}", f"b{step}")
+        ledger.advance("m", f"md5-{step}", "done", status=status)
+    assert ledger.count_accepted("m", after_step=0, before_step=5) == 3  # the rejected one not
+    assert ledger.count_accepted("m", after_step=1, before_step=4) == 1
+    assert ledger.last_challenge_step("m", before_step=5) is None
+    kept = ledger.start_event("m", "retrain", "drift", step=2)
+    ledger.finish_event(kept.id, "kept v1", detail={"outcome_kind": "kept"})
+    skipped = ledger.start_event("m", "retrain", "drift", step=3)
+    ledger.finish_event(skipped.id, "skipped (no new labels)", detail={"outcome_kind": "skipped"})
+    assert ledger.last_challenge_step("m", before_step=5) == 2  # skipped is no challenge
+    assert ledger.last_challenge_step("m", before_step=2) is None

@@ -118,6 +118,21 @@ def _append(section: str, key: str, value):
             id="wrong-type",
         ),
         pytest.param(
+            _set("validation", "min_rows", True),
+            r"validation\.min_rows: Input should be a valid integer \(got True\)",
+            id="bool-for-int",
+        ),
+        pytest.param(
+            _set("drift", "p_value_threshold", True),
+            r"drift\.p_value_threshold: Input should be a valid number \(got True\)",
+            id="bool-for-float",
+        ),
+        pytest.param(
+            _set("demo", "add_row_id", 1),
+            r"demo\.add_row_id: Input should be a valid boolean \(got 1\)",
+            id="int-for-bool",
+        ),
+        pytest.param(
             _drop("data", "target"), r"data\.target: required key is missing", id="missing-key"
         ),
         pytest.param(

@@ -1,0 +1,42 @@
+"""Inputs that must never break or age the loop, through the real monitor-batch flow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.e2e.test_lifecycle import QUIET_RETRAIN, Life
+
+pytestmark = pytest.mark.slow
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def test_a_burst_of_rejected_batches_does_not_age_the_champion(tmp_path):
+    """20 rejected batches between two good ones: with a staleness limit of 4 accepted batches
+    the second good batch (the 2nd accepted since bootstrap) must not retrain for staleness,
+    although its step is 22."""
+    from flows.monitor import monitor_batch
+
+    life = Life(tmp_path)
+    raw = yaml.safe_load(life.params.read_text())
+    raw["retrain"] = {**raw["retrain"], **QUIET_RETRAIN, "max_model_age_batches": 4}
+    life.params.write_text(yaml.safe_dump(raw, sort_keys=False))
+    life.bootstrap()
+    assert life.monitor(1, return_state=True).is_completed()
+    bad = pd.read_csv(DATA / "bike_out_of_range.csv")
+    folder = life.loaded.paths.incoming_batches
+    for i in range(20):
+        frame = bad.copy()
+        frame.loc[0, "temp"] = round(0.01 * (i + 1), 2)  # 20 different files, all out of range
+        target = folder / f"bad-{i:02d}.csv"
+        frame.to_csv(target, index=False)
+        state = monitor_batch(batch_path=target, params_path=life.params, return_state=True)
+        assert state.name == "Rejected", state.message
+    result = life.monitor(2)
+    assert result.index == 22
+    assert not result.decision.retrain, result.decision.summary()
+    assert "champion is 2 batches old (limit 4)" in result.decision.summary()
