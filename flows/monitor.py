@@ -212,10 +212,10 @@ def _reject(
     champion_version: str,
 ) -> State:
     """A batch that failed validation: kept in quarantine, logged, alerted, and done."""
-    folder = quarantine_batch(batch_path, checked, proj)
+    folder = quarantine_batch(batch_path, checked, proj, intake.batch_id)
     run_id = log_rejection(proj, intake, batch_path, checked, folder, champion_version)
-    found = incidents.validation_alerts(checked, batch_path.stem, intake.index, str(folder))
-    send_alerts(proj, found, batch_path.stem, intake.index, run_id)
+    found = incidents.validation_alerts(checked, intake.batch_id, intake.index, str(folder))
+    send_alerts(proj, found, intake.batch_id, intake.index, run_id)
     advance_batch(proj, intake, "done", status="rejected", champion_version=champion_version)
     tag_run("rejected")
     return Failed(name="Rejected", message=f"{checked.problems()}; kept in {folder}")

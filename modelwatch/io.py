@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -86,3 +87,16 @@ def file_md5(path: Path) -> str:
     except FileNotFoundError:
         raise SchemaError(f"{path}: file not found") from None
     return digest.hexdigest()
+
+
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]")
+
+
+def safe_stem(name: str, content_md5: str) -> str:
+    """Returns a file name's stem made safe as an id and as one path component: separators,
+    control and shell-hostile characters become "_", leading dots and spaces go (so "...csv"
+    cannot name the folder above), at most 100 characters; a stem with nothing left is
+    "batch-<md5 prefix>". Letters of any script stay."""
+    stem = Path(name).stem if name.lower().endswith(".csv") else Path(name).name
+    cleaned = _UNSAFE.sub("_", stem).lstrip(". ").rstrip(" ")[:100]
+    return cleaned if cleaned.strip("._-") else f"batch-{content_md5[:8]}"

@@ -75,8 +75,15 @@ def publish_monitor_artifacts(
 
 
 def artifact_key(batch_id: str) -> str:
-    """Prefect artifact keys take lowercase letters, digits and dashes only."""
-    return "".join(c if c.isalnum() else "-" for c in batch_id.lower()).strip("-")[:60]
+    """Prefect artifact keys take lowercase ASCII letters, digits and dashes only; a batch id
+    that had other characters gets a short hash of itself, so two ids never share a key."""
+    import hashlib
+
+    key = "".join(c if c.isascii() and c.isalnum() else "-" for c in batch_id.lower())
+    key = "-".join(filter(None, key.split("-")))[:50]
+    if key == batch_id:
+        return key
+    return f"{key}-{hashlib.sha256(batch_id.encode()).hexdigest()[:8]}".lstrip("-")
 
 
 def _num(value: float | None) -> str:

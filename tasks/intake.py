@@ -56,7 +56,8 @@ def claim_batch(proj: Project, batch_path: Path) -> Intake:
         raise ConfigError(f"{batch_path}: no such batch file (or not a regular file)")
     md5 = io.file_md5(batch_path)
     run_id = str(flow_run.id) if flow_run.id else None
-    claim = proj.ledger.claim_batch(proj.model_name, md5, batch_path.stem, flow_run_id=run_id)
+    batch_id = io.safe_stem(batch_path.name, md5)
+    claim = proj.ledger.claim_batch(proj.model_name, md5, batch_id, flow_run_id=run_id)
     rec = claim.record
     if claim.kind == "resumed":
         get_run_logger().warning(

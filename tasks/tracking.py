@@ -174,7 +174,7 @@ def log_rejection(
     """Logs a rejected batch's run (status, failures, where the file was kept)."""
     index = intake.index
     tags = {
-        names.BATCH_ID: batch_path.stem,
+        names.BATCH_ID: intake.batch_id,
         names.BATCH_INDEX: str(index),
         names.VALIDATION_STATUS: REJECTED,
         names.QUARANTINE: str(quarantine),
@@ -184,7 +184,7 @@ def log_rejection(
         **runtime.flow_run_tags(),
     }
     counts = {names.FAILED_EXPECTATIONS: checked.failed, names.ROWS: checked.n_rows}
-    with tracking.run(proj.experiments.monitoring, batch_path.stem, tags) as run_id:
+    with tracking.run(proj.experiments.monitoring, intake.batch_id, tags) as run_id:
         _open_batch_run(proj, intake, run_id)
         tracking.log_metrics(counts, step=index)
         tracking.log_json(checked.to_dict(), "validation.json")

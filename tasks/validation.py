@@ -33,10 +33,11 @@ def validate_batch(
 
 @task(cache_policy=NO_CACHE)
 def quarantine_batch(
-    batch_path: Path, result: validation.ValidationResult, project: Project
+    batch_path: Path, result: validation.ValidationResult, project: Project, batch_id: str
 ) -> Path:
-    """Keeps the file and a readable report in the data repository's quarantine."""
-    folder = validation.quarantine_batch(batch_path, result, project.paths.quarantine)
+    """Keeps the file and a readable report in the data repository's quarantine, in a folder
+    named by the batch id (the file's stem made safe as a path component)."""
+    folder = validation.quarantine_batch(batch_path, result, project.paths.quarantine, batch_id)
     create_markdown_artifact(
         markdown=result.to_markdown(), key="quarantine-report", description=result.summary()[:500]
     )

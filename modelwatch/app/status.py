@@ -98,12 +98,13 @@ def decision_record(params_path: Path | str, batch_id: str) -> str:
                 "quarantine": run.tags.get(names.QUARANTINE),
             },
             indent=2,
+            ensure_ascii=False,
         )
     record = mlflow.artifacts.load_dict(f"runs:/{run.run_id}/decision.json")
     record["mlflow_run_id"] = run.run_id
     if run.tags.get(names.RETRAIN_OUTCOME):
         record["retrain_outcome"] = run.tags[names.RETRAIN_OUTCOME]
-    return json.dumps(record, indent=2, sort_keys=True)
+    return json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False)
 
 
 def status(params_path: Path | str) -> str:

@@ -56,7 +56,12 @@ def latest_realized(runs: list[BatchRun], metric: str, champion_version: str) ->
 
 def find_by_batch_id(client: Any, experiment_id: str, batch_id: str) -> BatchRun | None:
     """Returns the monitoring run of a batch id (the latest, if the id was processed twice)."""
-    runs = tracking.find_runs(client, experiment_id, f"tags.batch_id = '{batch_id}'")
+    condition = tracking.filter_condition(f"tags.{names.BATCH_ID}", batch_id)
+    runs = [
+        r
+        for r in tracking.find_runs(client, experiment_id, condition)
+        if r.data.tags.get(names.BATCH_ID) == batch_id
+    ]
     found = sorted((_to_batch_run(r) for r in runs), key=lambda b: b.index)
     return found[-1] if found else None
 

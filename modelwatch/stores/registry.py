@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from modelwatch.errors import RegistryError
+from modelwatch.stores import tracking
 from modelwatch.stores.alias_history import CHAMPION, AliasHistory
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ def newest_trained_through(client: Any, name: str) -> int | None:
     from mlflow.exceptions import MlflowException
 
     try:
-        versions = client.search_model_versions(filter_string=f"name = {_quoted(name)}")
+        versions = client.search_model_versions(filter_string=f"name = {tracking.quoted(name)}")
     except MlflowException:
         return None
     if not versions:
@@ -42,12 +43,6 @@ def newest_trained_through(client: Any, name: str) -> int | None:
     newest = max(versions, key=lambda v: int(v.version))
     value = dict(newest.tags).get("trained_through_batch")
     return int(value) if value not in (None, "") else None
-
-
-def _quoted(value: str) -> str:
-    """A string literal for an MLflow search filter (single quotes doubled, as its SQL-like
-    grammar escapes them)."""
-    return "'" + value.replace("'", "''") + "'"
 
 
 def get_alias(client: Any, name: str, alias: str) -> ModelVersionInfo | None:

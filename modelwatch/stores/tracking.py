@@ -204,6 +204,25 @@ def log_timeline(
         log.warning("timeline run: %d point(s) at step %d not logged: %s", len(points), step, exc)
 
 
+def quoted(value: str) -> str:
+    """A string literal for an MLflow search filter. Its grammar has no escape inside a
+    literal, but takes either quote: 'it''s' finds nothing, "it's" does. A value holding both
+    quotes is said with each quote as the one-character wildcard of LIKE: use
+    `filter_condition`, which picks LIKE then, and compare exactly afterwards."""
+    if "'" not in value:
+        return f"'{value}'"
+    if '"' not in value:
+        return f'"{value}"'
+    return "'" + value.replace("'", "_").replace('"', "_") + "'"
+
+
+def filter_condition(key: str, value: str) -> str:
+    """`key = 'value'` for an MLflow search, or `key LIKE ...` when the value holds both
+    quotes (the caller then keeps the exact matches)."""
+    both = "'" in value and '"' in value
+    return f"{key} {'LIKE' if both else '='} {quoted(value)}"
+
+
 def find_runs(
     client: Any, experiment_id: str, filter_string: str, page_size: int = 1000
 ) -> list[Any]:

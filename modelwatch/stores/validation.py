@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from modelwatch.errors import ConfigError, InsufficientDataError, SchemaError
-from modelwatch.io import atomic_target, file_md5, write_text
+from modelwatch.io import atomic_target, file_md5, safe_stem, write_text
 from modelwatch.settings import ColumnRule, DataSettings, ValidationSettings
 
 if TYPE_CHECKING:
@@ -225,15 +225,21 @@ def validate_frame(
     return result
 
 
-def quarantine_batch(batch_path: Path, result: ValidationResult, quarantine_dir: Path) -> Path:
-    """Returns `quarantine_dir/<stem>/` holding a byte-identical copy of the batch file and
-    report.md / report.json. The original is left where it is.
+def quarantine_batch(
+    batch_path: Path, result: ValidationResult, quarantine_dir: Path, name: str | None = None
+) -> Path:
+    """Returns `quarantine_dir/<name>/` (default: the file's stem made safe, io.safe_stem)
+    holding a byte-identical copy of the batch file and report.md / report.json. The original
+    is left where it is.
 
     A second batch with the same name but other bytes is kept beside the first one
     (`<stem>.<md5 prefix><suffix>`); the reports describe the latest.
     """
     batch_path = Path(batch_path)
-    folder = Path(quarantine_dir) / batch_path.stem
+    if name is None:
+        digest = file_md5(batch_path) if batch_path.is_file() else "0" * 8
+        name = safe_stem(batch_path.name, digest)
+    folder = Path(quarantine_dir) / name
     folder.mkdir(parents=True, exist_ok=True)
     kept = _keep_copy(batch_path, folder) if batch_path.is_file() else None
     report = {
@@ -497,7 +503,8 @@ def _cell(text: str) -> str:
 
 def _keep_copy(source: Path, folder: Path) -> Path:
     """Returns the quarantined copy of `source` in `folder`, copying it there if needed."""
-    target = folder / source.name
+    own = source.name if not source.name.startswith(".") else f"{folder.name}{source.suffix}"
+    target = folder / own
     digest = file_md5(source)
     if target.exists() and file_md5(target) != digest:
         target = folder / f"{source.stem}.{digest[:8]}{source.suffix}"

@@ -40,3 +40,35 @@ def test_a_burst_of_rejected_batches_does_not_age_the_champion(tmp_path):
     assert result.index == 22
     assert not result.decision.retrain, result.decision.summary()
     assert "champion is 2 batches old (limit 4)" in result.decision.summary()
+
+
+def test_awkward_file_names_stay_inside_the_project(tmp_path):
+    """'...csv' (its stem is '..'), a non-ASCII name and a quote in the name, through the
+    real flow: quarantine stays in its folder, artifact keys and MLflow filters hold, and
+    `modelwatch decision` finds the batch by its id."""
+    import shutil
+
+    from flows.monitor import monitor_batch
+    from modelwatch.app import status
+    from modelwatch.stores import history
+
+    life = Life(tmp_path)
+    life.bootstrap()
+    folder = life.loaded.paths.incoming_batches
+    folder.mkdir(parents=True, exist_ok=True)
+    dots = folder / "...csv"
+    shutil.copyfile(DATA / "bike_out_of_range.csv", dots)
+    state = monitor_batch(batch_path=dots, params_path=life.params, return_state=True)
+    assert state.name == "Rejected"
+    quarantine = life.loaded.paths.quarantine
+    (kept,) = [p for p in quarantine.iterdir() if p.is_dir()]
+    assert kept.parent == quarantine and kept.name.startswith("batch-")
+    assert not (quarantine.parent / "...csv").exists()
+    for name in ("semaine d'été.csv",):
+        target = folder / name
+        shutil.copyfile(life.batches[0].inputs, target)
+        state = monitor_batch(batch_path=target, params_path=life.params, return_state=True)
+        assert state.is_completed(), state.message
+        run = history.find_by_batch_id(life.client, life.exps.monitoring, "semaine d'été")
+        assert run is not None and run.status == history.ACCEPTED
+        assert "semaine d'été" in status.decision_record(life.params, "semaine d'été")

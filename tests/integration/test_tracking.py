@@ -48,3 +48,16 @@ def test_timeline_run_is_created_once_and_holds_points_by_step(store):
     assert sorted((m.step, m.value) for m in points) == [(1, 0.2), (2, 0.5), (3, 0.4)]
     assert set(run.data.metrics) == {"drift_share", "label_coverage"}  # no per-column detail
     assert history.batch_runs(client, exp) == []  # never taken for a batch
+
+
+def test_batch_ids_with_quotes_are_found_exactly(store):
+    """MLflow's filter grammar has no escape inside a literal: ids with ' or " or both (and
+    ids the LIKE fallback would also match) each find their own run."""
+    client, exp = store
+    ids = ["it's", 'say "hi"', "both ' and \"", "both _ and _", "plain"]
+    for index, batch_id in enumerate(ids, start=1):
+        client.create_run(exp, tags={"batch_id": batch_id, "batch_index": str(index)})
+    for index, batch_id in enumerate(ids, start=1):
+        found = history.find_by_batch_id(client, exp, batch_id)
+        assert found is not None and (found.batch_id, found.index) == (batch_id, index)
+    assert history.find_by_batch_id(client, exp, "it''s") is None
