@@ -128,6 +128,7 @@ class ValidationSettings(_Frozen):
     infer_ranges: StrictBool = True
     range_margin: StrictFloat = Field(0.1, ge=0)
     infer_categories: StrictBool = True
+    max_cell_length: StrictInt = Field(1_000, ge=1)  # characters in any text cell
     rules: dict[str, ColumnRule] = {}
 
 

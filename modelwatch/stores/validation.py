@@ -49,6 +49,8 @@ NOT_NULL = "expect_column_values_to_not_be_null"
 BETWEEN = "expect_column_values_to_be_between"
 IN_SET = "expect_column_values_to_be_in_set"
 UNIQUE = "expect_column_values_to_be_unique"
+PARSEABLE = "expect_column_values_to_be_dateutil_parseable"
+LENGTHS = "expect_column_value_lengths_to_be_between"
 _RANK = {TO_EXIST: 0, MATCH_SET: 1, ROW_COUNT: 2}
 
 
@@ -173,7 +175,15 @@ def build_suite(
         share = settings.rules.get(column, ColumnRule()).max_missing_share
         share = settings.max_missing_share if share is None else share
         expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=column, mostly=1 - share))
-    expectations += [_type_expectation(column, reference[column]) for column in data.features]
+    typed = [data.id, *data.features]  # the id too: "1,001" as text must not meet int ids
+    expectations += [_type_expectation(column, reference[column]) for column in typed]
+    texts = [c for c in columns if _is_text(reference[c])]
+    expectations += [
+        gxe.ExpectColumnValueLengthsToBeBetween(column=c, max_value=settings.max_cell_length)
+        for c in texts
+    ]
+    if data.timestamp and data.timestamp in texts:
+        expectations.append(gxe.ExpectColumnValuesToBeDateutilParseable(column=data.timestamp))
     for column in columns:
         expectations += _value_expectations(column, reference[column], data, settings)
     # Passed to the constructor: add_expectation() would need an active GX context.
@@ -313,6 +323,10 @@ def _check_settings(settings: ValidationSettings, columns: list[str]) -> None:
             )
 
 
+def _is_text(series: pd.Series) -> bool:
+    return pd.api.types.is_string_dtype(series) or pd.api.types.is_object_dtype(series)
+
+
 def _is_number(series: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
 
@@ -421,6 +435,16 @@ def _describe(
         return fail(f"{where}{_n(count, 'duplicate id')}{_eg(examples)}", "unique ids")
     if kind == NOT_NULL:
         return [_null_failure(column, kw.get("mostly", 1.0), res)]
+    if kind == PARSEABLE:
+        return fail(f"{where}{_n(count, 'value')} not a date or time{_eg(examples)}", "dates")
+    if kind == LENGTHS:
+        limit = kw.get("max_value")
+        shown = tuple(_cut(str(e), 40) for e in examples)
+        return fail(
+            f"{where}{_n(count, 'value')} longer than {limit} characters{_eg(shown)} "
+            "(validation.max_cell_length)",
+            f"at most {limit} characters",
+        )
     return fail(f"{where}{kind} failed" + (f" for {_n(count, 'value')}" if count else ""))
 
 
@@ -495,6 +519,10 @@ def _shown_set(values: list) -> str:
     shown = ", ".join(repr(v) for v in values[:MAX_SET_SHOWN])
     more = f", ... ({len(values)} values)" if len(values) > MAX_SET_SHOWN else ""
     return "{" + shown + more + "}"
+
+
+def _cut(text: str, most: int) -> str:
+    return text if len(text) <= most else text[: most - 3] + "..."
 
 
 def _cell(text: str) -> str:

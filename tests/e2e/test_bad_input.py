@@ -53,6 +53,12 @@ def project(tmp_path_factory):
         ("bike_no_id_column.csv", "column 'instant' is missing"),
         ("bike_missing_id.csv", "column 'instant': 2 missing values"),
         ("bike_duplicate_ids.csv", "column 'instant': 5 duplicate ids"),
+        ("bike_text_id.csv", "column 'instant' has dtype str, expected numeric"),
+        (
+            "bike_bad_timestamp.csv",
+            "column 'dteday': 1 value not a date or time (e.g. 'not-a-date')",
+        ),
+        ("bike_long_cell.csv", "column 'dteday': 1 value longer than 1000 characters"),
     ],
 )
 def test_bad_batch_rejected_quarantined_champion_untouched(project, tmp_path, name, fragment):

@@ -75,7 +75,9 @@ def test_suite_has_one_expectation_per_check(reference, settings):
     assert kinds == {
         "expect_column_to_exist": 13,  # id, timestamp, 11 features
         "expect_column_values_to_not_be_null": 13,
-        "expect_column_values_to_be_in_type_list": 11,
+        "expect_column_values_to_be_in_type_list": 12,  # the id and 11 features
+        "expect_column_value_lengths_to_be_between": 1,  # text columns: the timestamp
+        "expect_column_values_to_be_dateutil_parseable": 1,  # the timestamp
         "expect_column_values_to_be_between": 7,  # rules with min/max
         "expect_column_values_to_be_in_set": 4,  # rules with values
         "expect_table_columns_to_match_set": 1,
@@ -94,8 +96,8 @@ def test_good_batch_passes(reference, settings, ok_batch):
     unchanged = ok_batch.copy()
     result = validate_frame(ok_batch, reference, settings.data, settings.validation, "bike_ok.csv")
     assert result.success is True
-    assert (result.n_rows, result.evaluated, result.failed, result.failures) == (60, 51, 0, ())
-    assert result.summary() == "bike_ok.csv: passed 51 expectations"
+    assert (result.n_rows, result.evaluated, result.failed, result.failures) == (60, 54, 0, ())
+    assert result.summary() == "bike_ok.csv: passed 54 expectations"
     pd.testing.assert_frame_equal(ok_batch, unchanged)  # the input frame is not modified
 
 
@@ -300,13 +302,13 @@ def test_result_serialises_to_json_and_markdown(reference, settings):
             "expected": "values in [0, 1]",
         }
     ]
-    assert (data["n_rows"], data["evaluated"], data["failed"]) == (60, 51, 1)
+    assert (data["n_rows"], data["evaluated"], data["failed"]) == (60, 54, 1)
     markdown = result.to_markdown()
     assert (
         "| hum | column 'hum': 60 values outside [0, 1] (e.g. 81.0, 80.0, 75.0) "
         "| values in [0, 1] | 60 | 81.0, 80.0, 75.0 |"
     ) in markdown
-    assert "- expectations evaluated: 51\n- expectations failed: 1\n" in markdown
+    assert "- expectations evaluated: 54\n- expectations failed: 1\n" in markdown
 
 
 def test_from_error_keeps_a_message_that_does_not_start_with_the_file():
