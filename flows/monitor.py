@@ -175,6 +175,7 @@ def _process(
     retrained = _act(proj, intake, decision, run_id, params_path, force_retrain)
     advance_batch(proj, intake, "acted", outcome=retrained.text if retrained else None)
     found = _findings(proj, intake, checked, decision, verdict, retrained)
+    found += incidents.labels_alerts(scored.refused_labels, intake.batch_id, intake.index)
     send_alerts(proj, found, intake.batch_id, intake.index, run_id)
     dry_run = proj.settings.retrain.run_mode == "dry_run"
     tag_run(*outcome_tags(measured.report, decision, verdict, retrained, dry_run=dry_run))
@@ -240,11 +241,11 @@ def _score_and_version(
         proj, intake, "scored", champion_version=champion.version, shadow_version=shadow_version
     )
     batch_id = intake.batch_id
-    files = stage_batch(proj, batch_path, batch, stored, batch_id, intake.index)
+    files, refused = stage_batch(proj, batch_path, batch, stored, batch_id, intake.index)
     versions = version_files(proj, files, f"accept {batch_id} (step {intake.index})")
     commit = versions[f"data/batches/{batch_id}.csv"].commit
     advance_batch(proj, intake, "versioned", data_commit=commit)
-    return Scored(predictions, shadow_version, versions, champion.version)
+    return Scored(predictions, shadow_version, versions, champion.version, refused)
 
 
 def _probation(proj: Project, champion: Any, batch_id: str) -> probation.ProbationVerdict | None:

@@ -11,7 +11,7 @@ import pandas as pd
 from modelwatch import drift
 from modelwatch.drift import multivariate
 from modelwatch.drift.reference import DriftReference
-from modelwatch.stores import versioning
+from modelwatch.stores import project, versioning
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class Scored:
     shadow_version: str | None
     versions: dict[str, versioning.DataVersion]
     champion_version: str
+    refused_labels: tuple[project.RejectedLabels, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -59,15 +59,18 @@ def stage_batch(
     predictions: pd.DataFrame,
     batch_id: str,
     index: int,
-) -> list[Path]:
+) -> tuple[list[Path], tuple[project.RejectedLabels, ...]]:
     """Copies an accepted batch, its predictions and the labels files that arrived into the data
-    repo (the ledger records at which step each labels file came); returns their paths."""
+    repo (the ledger records at which step each labels file came); returns their paths and the
+    labels files refused (kept in quarantine, never read)."""
     stored = project.store_for_repo(proj, batch_path, "data/batches", f"{batch_id}.csv")
     pred_path = proj.repo_path("data/predictions") / f"{batch_id}.csv"
     io.write_csv(predictions, pred_path)
-    labels = project.ingest_labels(proj)
+    labels, refused = project.ingest_labels(proj)
     proj.ledger.add_label_files(proj.model_name, [p.name for p in labels], index)
-    return [stored, pred_path, *labels]
+    for bad in refused:
+        get_run_logger().warning("labels file %s refused: %s", bad.name, "; ".join(bad.problems))
+    return [stored, pred_path, *labels], tuple(refused)
 
 
 @task(cache_policy=NO_CACHE)

@@ -15,7 +15,7 @@ by earlier batches and returns the alerts to send now and the new state:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -35,6 +35,7 @@ STATE_VERSION = 1
 
 AlertKind = Literal[
     "batch_rejected",
+    "labels_rejected",
     "rule_violated",
     "manual_retrain",
     "retrain_failed",
@@ -206,6 +207,25 @@ def validation_alerts(
         link,
     )
     return Findings((alert,), checked)
+
+
+def labels_alerts(refused: Sequence[Any], batch_id: str, batch_index: int) -> Findings:
+    """Returns one warning per labels file refused at intake (each is its own event: the file
+    is kept aside, its labels never reach an evaluation)."""
+    alerts = tuple(
+        Alert(
+            "labels_rejected",
+            "warning",
+            f"Labels file {bad.name} refused",
+            "\n".join(f"- {p}" for p in bad.problems),
+            batch_id,
+            batch_index,
+            None,
+            {"quarantine": str(bad.folder)},
+        )
+        for bad in refused
+    )
+    return Findings(alerts)
 
 
 def decision_alerts(

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from modelwatch import io
-from modelwatch.errors import VersioningError
+from modelwatch.errors import SchemaError, VersioningError
 from modelwatch.settings import Paths, Settings, load_settings
 from modelwatch.stores import tracking, versioning
 from modelwatch.stores.ledger import Ledger, open_ledger
@@ -71,15 +71,43 @@ def load_reference(project: Project) -> pd.DataFrame:
     return io.read_csv_file(path)
 
 
-def ingest_labels(project: Project) -> list[Path]:
-    """Copies label files that arrived in incoming/labels into the data repo and returns every
-    labels file there that DVC does not track yet: the new ones, and any that an interrupted
-    run copied but never versioned. The incoming file is removed only once its copy is whole
-    (same md5), so a kill at any point loses no labels."""
+@dataclass(frozen=True)
+class RejectedLabels:
+    """A labels file refused at the door: its name, every problem, where it was kept."""
+
+    name: str
+    problems: tuple[str, ...]
+    folder: Path
+
+
+def ingest_labels(project: Project) -> tuple[list[Path], list[RejectedLabels]]:
+    """Checks the labels files that arrived in incoming/labels (performance.labels), copies
+    the good ones into the data repo and returns every labels file there that DVC does not
+    track yet (the new ones, and any that an interrupted run copied but never versioned), and
+    the files refused: kept with a report in <quarantine>/labels/<name>/, never read again. The
+    incoming file is removed only once its copy is whole (same md5), so a kill at any point
+    loses no labels."""
+    from modelwatch.performance.labels import check_labels
+
     dest = project.repo_path("data/labels")
     dest.mkdir(parents=True, exist_ok=True)
-    copied = set()
-    for src in sorted(project.paths.incoming_labels.glob("*.csv")):
+    copied, refused = set(), []
+    waiting = sorted(project.paths.incoming_labels.glob("*.csv"))
+    reference = load_reference(project) if waiting else None
+    for src in waiting:
+        if src.is_symlink():
+            problems = ["a symbolic link, not a file: refused (it is not followed)"]
+        else:
+            try:
+                frame = io.read_csv_file(src)
+            except SchemaError as exc:
+                problems = [str(exc).removeprefix(f"{src}: ")]
+            else:
+                data, task = project.settings.data, project.settings.project.task
+                problems = check_labels(frame, reference, data, task)
+        if problems:
+            refused.append(_quarantine_labels(project, src, problems))
+            continue
         target = dest / src.name
         if not (target.exists() and io.file_md5(target) == io.file_md5(src)):
             partial = target.with_name(f".{target.name}.partial")
@@ -88,7 +116,23 @@ def ingest_labels(project: Project) -> list[Path]:
             copied.add(target)
         src.unlink()
     untracked = {p for p in dest.glob("*.csv") if not p.with_name(f"{p.name}.dvc").exists()}
-    return sorted(copied | untracked)
+    return sorted(copied | untracked), refused
+
+
+def _quarantine_labels(project: Project, src: Path, problems: list[str]) -> RejectedLabels:
+    """Moves a refused labels file into <quarantine>/labels/<name>/ with report.md."""
+    digest = "0" * 8 if src.is_symlink() else io.file_md5(src)
+    folder = project.paths.quarantine / "labels" / io.safe_stem(src.name, digest)
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [f"# Labels file {src.name} refused", "", *[f"- {p}" for p in problems], ""]
+    io.write_text("\n".join(lines), folder / "report.md")
+    kept = folder / (src.name if not src.name.startswith(".") else f"{folder.name}.csv")
+    if src.is_symlink():
+        src.unlink()  # the link only: its target is not ours
+    else:
+        shutil.move(str(src), kept)
+    log.warning("labels file %s refused, kept in %s: %s", src.name, folder, "; ".join(problems))
+    return RejectedLabels(src.name, tuple(problems), folder)
 
 
 def all_labels(project: Project, since_step: int = 0) -> pd.DataFrame:

@@ -72,3 +72,43 @@ def test_awkward_file_names_stay_inside_the_project(tmp_path):
         run = history.find_by_batch_id(life.client, life.exps.monitoring, "semaine d'été")
         assert run is not None and run.status == history.ACCEPTED
         assert "semaine d'été" in status.decision_record(life.params, "semaine d'été")
+
+
+def test_bad_labels_files_are_refused_and_never_break_a_later_batch(tmp_path):
+    """A non-numeric target, a missing target column and text ids in labels files: each is
+    refused at intake with its problem, kept in quarantine, alerted; the good labels of the
+    same drop evaluate their batch, and the next batches run."""
+    life = Life(tmp_path)
+    life.bootstrap()
+    assert life.monitor(1, return_state=True).is_completed()
+    incoming = life.loaded.paths.incoming_labels
+    incoming.mkdir(parents=True, exist_ok=True)
+    good = pd.read_csv(life.batches[0].labels)
+    broken = good.copy()
+    broken["cnt"] = broken["cnt"].astype(str)
+    broken.loc[0, "cnt"] = "thirty"
+    broken.to_csv(incoming / "a-text-target.csv", index=False)
+    good[["instant"]].to_csv(incoming / "b-no-target.csv", index=False)
+    texts = good.copy()
+    texts["instant"] = texts["instant"].map(lambda v: f"{v:,}x")
+    texts.to_csv(incoming / "c-text-ids.csv", index=False)
+    life.labels(1)  # and the right labels of batch 1
+    second = life.monitor(2)
+    third = life.monitor(3)
+    assert [e.batch_id for e in second.evaluations] == [life.batch_id(1)]
+    assert third.batch_id == life.batch_id(3)
+    quarantine = life.loaded.paths.quarantine / "labels"
+    assert sorted(p.name for p in quarantine.iterdir()) == [
+        "a-text-target",
+        "b-no-target",
+        "c-text-ids",
+    ]
+    report = (quarantine / "a-text-target" / "report.md").read_text()
+    assert "column 'cnt': the target must be a number, 1 value(s) are not (e.g. 'thirty')" in report
+    assert "column 'cnt' is missing" in (quarantine / "b-no-target" / "report.md").read_text()
+    assert (
+        "ids are numbers in the reference" in (quarantine / "c-text-ids" / "report.md").read_text()
+    )
+    assert not list(incoming.glob("*.csv"))
+    stored = life.loaded.paths.data_repo / "data" / "labels"
+    assert not any(stored.glob("a-text-target*")) and not any(stored.glob("c-text-ids*"))

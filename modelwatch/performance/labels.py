@@ -1,0 +1,77 @@
+"""A labels file checked before it is taken in: a bad one must never break a later batch (pure).
+
+Labels arrive late and from elsewhere (a join in a warehouse, a spreadsheet someone exported);
+every later evaluation reads them, so a file that would fail there is refused at the door,
+with every problem said in one line each, and kept aside (stores.project.ingest_labels).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from modelwatch.settings import DataSettings
+
+MAX_SHOWN = 3
+
+
+def check_labels(
+    frame: pd.DataFrame, reference: pd.DataFrame, data: DataSettings, task: str
+) -> list[str]:
+    """Returns the problems of a labels file (none: it can be taken in).
+
+    Checked: the id and target columns exist; ids are present, unique and of the reference's
+    kind (numbers for numeric ids, text otherwise); the target is numeric for regression (not
+    true/false), and for classification one of the classes the reference holds.
+    """
+    problems = []
+    missing = [c for c in (data.id, data.target) if c not in frame.columns]
+    if missing:
+        return [f"column {c!r} is missing (a labels file has {data.id!r} and {data.target!r})"
+                for c in missing]  # fmt: skip
+    ids, target = frame[data.id], frame[data.target]
+    if ids.isna().any():
+        problems.append(f"column {data.id!r}: {int(ids.isna().sum())} missing id(s)")
+    duplicated = ids[ids.duplicated(keep=False) & ids.notna()]
+    if len(duplicated):
+        shown = _shown(duplicated.unique())
+        problems.append(f"column {data.id!r}: {duplicated.nunique()} duplicate id(s){shown}")
+    numeric_ids = _is_number(reference[data.id])
+    if numeric_ids and not _is_number(ids.dropna()):
+        bad = ids[pd.to_numeric(ids, errors="coerce").isna() & ids.notna()]
+        problems.append(
+            f"column {data.id!r}: ids are numbers in the reference, here {len(bad)} are not"
+            f"{_shown(bad.unique())}"
+        )
+    if target.isna().any():
+        problems.append(f"column {data.target!r}: {int(target.isna().sum())} missing label(s)")
+    known = target.dropna()
+    if task == "regression":
+        if pd.api.types.is_bool_dtype(known) or not _is_number(known):
+            bad = known[pd.to_numeric(known, errors="coerce").isna()]
+            problems.append(
+                f"column {data.target!r}: the target must be a number, {len(bad) or len(known)} "
+                f"value(s) are not{_shown((bad if len(bad) else known).unique())}"
+            )
+    else:
+        classes = set(reference[data.target].dropna().unique())
+        unseen = known[~known.isin(classes)]
+        if len(unseen):
+            allowed = ", ".join(repr(_plain(c)) for c in sorted(classes, key=str))
+            problems.append(
+                f"column {data.target!r}: {len(unseen)} label(s) not among the classes "
+                f"{{{allowed}}}{_shown(unseen.unique())}"
+            )
+    return problems
+
+
+def _is_number(series: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+
+
+def _plain(value: object) -> object:
+    return value.item() if hasattr(value, "item") else value
+
+
+def _shown(values: object) -> str:
+    items = list(values)[:MAX_SHOWN]
+    return f" (e.g. {', '.join(repr(_plain(v)) for v in items)})" if items else ""
