@@ -16,6 +16,7 @@ from tasks.project import open_project
 from tasks.registry import apply_promotion, champion_info
 from tasks.tracking import open_timeline
 from tasks.training import train_candidate, write_window
+from tasks.validation import check_reference_data
 from tasks.versioning import set_reference
 
 
@@ -30,6 +31,7 @@ def bootstrap(reference_path: Path, params_path: Path = DEFAULT_PARAMS) -> str:
         get_run_logger().info("champion %s already exists; nothing to do", existing.version)
         return existing.version
     reference = io.read_csv_file(Path(reference_path))
+    check_reference_data(reference, proj)  # warnings: what would reject good batches later
     set_reference(proj, reference, "reference for the first champion")
     versions = write_window(proj, reference, None, "window-000", "training window: reference")
     reason = "bootstrap: first model, trained on the reference period"

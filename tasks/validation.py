@@ -32,6 +32,19 @@ def validate_batch(
 
 
 @task(cache_policy=NO_CACHE)
+def check_reference_data(reference: pd.DataFrame, project: Project) -> list[str]:
+    """Logs a warning for each thing in the reference that would reject good batches or break
+    training (validation.check_reference); returns them."""
+    settings = project.settings
+    found = validation.check_reference(
+        reference, settings.data, settings.validation, settings.project.task
+    )
+    for line in found:
+        get_run_logger().warning("reference: %s", line)
+    return found
+
+
+@task(cache_policy=NO_CACHE)
 def quarantine_batch(
     batch_path: Path, result: validation.ValidationResult, project: Project, batch_id: str
 ) -> Path:

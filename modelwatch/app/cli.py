@@ -79,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--reason", type=_reason, default=None, help="why (with --force-retrain)")
     boot = sub.add_parser("bootstrap", help="train the first champion on a reference file")
     boot.add_argument("reference", type=_existing_file)
+    check = sub.add_parser(
+        "check-params",
+        help="check the params file against a reference CSV before bootstrap (exit 1 on findings)",
+    )
+    check.add_argument("reference", type=_existing_file)
     retrain = sub.add_parser("retrain", help="retrain by hand; promoted only if better")
     retrain.add_argument("--reason", type=_reason, required=True, help="why (recorded in MLflow)")
     retrain.add_argument(
@@ -172,6 +177,8 @@ def _dispatch(args: argparse.Namespace, params: Path, home: Path) -> int:
         )
         _out(_state_line(args.batch.name, state))
         return exit_code(state)
+    if args.command == "check-params":
+        return _check_params(params, args.reference)
     if args.command == "bootstrap":
         from flows.bootstrap import bootstrap
 
@@ -224,6 +231,22 @@ def _dispatch(args: argparse.Namespace, params: Path, home: Path) -> int:
     if args.command == "serve":
         return servers.run_deployments(params, home, args.prefect_port)
     return servers.serve(params, home, args.prefect_port, args.mlflow_port)
+
+
+def _check_params(params: Path, reference: Path) -> int:
+    """Prints what in the reference would reject good batches or break training."""
+    from modelwatch import io
+    from modelwatch.settings import load_settings
+    from modelwatch.stores.validation import check_reference
+
+    settings = load_settings(params).settings
+    frame = io.read_csv_file(reference)
+    found = check_reference(frame, settings.data, settings.validation, settings.project.task)
+    for line in found:
+        _out(f"- {line}")
+    where = f"{params.name} with {reference.name} ({len(frame)} rows)"
+    _out(f"{where}: {len(found)} finding(s)" if found else f"{where}: nothing found")
+    return 1 if found else 0
 
 
 def _ui_hint(params: Path, home: Path) -> str:

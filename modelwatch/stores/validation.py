@@ -190,6 +190,69 @@ def build_suite(
     return gx.ExpectationSuite(name="modelwatch-batch", expectations=expectations)
 
 
+def check_reference(
+    reference: pd.DataFrame, data: DataSettings, settings: ValidationSettings, task: str
+) -> list[str]:
+    """Returns what in a reference would reject good batches or break training, one line each
+    (empty: nothing found). Bootstrap logs these as warnings; `modelwatch check-params` prints
+    them before anything is trained.
+
+    Found: missing columns; ids missing or repeated; a numeric column constant in the
+    reference (its inferred range has zero width: any other value rejects a batch); a column
+    with more missing values than validation allows (its batches will be rejected the same
+    way); a timestamp that does not parse; for classification, a positive_label that is not one
+    of the reference's classes, or a single class.
+    """
+    columns = [*expected_columns(data), data.target]
+    absent = [c for c in columns if c not in reference.columns]
+    if absent:
+        return [f"column {c!r} is missing from the reference" for c in absent]
+    found = []
+    ids = reference[data.id]
+    if ids.isna().any() or ids.duplicated().any():
+        found.append(
+            f"column {data.id!r}: {int(ids.isna().sum())} missing and "
+            f"{int(ids.duplicated().sum())} repeated ids (every batch needs unique ids)"
+        )
+    for column in expected_columns(data)[1:]:
+        values = reference[column]
+        rule = settings.rules.get(column, ColumnRule())
+        limit = (
+            settings.max_missing_share if rule.max_missing_share is None else rule.max_missing_share
+        )
+        share = float(values.isna().mean())
+        if share > limit:
+            found.append(
+                f"column {column!r}: {share:.1%} missing in the reference, above the "
+                f"{limit:.1%} validation allows: batches like it will be rejected "
+                f"(validation.max_missing_share or validation.rules.{column}.max_missing_share)"
+            )
+        inferred = rule.min is None and rule.max is None and settings.infer_ranges
+        if inferred and column in data.numeric and _is_number(values) and values.nunique() == 1:
+            only = _plain(values.dropna().iloc[0])
+            found.append(
+                f"column {column!r} is constant in the reference ({only!r}):"
+                " its inferred range has zero width, so any other value rejects a batch "
+                f"(set validation.rules.{column}.min/max, or drop it from data.features)"
+            )
+    if data.timestamp and _is_text(reference[data.timestamp]):
+        parsed = pd.to_datetime(reference[data.timestamp], errors="coerce", format="mixed")
+        bad = reference[data.timestamp][parsed.isna() & reference[data.timestamp].notna()]
+        if len(bad):
+            shown = _eg(_examples(bad.tolist()))
+            found.append(f"column {data.timestamp!r}: {len(bad)} value(s) are not dates{shown}")
+    if task == "classification":
+        classes = sorted(reference[data.target].dropna().unique().tolist(), key=str)
+        if len(classes) < 2:
+            found.append(f"column {data.target!r}: one class only ({classes}): nothing to learn")
+        if data.positive_label is not None and data.positive_label not in classes:
+            found.append(
+                f"data.positive_label {data.positive_label!r} is not a class of "
+                f"{data.target!r} in the reference (classes: {', '.join(map(repr, classes))})"
+            )
+    return found
+
+
 def validate_frame(
     batch: pd.DataFrame,
     reference: pd.DataFrame,

@@ -13,6 +13,7 @@ COMMANDS = [
     "demo",
     "run",
     "bootstrap",
+    "check-params",
     "retrain",
     "rollback",
     "history",
@@ -107,7 +108,7 @@ def test_default_params_file_missing_in_cwd(tmp_path):
         (
             ["promote"],
             "modelwatch: error: argument command: invalid choice: 'promote' "
-            "(choose from 'demo', 'run', 'bootstrap', 'retrain', 'rollback', "
+            "(choose from 'demo', 'run', 'bootstrap', 'check-params', 'retrain', 'rollback', "
             "'history', 'decision', 'table', 'status', 'doctor', 'serve', 'ui')",
         ),
     ],
@@ -139,3 +140,39 @@ def test_force_retrain_without_reason_is_an_argument_error(tmp_path):
     assert proc.stderr.strip().splitlines()[-1] == (
         "modelwatch: error: run --force-retrain needs --reason (why the model must be retrained)"
     )
+
+
+def test_check_params_reports_what_would_reject_good_batches(tmp_path):
+    """A reference with a constant column, 5 % missing humidity and an unparsable date, checked
+    with the shipped bike params (max_missing_share 0): one line each, exit 1; the clean
+    reference: exit 0."""
+    import pandas as pd
+
+    reference = pd.read_csv(ROOT / "tests" / "data" / "bike_ok.csv")
+    clean = tmp_path / "clean.csv"
+    reference.assign(cnt=range(len(reference))).to_csv(clean, index=False)
+    proc = modelwatch("check-params", str(clean))
+    assert (proc.returncode, proc.stdout) == (
+        0,
+        "params.yaml with clean.csv (60 rows): nothing found\n",
+    )
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    del raw["validation"]["rules"]["windspeed"]  # its range is then inferred from the reference
+    raw["project"]["home"] = str(tmp_path / "home")
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(raw, sort_keys=False))
+    bad = reference.assign(cnt=range(len(reference)), windspeed=0.0)
+    bad.loc[:2, "hum"] = None
+    bad["dteday"] = bad["dteday"].astype(str)
+    bad.loc[5, "dteday"] = "soon"
+    path = tmp_path / "bad.csv"
+    bad.to_csv(path, index=False)
+    proc = modelwatch("--params", str(params), "check-params", str(path))
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[-1] == "params.yaml with bad.csv (60 rows): 3 finding(s)"
+    assert any(line.startswith("- column 'hum': 5.0% missing in the reference") for line in lines)
+    assert any(
+        line.startswith("- column 'windspeed' is constant in the reference (0.0)") for line in lines
+    )
+    assert "- column 'dteday': 1 value(s) are not dates (e.g. 'soon')" in lines
