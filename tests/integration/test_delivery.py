@@ -360,5 +360,5 @@ def test_webhook_urls_are_http_or_known_to_apprise(url, ok):
         target = WebhookSettings(url=url)
         assert "secret" not in target.label
     else:
-        with pytest.raises(ValidationError, match="webhook URL"):
+        with pytest.raises(ValidationError, match="http:// or https:// "):
             WebhookSettings(url=url)
