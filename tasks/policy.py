@@ -7,7 +7,7 @@ from prefect.cache_policies import NO_CACHE
 
 from modelwatch import names
 from modelwatch.decide import policy
-from modelwatch.stores import registry
+from modelwatch.stores import recovery, registry
 from modelwatch.stores.project import Project
 
 
@@ -49,6 +49,7 @@ def decide_retraining(
         retrain_batches=tuple(s for s in led.retrain_steps(name, since_step=0) if s < index),
         force=force,
         force_reason=reason,
+        on_probation=recovery.probation_of(proj, champ) == "active",
     )
     decision = policy.decide_retraining(inputs, settings, proj.settings.project.task)
     get_run_logger().info("decision (%s): %s", decision.severity, decision.summary())

@@ -151,6 +151,10 @@ def apply_promotion(
         decision_id=decision.decision_id,
     )
     logger.info("promoted version %s to champion (previous %s)", version, old)
+    if old and proj.ledger.get_meta(name, f"probation:{old}") == "active":
+        said = f"superseded by version {version} before it was judged (a manual retrain)"
+        recovery.set_probation(proj, old, "superseded", {names.PROBATION_REASON: said})
+        logger.warning("probation of version %s ended: %s", old, said)
     return old
 
 

@@ -72,6 +72,7 @@ class PolicyInputs:
     retrain_batches: tuple[int, ...] = ()
     force: bool = False
     force_reason: str | None = None
+    on_probation: bool = False  # the champion is on probation, not judged yet
 
     def __post_init__(self) -> None:
         recent = tuple(s if isinstance(s, BatchSignal) else BatchSignal(**s) for s in self.recent)
@@ -293,6 +294,16 @@ def _gates(
         reasons.append(
             f"cooldown: last retrain was {_batches(since)} ago "
             f"(cooldown {_batches(settings.cooldown_batches)}), {suffix}"
+        )
+    if inputs.on_probation:
+        blocked += [] if inputs.force else ["probation"]
+        reasons.append(
+            "probation: the champion is on probation and not judged yet, "
+            + (
+                "a manual retrain goes ahead (its promotion would end that probation as superseded)"
+                if inputs.force
+                else "so automatic retraining waits for its verdict"
+            )
         )
     budget = settings.budget
     if budget.max_retrains is not None:

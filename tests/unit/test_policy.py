@@ -511,6 +511,7 @@ def test_record_holds_every_input_and_threshold():
         "retrain_batches": [],
         "force": False,
         "force_reason": None,
+        "on_probation": False,
     }
     assert decision.thresholds == {
         "run_mode": "enabled",
@@ -608,3 +609,21 @@ def test_policy_imports_no_backend():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_automatic_retraining_waits_for_a_probation_verdict_a_manual_one_does_not():
+    """A promotion must not drop the probation of the champion it replaces unseen: automatic
+    rules wait for the verdict; a manual retrain goes ahead and says what it will end."""
+    waiting = decide_retraining(inputs(**DRIFT, on_probation=True), SETTINGS, "regression")
+    assert (waiting.retrain, waiting.blocked_by) == (False, "probation")
+    assert waiting.reasons[-1] == (
+        "probation: the champion is on probation and not judged yet, "
+        "so automatic retraining waits for its verdict"
+    )
+    manual = decide_retraining(inputs(**FORCE, on_probation=True), SETTINGS, "regression")
+    assert manual.retrain and manual.blocked_by is None
+    assert manual.reasons[-1].endswith(
+        "a manual retrain goes ahead (its promotion would end that probation as superseded)"
+    )
+    calm = decide_retraining(inputs(on_probation=True), SETTINGS, "regression")
+    assert calm.blocked_by is None and not calm.retrain  # nothing fired: nothing to block
