@@ -6,7 +6,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -437,6 +437,10 @@ class AlertSettings(_Frozen):
         return self
 
 
+# not worse than the champion by more than this, at the serving threshold (predict)
+CLASSIFICATION_GUARDS = {"accuracy": 0.02, "f1": 0.05}
+
+
 class Settings(_Frozen):
     project: ProjectSettings
     data: DataSettings
@@ -452,6 +456,22 @@ class Settings(_Frozen):
     schedule: ScheduleSettings = ScheduleSettings()
     tracking: TrackingSettings
     alerts: AlertSettings = AlertSettings()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_guards(cls, raw: Any) -> Any:
+        """Classification without promotion.guard_metrics gets CLASSIFICATION_GUARDS: a
+        ranking metric alone (ROC AUC) can promote a model whose thresholded answers are worse
+        (an explicit `guard_metrics: {}` turns them off)."""
+        if not isinstance(raw, dict):
+            return raw
+        task = (raw.get("project") or {}).get("task")
+        promotion = raw.get("promotion")
+        if task == "classification" and isinstance(promotion, dict):
+            if "guard_metrics" not in promotion:
+                promotion = {**promotion, "guard_metrics": dict(CLASSIFICATION_GUARDS)}
+                raw = {**raw, "promotion": promotion}
+        return raw
 
     @model_validator(mode="after")
     def _metrics_match_task(self) -> Settings:

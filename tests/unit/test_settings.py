@@ -251,3 +251,16 @@ def test_schedule_needs_a_real_time_zone_and_five_cron_fields(tmp_path, schedule
     params = write_params(tmp_path, raw)
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_settings(params)
+
+
+def test_classification_gets_thresholded_guard_metrics_unless_it_says_otherwise(tmp_path):
+    """ROC AUC alone could promote a model whose answers at the serving threshold are worse."""
+    raw = yaml.safe_load((ROOT / "params.bank.yaml").read_text())
+    del raw["promotion"]["guard_metrics"]
+    loaded = load_settings(write_params(tmp_path / "a", raw))
+    assert loaded.settings.promotion.guard_metrics == {"accuracy": 0.02, "f1": 0.05}
+    raw["promotion"]["guard_metrics"] = {}
+    assert load_settings(write_params(tmp_path / "b", raw)).settings.promotion.guard_metrics == {}
+    bike = shipped()
+    del bike["promotion"]["guard_metrics"]
+    assert load_settings(write_params(tmp_path / "c", bike)).settings.promotion.guard_metrics == {}
