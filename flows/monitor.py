@@ -45,8 +45,14 @@ from tasks.tracking import (
     record_outcome,
     release_batch,
 )
-from tasks.validation import quarantine_batch, validate_batch
+from tasks.validation import (
+    note_batch_time,
+    note_rejected_ids,
+    quarantine_batch,
+    validate_batch,
+)
 from tasks.versioning import (
+    labels_taken_in,
     load_reference,
     reuse_versioned,
     select_drift_reference,
@@ -133,8 +139,9 @@ def _process(
     model, champion = load_champion(proj)
     batch, checked = validate_batch(batch_path, reference, proj)
     if not checked.success:
-        return _reject(proj, intake, batch_path, checked, champion.version)
+        return _reject(proj, intake, batch_path, batch, checked, champion.version)
     advance_batch(proj, intake, "validated")
+    note_batch_time(proj, batch)
     if intake.record.reached("versioned"):  # a killed attempt scored and versioned it already
         scored = reuse_versioned(proj, intake)
     else:
@@ -155,7 +162,7 @@ def _process(
     )
     estimated = estimate_performance(proj, scored.predictions, load_calibration(proj, champion))
     # late labels first: the retrain policy reads the performance they give
-    evaluations = evaluate_labelled_batches(proj, reference, intake.index)
+    evaluations, unevaluated = evaluate_labelled_batches(proj, reference, intake.index)
     verdict = _probation(proj, champion, intake.batch_id)
     decision = decide_retraining(
         proj, intake.index, measured.report.drift_share, force_retrain, retrain_reason
@@ -176,6 +183,9 @@ def _process(
     advance_batch(proj, intake, "acted", outcome=retrained.text if retrained else None)
     found = _findings(proj, intake, checked, decision, verdict, retrained)
     found += incidents.labels_alerts(scored.refused_labels, intake.batch_id, intake.index)
+    found += incidents.evaluation_alerts(unevaluated, intake.batch_id, intake.index)
+    labels_in = labels_taken_in(proj, intake.index)
+    found += incidents.labels_apart_alerts(labels_in, intake.batch_id, intake.index)
     send_alerts(proj, found, intake.batch_id, intake.index, run_id)
     dry_run = proj.settings.retrain.run_mode == "dry_run"
     tag_run(*outcome_tags(measured.report, decision, verdict, retrained, dry_run=dry_run))
@@ -209,11 +219,14 @@ def _reject(
     proj: Project,
     intake: Intake,
     batch_path: Path,
+    batch: Any,
     checked: validation.ValidationResult,
     champion_version: str,
 ) -> State:
-    """A batch that failed validation: kept in quarantine, logged, alerted, and done."""
+    """A batch that failed validation: kept in quarantine (its row ids noted, so later labels
+    for them are kept apart), logged, alerted, and done."""
     folder = quarantine_batch(batch_path, checked, proj, intake.batch_id)
+    note_rejected_ids(proj, batch, intake.index)
     run_id = log_rejection(proj, intake, batch_path, checked, folder, champion_version)
     found = incidents.validation_alerts(checked, intake.batch_id, intake.index, str(folder))
     send_alerts(proj, found, intake.batch_id, intake.index, run_id)

@@ -77,6 +77,11 @@ PREDICTION_MEAN = "prediction.mean"
 LABEL_COVERAGE = "label_coverage"
 LABEL_LATENCY_BATCHES = "label_latency_batches"
 LABEL_LATENCY_SECONDS = "label_latency_seconds"
+# what the labels files taken in with a batch held (ledger label_checks at the batch's step)
+LABELS_FILES_IN = "labels.files_in"
+LABELS_ROWS_IN = "labels.rows_in"
+LABELS_UNKNOWN_IDS = "labels.unknown_ids"
+LABELS_REJECTED_BATCH_ROWS = "labels.rejected_batch_rows"
 TARGET_DRIFT = "target_drift"
 CHAMPION_VERSION_METRIC = "champion_version"  # on the timeline, as a number
 

@@ -17,6 +17,7 @@ from pydantic import (
     StrictBool,
     StrictFloat,
     StrictInt,
+    StrictStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -129,7 +130,26 @@ class ValidationSettings(_Frozen):
     range_margin: StrictFloat = Field(0.1, ge=0)
     infer_categories: StrictBool = True
     max_cell_length: StrictInt = Field(1_000, ge=1)  # characters in any text cell
+    # How far a batch's timestamps may lie from the newest timestamp accepted so far (the
+    # reference's before the first batch), either way; a pandas Timedelta ("366D", "12h"), or
+    # null to turn the check off.
+    max_time_gap: StrictStr | None = "366D"
     rules: dict[str, ColumnRule] = {}
+
+    @field_validator("max_time_gap")
+    @classmethod
+    def _timedelta(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        import pandas as pd
+
+        try:
+            gap = pd.Timedelta(value)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{value!r} is not a duration such as '366D' or '12h'") from exc
+        if gap <= pd.Timedelta(0):
+            raise ValueError(f"{value!r} must be a positive duration")
+        return value
 
 
 # Names of modelwatch.drift.stattests.TESTS (a unit test keeps them in step with the registry).

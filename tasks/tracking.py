@@ -121,6 +121,14 @@ def log_monitoring_run(
     }
     metrics |= _drift_metrics(report)
     metrics |= {names.estimated(k): v for k, v in (estimated or {}).items()}
+    labels_in = proj.ledger.label_counts(proj.model_name, step=index)
+    if labels_in["files"]:
+        metrics |= {
+            names.LABELS_FILES_IN: labels_in["files"],
+            names.LABELS_ROWS_IN: labels_in["rows"],
+            names.LABELS_UNKNOWN_IDS: labels_in["unknown_ids"],
+            names.LABELS_REJECTED_BATCH_ROWS: labels_in["rejected_batch_rows"],
+        }
     for result in multivariate_results:
         metrics[names.multivariate(result.method)] = result.statistic
         metrics[names.multivariate(result.method, drifted=True)] = float(result.drifted)

@@ -25,10 +25,40 @@ def validate_batch(
     except SchemaError as exc:
         return None, validation.ValidationResult.from_error(batch_path.name, str(exc))
     result = validation.validate_frame(
-        batch, reference, project.settings.data, project.settings.validation, batch_path.name
+        batch,
+        reference,
+        project.settings.data,
+        project.settings.validation,
+        batch_path.name,
+        previous_end=_data_time_end(project, reference),
     )
     get_run_logger().info("validation: %s", result.summary())
     return batch, result
+
+
+DATA_TIME_END = "data_time_end"  # ledger meta: the newest timestamp of any accepted batch
+
+
+def _data_time_end(project: Project, reference: pd.DataFrame) -> pd.Timestamp | None:
+    """The newest timestamp accepted so far: the ledger's record, else the reference's."""
+    column = project.settings.data.timestamp
+    if not column:
+        return None
+    stored = project.ledger.get_meta(project.model_name, DATA_TIME_END)
+    return pd.Timestamp(stored) if stored else validation.newest_time(reference, column)
+
+
+@task(cache_policy=NO_CACHE)
+def note_batch_time(project: Project, batch: pd.DataFrame) -> None:
+    """Moves the ledger's newest accepted timestamp forward to this accepted batch's newest (a
+    maximum, so a rerun after a crash writes the same value)."""
+    column = project.settings.data.timestamp
+    newest = validation.newest_time(batch, column) if column else None
+    if newest is None:
+        return
+    stored = project.ledger.get_meta(project.model_name, DATA_TIME_END)
+    if stored is None or newest > pd.Timestamp(stored):
+        project.ledger.set_meta(project.model_name, DATA_TIME_END, newest.isoformat())
 
 
 @task(cache_policy=NO_CACHE)
@@ -56,3 +86,15 @@ def quarantine_batch(
     )
     get_run_logger().warning("quarantined %s in %s", batch_path.name, folder)
     return folder
+
+
+@task(cache_policy=NO_CACHE)
+def note_rejected_ids(project: Project, batch: pd.DataFrame | None, index: int) -> None:
+    """Records the row ids a rejected batch delivered (when its id column can be read), so
+    labels that arrive for them later are kept apart instead of silently dropped."""
+    from modelwatch.performance.labels import id_keys
+
+    column = project.settings.data.id
+    if batch is None or column not in batch.columns:
+        return
+    project.ledger.add_row_ids(project.model_name, id_keys(batch[column]), index, False)

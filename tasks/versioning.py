@@ -66,7 +66,10 @@ def stage_batch(
     stored = project.store_for_repo(proj, batch_path, "data/batches", f"{batch_id}.csv")
     pred_path = proj.repo_path("data/predictions") / f"{batch_id}.csv"
     io.write_csv(predictions, pred_path)
-    labels, refused = project.ingest_labels(proj)
+    from modelwatch.performance.labels import id_keys
+
+    proj.ledger.add_row_ids(proj.model_name, id_keys(batch[proj.settings.data.id]), index, True)
+    labels, refused = project.ingest_labels(proj, index)
     proj.ledger.add_label_files(proj.model_name, [p.name for p in labels], index)
     for bad in refused:
         get_run_logger().warning("labels file %s refused: %s", bad.name, "; ".join(bad.problems))
@@ -112,3 +115,15 @@ def select_drift_reference(
     frame, preds = project.batches_with_predictions(proj, ids)
     get_run_logger().info("drift reference: %s", ", ".join(ids))
     return DriftReference(frame, preds, f"{rule.strategy}: {', '.join(ids)}", md5)
+
+
+@task(cache_policy=NO_CACHE)
+def labels_taken_in(proj: Project, index: int) -> dict[str, int]:
+    """What the labels files taken in at this step held (files, rows, unknown ids, rows of
+    rejected batches kept apart), from the ledger: the same after a resumed run."""
+    counts = proj.ledger.label_counts(proj.model_name, step=index)
+    if counts["unknown_ids"]:
+        get_run_logger().warning(
+            "labels: %d id(s) matched no batch delivered so far", counts["unknown_ids"]
+        )
+    return counts

@@ -36,6 +36,8 @@ STATE_VERSION = 1
 AlertKind = Literal[
     "batch_rejected",
     "labels_rejected",
+    "labels_of_rejected_batch",
+    "evaluation_failed",
     "rule_violated",
     "manual_retrain",
     "retrain_failed",
@@ -224,6 +226,50 @@ def labels_alerts(refused: Sequence[Any], batch_id: str, batch_index: int) -> Fi
             {"quarantine": str(bad.folder)},
         )
         for bad in refused
+    )
+    return Findings(alerts)
+
+
+def labels_apart_alerts(counts: dict[str, int], batch_id: str, batch_index: int) -> Findings:
+    """Returns a warning when labels taken in with this batch held rows of rejected batches
+    (kept apart in the labels quarantine, never evaluated)."""
+    rows = counts.get("rejected_batch_rows", 0)
+    if not rows:
+        return Findings(())
+    body = (
+        f"- {rows} labelled row(s) belong to batches that were rejected: kept apart in the "
+        "labels quarantine (rows_of_rejected_batches.csv), never evaluated or trained on\n"
+        f"- {counts.get('unknown_ids', 0)} id(s) matched no batch yet"
+    )
+    alert = Alert(
+        "labels_of_rejected_batch",
+        "warning",
+        f"Labels of rejected batches kept apart ({rows} rows)",
+        body,
+        batch_id,
+        batch_index,
+        None,
+        {},
+    )
+    return Findings((alert,))
+
+
+def evaluation_alerts(failed: Sequence[Any], batch_id: str, batch_index: int) -> Findings:
+    """Returns one warning per earlier batch whose evaluation raised in this run (this batch
+    went on; that one is evaluated again next run, and alerted again while it fails)."""
+    alerts = tuple(
+        Alert(
+            "evaluation_failed",
+            "warning",
+            f"Evaluation of {bad.batch_id} failed",
+            f"- {bad.error}\n- batch {batch_id} went on; {bad.batch_id} is evaluated again "
+            "on the next run",
+            batch_id,
+            batch_index,
+            None,
+            {"evaluated_batch": bad.batch_id},
+        )
+        for bad in failed
     )
     return Findings(alerts)
 

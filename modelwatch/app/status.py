@@ -177,6 +177,13 @@ def _ledger_lines(url: str, name: str) -> list[str]:
             + (", ".join(f"{k} ({v['severity']})" for k, v in sorted(open_.items())) or "none")
         )
     out += _outbox_lines(outbox)
+    labels = led.label_counts(name)
+    if labels["files"]:
+        out.append(
+            f"labels: {labels['files']} file(s), {labels['rows']} row(s) taken in; "
+            f"{labels['unknown_ids']} id(s) matched no batch; "
+            f"{labels['rejected_batch_rows']} row(s) of rejected batches kept apart"
+        )
     for rec in led.unfinished(name):
         who = "running" if ledger.owner_alive(rec.owner) else "interrupted"
         out.append(

@@ -12,6 +12,26 @@ import pandas as pd
 from modelwatch.settings import DataSettings
 
 MAX_SHOWN = 3
+MAX_KEY = 120  # characters of an id kept for matching labels to batches; longer ids are skipped
+
+
+def id_keys(ids: pd.Series) -> list[str]:
+    """Row ids as the text the ledger matches on: 7, 7.0 and "7" are one id; missing and
+    over-long values (a rejected batch may hold anything) have no key."""
+    out = []
+    for value in ids.dropna().tolist():
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        key = str(value).strip()
+        if 0 < len(key) <= MAX_KEY:
+            out.append(key)
+    return out
+
+
+def key_of(value: object) -> str:
+    """The key of one id (see id_keys); "" when it has none."""
+    keys = id_keys(pd.Series([value], dtype=object))
+    return keys[0] if keys else ""
 
 
 def check_labels(

@@ -131,6 +131,30 @@ label_files = sa.Table(
     sa.Index("ix_label_files_step", "model", "step"),
 )
 
+row_ids = sa.Table(  # which batch (step) delivered each row id, accepted or rejected
+    "row_ids",
+    _meta,
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("row_id", sa.String(120), primary_key=True),
+    sa.Column("step", sa.Integer, primary_key=True),
+    sa.Column("accepted", sa.Boolean, nullable=False),
+)
+
+label_checks = sa.Table(  # what each labels file held when it was taken in
+    "label_checks",
+    _meta,
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("name", sa.String(300), primary_key=True),
+    sa.Column("step", sa.Integer, nullable=False),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("unknown", sa.Integer, nullable=False),  # ids no batch delivered (yet)
+    sa.Column("of_rejected", sa.Integer, nullable=False),  # ids only rejected batches delivered
+    sa.Column("kept_apart", sa.Text),  # where the rows of rejected batches were put
+    sa.Index("ix_label_checks_step", "model", "step"),
+)
+
+ID_CHUNK = 500  # ids per IN (...) query: well under every database's parameter limit
+
 
 def owner_token(pid: int | None = None) -> str:
     """Returns "pid:start" naming a running process (its start time tells a reused pid apart)."""
@@ -734,6 +758,83 @@ class Ledger:
         )
         with self.engine.connect() as conn:
             return [name for (name,) in conn.execute(q)]
+
+    # -- row ids: which batch delivered each id, so labels can be matched to batches ------
+
+    def add_row_ids(self, model: str, ids: list[str], step: int, accepted: bool) -> None:
+        """Records the row ids a batch delivered (replacing what an earlier attempt of the same
+        step wrote, so a rerun after a crash records them once)."""
+        with self._tx() as conn:
+            conn.execute(row_ids.delete().where(row_ids.c.model == model, row_ids.c.step == step))
+            rows = [
+                {"model": model, "row_id": i, "step": step, "accepted": accepted}
+                for i in dict.fromkeys(ids)
+            ]
+            if rows:
+                conn.execute(row_ids.insert(), rows)
+
+    def match_row_ids(self, model: str, ids: list[str]) -> dict[str, bool]:
+        """Returns, for each id some batch delivered, whether an accepted batch did (ids no
+        batch delivered are absent). Indexed lookups: the cost follows len(ids), not history."""
+        found: dict[str, bool] = {}
+        unique = list(dict.fromkeys(ids))
+        with self.engine.connect() as conn:
+            for start in range(0, len(unique), ID_CHUNK):
+                chunk = unique[start : start + ID_CHUNK]
+                q = sa.select(row_ids.c.row_id, row_ids.c.accepted).where(
+                    row_ids.c.model == model, row_ids.c.row_id.in_(chunk)
+                )
+                for row_id, accepted in conn.execute(q):
+                    found[row_id] = found.get(row_id, False) or bool(accepted)
+        return found
+
+    def add_label_check(
+        self,
+        model: str,
+        name: str,
+        step: int,
+        rows: int,
+        unknown: int,
+        of_rejected: int,
+        kept_apart: str | None = None,
+    ) -> None:
+        """Records what a labels file held when it was taken in (a file delivered again
+        replaces its record)."""
+        values = {
+            "step": step,
+            "rows": rows,
+            "unknown": unknown,
+            "of_rejected": of_rejected,
+            "kept_apart": kept_apart,
+        }
+        with self._tx() as conn:
+            done = conn.execute(
+                label_checks.update()
+                .where(label_checks.c.model == model, label_checks.c.name == name)
+                .values(**values)
+            ).rowcount
+            if not done:
+                conn.execute(label_checks.insert().values(model=model, name=name, **values))
+
+    def label_counts(self, model: str, step: int | None = None) -> dict[str, int]:
+        """Totals over the labels files taken in (at one step, or all): files, rows, unknown
+        ids and rows of rejected batches kept apart."""
+        q = sa.select(
+            sa.func.count(),
+            sa.func.coalesce(sa.func.sum(label_checks.c.rows), 0),
+            sa.func.coalesce(sa.func.sum(label_checks.c.unknown), 0),
+            sa.func.coalesce(sa.func.sum(label_checks.c.of_rejected), 0),
+        ).where(label_checks.c.model == model)
+        if step is not None:
+            q = q.where(label_checks.c.step == step)
+        with self.engine.connect() as conn:
+            files, rows, unknown, rejected = conn.execute(q).one()
+        return {
+            "files": int(files),
+            "rows": int(rows),
+            "unknown_ids": int(unknown),
+            "rejected_batch_rows": int(rejected),
+        }
 
     # -- small named values (timeline run id, which champion the reference belongs to) -------
 

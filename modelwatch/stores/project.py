@@ -80,13 +80,17 @@ class RejectedLabels:
     folder: Path
 
 
-def ingest_labels(project: Project) -> tuple[list[Path], list[RejectedLabels]]:
+def ingest_labels(project: Project, step: int) -> tuple[list[Path], list[RejectedLabels]]:
     """Checks the labels files that arrived in incoming/labels (performance.labels), copies
     the good ones into the data repo and returns every labels file there that DVC does not
     track yet (the new ones, and any that an interrupted run copied but never versioned), and
-    the files refused: kept with a report in <quarantine>/labels/<name>/, never read again. The
-    incoming file is removed only once its copy is whole (same md5), so a kill at any point
-    loses no labels."""
+    the files refused: kept with a report in <quarantine>/labels/<name>/, never read again.
+
+    Each good file's ids are matched with the ids batches delivered (the ledger's row ids):
+    rows whose ids only rejected batches delivered are kept apart in that quarantine folder
+    (rows_of_rejected_batches.csv, with a report) and never evaluated; ids no batch delivered
+    yet are counted. The counts go to the ledger (label_checks) at this step. The incoming file
+    is removed only once its copy is whole, so a kill at any point loses no labels."""
     from modelwatch.performance.labels import check_labels
 
     dest = project.repo_path("data/labels")
@@ -109,7 +113,14 @@ def ingest_labels(project: Project) -> tuple[list[Path], list[RejectedLabels]]:
             refused.append(_quarantine_labels(project, src, problems))
             continue
         target = dest / src.name
-        if not (target.exists() and io.file_md5(target) == io.file_md5(src)):
+        keep = _match_labels(project, src, frame, step)
+        if keep is not None:  # some rows belong to rejected batches: the rest is taken in
+            if len(keep):
+                partial = target.with_name(f".{target.name}.partial")
+                io.write_csv(keep, partial)
+                partial.replace(target)
+                copied.add(target)
+        elif not (target.exists() and io.file_md5(target) == io.file_md5(src)):
             partial = target.with_name(f".{target.name}.partial")
             shutil.copyfile(src, partial)
             partial.replace(target)  # atomic: the repo never holds half a labels file
@@ -117,6 +128,52 @@ def ingest_labels(project: Project) -> tuple[list[Path], list[RejectedLabels]]:
         src.unlink()
     untracked = {p for p in dest.glob("*.csv") if not p.with_name(f"{p.name}.dvc").exists()}
     return sorted(copied | untracked), refused
+
+
+def _match_labels(
+    project: Project, src: Path, frame: pd.DataFrame, step: int
+) -> pd.DataFrame | None:
+    """Counts a labels file's ids that no batch delivered and those only rejected batches
+    delivered (ledger label_checks); keeps the latter rows apart in the labels quarantine.
+    Returns the rows to take in when some were kept apart, else None (take the file as is)."""
+    from modelwatch.performance.labels import id_keys, key_of
+
+    ids = frame[project.settings.data.id]
+    matched = project.ledger.match_row_ids(project.model_name, id_keys(ids))
+    keys = ids.map(key_of)
+    unknown = int((~keys.isin(list(matched))).sum())
+    rejected = keys.map(lambda k: matched.get(k) is False).astype(bool)
+    kept_apart = None
+    if rejected.any():
+        folder = project.paths.quarantine / "labels" / io.safe_stem(src.name, io.file_md5(src))
+        folder.mkdir(parents=True, exist_ok=True)
+        io.write_csv(frame[rejected], folder / "rows_of_rejected_batches.csv")
+        lines = [
+            f"# Labels file {src.name}: {int(rejected.sum())} row(s) of rejected batches",
+            "",
+            f"- {int(rejected.sum())} of {len(frame)} rows label ids that only rejected "
+            "(quarantined) batches delivered: kept here, never evaluated or used for training",
+            f"- the other {int((~rejected).sum())} row(s) were taken in",
+            "",
+        ]
+        io.write_text("\n".join(lines), folder / "report.md")
+        kept_apart = str(folder)
+        log.warning(
+            "labels file %s: %d row(s) of rejected batches kept apart in %s",
+            src.name,
+            int(rejected.sum()),
+            folder,
+        )
+    project.ledger.add_label_check(
+        project.model_name,
+        src.name,
+        step,
+        rows=len(frame),
+        unknown=unknown,
+        of_rejected=int(rejected.sum()),
+        kept_apart=kept_apart,
+    )
+    return frame[~rejected] if rejected.any() else None
 
 
 def _quarantine_labels(project: Project, src: Path, problems: list[str]) -> RejectedLabels:

@@ -51,6 +51,7 @@ IN_SET = "expect_column_values_to_be_in_set"
 UNIQUE = "expect_column_values_to_be_unique"
 PARSEABLE = "expect_column_values_to_be_dateutil_parseable"
 LENGTHS = "expect_column_value_lengths_to_be_between"
+TIME_WINDOW = "timestamps_within_window"  # checked here on the parsed column, after GX
 _RANK = {TO_EXIST: 0, MATCH_SET: 1, ROW_COUNT: 2}
 
 
@@ -259,8 +260,10 @@ def validate_frame(
     data: DataSettings,
     settings: ValidationSettings,
     batch_name: str,
+    previous_end: pd.Timestamp | None = None,
 ) -> ValidationResult:
-    """Returns the result of running the suite built from `reference` on `batch` with GX.
+    """Returns the result of running the suite built from `reference` on `batch` with GX, and,
+    when the timestamps parse, the window check against `previous_end` (time_window_failure).
 
     An ephemeral GX context is created per call: it costs ~0.03 s, well below the validation.
 
@@ -284,18 +287,66 @@ def validate_frame(
     )
     failures = describe_failures(outcome.results, batch, expected_columns(data))
     stats = outcome.statistics
+    window = None
+    windowed = bool(data.timestamp and previous_end is not None and settings.max_time_gap)
+    if windowed and not any(f.column == data.timestamp for f in failures):
+        window = time_window_failure(batch, data.timestamp, previous_end, settings.max_time_gap)
+    if window is not None:
+        failures = (*failures, window)
     if not outcome.success and not failures:  # cannot happen unless GX adds a failure kind
         failures = (ValidationFailure("unknown", None, "great_expectations reported a failure"),)
     result = ValidationResult(
         batch_name=batch_name,
-        success=bool(outcome.success),
+        success=bool(outcome.success) and window is None,
         n_rows=len(batch),
-        evaluated=int(stats["evaluated_expectations"]),
-        failed=int(stats["unsuccessful_expectations"]),
+        evaluated=int(stats["evaluated_expectations"]) + windowed,
+        failed=int(stats["unsuccessful_expectations"]) + (window is not None),
         failures=failures,
     )
     logger.debug("%s", result.summary())
     return result
+
+
+def parse_times(series: pd.Series) -> pd.Series:
+    """The timestamp column as datetimes (NaT where a value does not parse)."""
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return series
+    return pd.to_datetime(series, errors="coerce", format="mixed")
+
+
+def newest_time(frame: pd.DataFrame, column: str) -> pd.Timestamp | None:
+    """The newest timestamp in a frame's column, or None when none parses."""
+    newest = parse_times(frame[column]).max() if column in frame.columns else pd.NaT
+    return None if pd.isna(newest) else pd.Timestamp(newest)
+
+
+def time_window_failure(
+    batch: pd.DataFrame, column: str, previous_end: pd.Timestamp | None, max_gap: str | None
+) -> ValidationFailure | None:
+    """A failure when a batch's timestamps lie more than max_gap before or after the newest
+    timestamp accepted so far (a year typed as 2102, a clock reset to 1970, an old file
+    re-sent); None when they fit, or with nothing to compare with."""
+    if previous_end is None or max_gap is None or column not in batch.columns:
+        return None
+    times = parse_times(batch[column]).dropna()
+    if times.empty:
+        return None
+    gap = pd.Timedelta(max_gap)
+    low, high = previous_end - gap, previous_end + gap
+    outside = times[(times < low) | (times > high)]
+    if outside.empty:
+        return None
+    shown = tuple(str(t.date() if t == t.normalize() else t) for t in outside.head(5))
+    return ValidationFailure(
+        TIME_WINDOW,
+        column,
+        f"column {column!r}: {len(outside)} timestamp(s) more than {max_gap} away from the "
+        f"newest accepted so far ({previous_end}), e.g. {_join(shown)} "
+        "(validation.max_time_gap)",
+        unexpected_count=int(len(outside)),
+        examples=shown,
+        expected=f"between {low} and {high}",
+    )
 
 
 def quarantine_batch(

@@ -352,3 +352,51 @@ def test_importing_validation_does_not_import_great_expectations():
     code = "import sys, modelwatch.stores.validation; print('great_expectations' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_timestamps_far_from_the_newest_accepted_are_rejected_after_gx(reference, settings):
+    """A year typed as 2102 and a clock reset to 1970 parse as dates (GX's dateutil check passes)
+    but lie years away from the newest timestamp accepted so far: one line names the column,
+    the count, examples and the setting."""
+    ok = read_csv_file(DATA / "bike_ok.csv")
+    end = pd.Timestamp("2011-01-07")
+    assert validate_frame(ok, reference, settings.data, settings.validation, "ok.csv", end).success
+
+    bad = ok.copy()
+    bad.loc[[0, 1], "dteday"] = ["2102-01-01", "1970-01-01"]
+    result = validate_frame(bad, reference, settings.data, settings.validation, "b.csv", end)
+    assert result.success is False
+    (failure,) = result.failures
+    assert failure.expectation == "timestamps_within_window"
+    assert failure.unexpected_count == 2
+    assert failure.examples == ("2102-01-01", "1970-01-01")
+    assert "column 'dteday': 2 timestamp(s) more than 366D away" in failure.message
+    assert "(validation.max_time_gap)" in failure.message
+    assert (
+        result.failed == 1
+        and result.evaluated
+        == len(build_suite(reference, settings.data, settings.validation).expectations) + 1
+    )
+
+    off = settings.validation.model_copy(update={"max_time_gap": None})
+    assert validate_frame(bad, reference, settings.data, off, "b.csv", end).success is True
+
+
+def test_a_batch_with_unparsable_timestamps_gets_the_parse_failure_only(reference, settings):
+    bad = read_csv_file(DATA / "bike_ok.csv")
+    bad["dteday"] = bad["dteday"].astype(object)
+    bad.loc[0, "dteday"] = "not-a-date"
+    end = pd.Timestamp("2011-01-07")
+    result = validate_frame(bad, reference, settings.data, settings.validation, "b.csv", end)
+    assert [f.expectation for f in result.failures] == [
+        "expect_column_values_to_be_dateutil_parseable"
+    ]
+
+
+def test_max_time_gap_must_be_a_positive_duration():
+    assert ValidationSettings(max_time_gap="12h").max_time_gap == "12h"
+    for wrong in ("a year", "-3D", "0D"):
+        with pytest.raises(ValueError, match="max_time_gap"):
+            ValidationSettings(max_time_gap=wrong)
+    with pytest.raises(ValueError):
+        ValidationSettings(max_time_gap=365)  # strict: a number is not a duration
