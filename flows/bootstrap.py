@@ -37,7 +37,8 @@ def bootstrap(reference_path: Path, params_path: Path = DEFAULT_PARAMS) -> str:
     reason = "bootstrap: first model, trained on the reference period"
     cand = train_candidate(proj, reference, versions, reason, 0, "window-000")
     metric = proj.settings.promotion.metric
-    # No holdout exists before the first batch: the first-model policy judges the CV metrics.
+    # No labelled batch exists yet: the first-model policy judges the model's own validation
+    # metrics (a time-ordered holdout of the reference's newest rows when a timestamp is set).
     decision = promotion.decide_first_model(
         cand.cv_metrics,
         proj.settings.promotion,

@@ -44,6 +44,7 @@ TIMELINE = "modelwatch.timeline"  # marks the monitoring timeline run
 
 # ---------------------------------------------------------------- tags of a training run
 REASON = "reason"
+VALIDATION_SCHEME = "validation_scheme"  # how a model's cv.* metrics were measured
 WINDOW_TAG = "window_tag"
 WINDOW_MD5 = "window_md5"
 STAGES_RUN = "stages_run"

@@ -297,6 +297,11 @@ class TrainingSettings(_Frozen):
     )
     seed: StrictInt = 0
     hyperparameters: dict[str, float | int | str | bool | None] = {}
+    # How a new model's own metrics (the first champion's baseline) are estimated: "auto" is
+    # a time-ordered holdout when data.timestamp is set (train on the oldest rows, score the
+    # newest holdout_share: shuffled folds leak the future on a stream), else shuffled k-fold.
+    validation: Literal["auto", "time_holdout", "shuffled_cv"] = "auto"
+    holdout_share: StrictFloat = Field(0.2, gt=0, lt=1)
 
 
 class SignificanceSettings(_Frozen):

@@ -88,6 +88,7 @@ def train_candidate(
         names.DATA_COMMIT: sha,
         names.WINDOW_MD5: win.md5,
         names.STAGES_RUN: ",".join(ran) or "(cached)",
+        names.VALIDATION_SCHEME: metrics.get("validation", "shuffled_cv"),
         **runtime.flow_run_tags(),
     }
     profile = model_card.profile_window(train, data, tag=tag, md5=win.md5, commit=sha)
@@ -118,6 +119,7 @@ def train_candidate(
             names.WINDOW_MD5: win.md5,
             names.DATA_COMMIT: sha,
             names.REASON: reason,
+            names.VALIDATION_SCHEME: metrics.get("validation", "shuffled_cv"),
             names.TRAINING_RUN_ID: run_id,
             names.FEATURE_IMPORTANCE: json.dumps(
                 {k: round(v, 6) for k, v in metrics.get("importance", {}).items()}

@@ -51,6 +51,7 @@ class TrainedModel:
     n_rows: int
     importance: dict[str, float]
     calibration: dict | None = None  # classification: estimation.Calibrator.to_dict()
+    validation: str = "shuffled_cv"  # how cv_metrics were measured (validation_scheme)
 
 
 def build_pipeline(data: DataSettings, training: TrainingSettings, task: str) -> Pipeline:
@@ -116,20 +117,51 @@ def fit_model(
     Raises:
         InsufficientDataError: fewer rows than folds, or a single class for classification.
     """
-    x, y = split_xy(frame.dropna(subset=[data.target]), data)
+    labelled = frame.dropna(subset=[data.target])
+    scheme = validation_scheme(labelled, data, training)
+    if scheme == "time_holdout":  # oldest first; the stable sort keeps the file's order on ties
+        order = parse_times(labelled[data.timestamp]).argsort(kind="stable")
+        labelled = labelled.iloc[np.asarray(order)]
+    x, y = split_xy(labelled, data)
     if len(x) < max(cv_folds * 2, 10):
         raise InsufficientDataError(
             f"training window has {len(x)} labelled rows, need at least {max(cv_folds * 2, 10)}"
         )
     if task == "classification" and y.nunique() < 2:
         raise InsufficientDataError(f"training window has a single class {y.iloc[0]!r}")
-    progress = Progress(f"training on {len(x)} rows", cv_folds + 2, on_line=on_progress)
-    cv_metrics, calibration = _cross_validate(x, y, data, training, task, cv_folds, progress)
+    if scheme == "time_holdout" and task == "classification":
+        cut = holdout_cut(len(y), training.holdout_share)
+        if y.iloc[:cut].nunique() < 2 or y.iloc[cut:].nunique() < 2:
+            scheme = "shuffled_cv"  # a side with one class has no ROC AUC to measure
+    if scheme == "time_holdout":
+        progress = Progress(f"training on {len(x)} rows", 3, on_line=on_progress)
+        cv_metrics, calibration = _time_holdout(x, y, data, training, task, progress)
+    else:
+        progress = Progress(f"training on {len(x)} rows", cv_folds + 2, on_line=on_progress)
+        cv_metrics, calibration = _cross_validate(x, y, data, training, task, cv_folds, progress)
     pipe = build_pipeline(data, training, task).fit(x, y)
     progress.advance(detail="final fit")
     importance = permutation_importances(pipe, x, y, training)
     progress.advance(detail="permutation importance")
-    return TrainedModel(pipe, cv_metrics, len(x), importance, calibration)
+    return TrainedModel(pipe, cv_metrics, len(x), importance, calibration, scheme)
+
+
+def validation_scheme(frame: pd.DataFrame, data: DataSettings, training: TrainingSettings) -> str:
+    """The scheme that estimates a new model's metrics: training.validation, where "auto" is
+    a time-ordered holdout when the window has a timestamp column whose values parse."""
+    if training.validation != "auto":
+        return training.validation
+    if data.timestamp and data.timestamp in frame.columns:
+        if parse_times(frame[data.timestamp]).notna().all():
+            return "time_holdout"
+    return "shuffled_cv"
+
+
+def parse_times(series: pd.Series) -> pd.Series:
+    """A timestamp column as datetimes (NaT where a value does not parse)."""
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return series
+    return pd.to_datetime(series, errors="coerce", format="mixed")
 
 
 def permutation_importances(
@@ -146,6 +178,46 @@ def permutation_importances(
     if total <= 0:
         return {c: 1.0 / len(raw) for c in raw}
     return {c: v / total for c, v in raw.items()}
+
+
+def holdout_cut(rows: int, share: float) -> int:
+    """The first row of the time-ordered holdout: the newest `share` of `rows`, at least one
+    row on each side."""
+    return min(max(int(round(rows * (1 - share))), 1), rows - 1)
+
+
+def _time_holdout(
+    x: pd.DataFrame,
+    y: pd.Series,
+    data: DataSettings,
+    training: TrainingSettings,
+    task: str,
+    progress: Progress | None = None,
+) -> tuple[dict[str, float], dict | None]:
+    """Fits on the oldest rows and returns the metrics on the newest training.holdout_share
+    (x and y in time order) and, for classification, the calibration of the holdout scores:
+    what the model will meet next is newer than anything it learned from."""
+    cut = holdout_cut(len(x), training.holdout_share)
+    pipe = build_pipeline(data, training, task).fit(x.iloc[:cut], y.iloc[:cut])
+    x_new, y_new = x.iloc[cut:], y.iloc[cut:]
+    if progress is not None:
+        progress.advance(detail=f"time-ordered holdout: newest {len(x_new)} rows")
+    if task == "regression":
+        return compute_metrics(y_new, pd.Series(pipe.predict(x_new), index=y_new.index), task), None
+    y_pred = pd.Series(pipe.predict(x_new), index=y_new.index).astype(y.dtype)
+    classes = np.unique(y.to_numpy())
+    proba = np.zeros((len(y_new), len(classes)))
+    proba[:, np.searchsorted(classes, pipe.classes_)] = pipe.predict_proba(x_new)
+    if len(classes) > 2:
+        metrics = compute_metrics(y_new, y_pred, task, y_score=proba, classes=classes)
+        calibrator = estimation.fit_calibrator(proba, y_new, classes=classes)
+    else:
+        pos = positive_index(list(classes), data.positive_label)
+        metrics = compute_metrics(
+            y_new, y_pred, task, y_score=proba[:, pos], positive_label=data.positive_label
+        )
+        calibrator = estimation.fit_calibrator(proba[:, pos], y_new, positive_label=classes[pos])
+    return metrics, calibrator.to_dict()
 
 
 def _cross_validate(

@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     payload = {
         "rows": trained.n_rows,
         "cv": trained.cv_metrics,
+        "validation": trained.validation,
         "model": settings.training.model,
         "seed": settings.training.seed,
         "importance": trained.importance,

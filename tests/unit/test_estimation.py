@@ -261,3 +261,45 @@ def test_fit_model_has_no_calibration_for_regression():
     trained = fit.fit_model(frame, data, TrainingSettings(model="linear"), "regression")
     assert trained.calibration is None
     assert trained.cv_metrics["mae"] < skm.mean_absolute_error(frame.y, np.full(60, frame.y.mean()))
+
+
+def test_a_timestamped_window_is_validated_on_its_newest_rows():
+    """With data.timestamp set, the model's own metrics come from a time-ordered holdout: fit on
+    the oldest 80 % of rows (in time order, whatever the file order), score the newest 20 %.
+    Reference: sklearn.linear_model.Ridge fitted by hand on the same split, then
+    sklearn.metrics.mean_absolute_error and r2_score. A relation that changes over time makes
+    shuffled folds look better than the holdout, as on a real stream."""
+    rng = np.random.default_rng(7)
+    n = 200
+    frame = pd.DataFrame({"row": range(n), "x1": rng.normal(size=n), "x2": rng.normal(size=n)})
+    frame["day"] = pd.date_range("2024-01-01", periods=n, freq="D").strftime("%Y-%m-%d")
+    slope = np.linspace(1, 3, n)  # concept drift: the effect of x1 grows over time
+    frame["y"] = slope * frame.x1 + frame.x2 + rng.normal(scale=0.1, size=n)
+    shuffled = frame.sample(frac=1, random_state=1)  # file order is not time order
+    data = DataSettings(id="row", target="y", features=["x1", "x2"], timestamp="day")
+    settings = TrainingSettings(model="linear")
+    trained = fit.fit_model(shuffled, data, settings, "regression")
+    assert trained.validation == "time_holdout"
+    old, new = frame.iloc[:160], frame.iloc[160:]
+    ridge = fit.build_pipeline(data, settings, "regression").fit(old[["x1", "x2"]], old.y)
+    pred = ridge.predict(new[["x1", "x2"]])
+    assert trained.cv_metrics["mae"] == pytest.approx(skm.mean_absolute_error(new.y, pred))
+    assert trained.cv_metrics["r2"] == pytest.approx(skm.r2_score(new.y, pred))
+
+    cv = fit.fit_model(shuffled, data, settings.model_copy(update={"validation": "shuffled_cv"}),
+                       "regression")  # fmt: skip
+    assert cv.validation == "shuffled_cv"
+    assert cv.cv_metrics["mae"] < trained.cv_metrics["mae"]  # shuffled folds see the future
+    untimed = fit.fit_model(shuffled, data.model_copy(update={"timestamp": None}), settings,
+                            "regression")  # fmt: skip
+    assert untimed.validation == "shuffled_cv"
+    assert untimed.cv_metrics == cv.cv_metrics
+
+
+def test_a_time_holdout_with_one_class_on_a_side_falls_back_to_folds():
+    frame = classification_frame(100, [1, 2]).sort_values("y", kind="stable")
+    frame["day"] = pd.date_range("2024-01-01", periods=100, freq="D").strftime("%Y-%m-%d")
+    data = DataSettings(id="row", target="y", features=["x1", "x2"], positive_label=2,
+                        timestamp="day")  # fmt: skip
+    trained = fit.fit_model(frame, data, TrainingSettings(model="linear"), "classification")
+    assert trained.validation == "shuffled_cv"
