@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from modelwatch.errors import VersioningError
+from modelwatch.io import write_text
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +97,30 @@ def init_data_repo(root: Path, remote: Path, params_file: Path) -> bool:
     return True
 
 
+STAGE_PARAMS_HEADER = (
+    "# Written by modelwatch from {source}: the validated settings with every default filled\n"
+    "# in (the train stage's params dependencies are always present), without the alerts\n"
+    "# section (webhook URLs carry tokens; secrets never go into the data repository).\n"
+)
+
+
 def sync_pipeline(root: Path, params_file: Path) -> None:
-    """Copies the project's dvc.yaml and the active params file into the data repository."""
+    """Copies the project's dvc.yaml into the data repository and writes its params.yaml: the
+    active settings, defaults filled in, secrets left out (stage_params)."""
     shutil.copyfile(DVC_YAML_TEMPLATE, root / "dvc.yaml")
-    shutil.copyfile(params_file, root / "params.yaml")
+    write_text(stage_params(params_file), root / "params.yaml")
+
+
+def stage_params(params_file: Path) -> str:
+    """The data repository's params.yaml for a params file: every setting but `alerts` (the
+    only section holding credentials), with defaults, so a key the train stage depends on
+    is present even when the user's file leaves it out."""
+    from modelwatch.settings import load_settings
+
+    settings = load_settings(params_file).settings
+    dumped = settings.model_dump(mode="json", exclude={"alerts"})
+    header = STAGE_PARAMS_HEADER.format(source=Path(params_file).name)
+    return header + yaml.safe_dump(dumped, sort_keys=False)
 
 
 def track(

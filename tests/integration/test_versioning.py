@@ -80,7 +80,7 @@ def test_init_creates_git_dvc_and_local_remote(tmp_path):
     with Repo(str(root)) as repo:
         assert repo.config["core"]["remote"] == "local"
         assert repo.config["remote"]["local"]["url"] == str(remote)
-    assert (root / "params.yaml").read_bytes() == params.read_bytes()
+    assert (root / "params.yaml").read_text() == versioning.stage_params(params)
     assert (root / "dvc.yaml").read_bytes() == (ROOT / "dvc.yaml").read_bytes()
     assert git(root, "rev-list", "--count", "HEAD") == "1"
     assert git(root, "status", "--porcelain") == ""
@@ -101,6 +101,29 @@ def test_init_again_keeps_repo_and_syncs_params(tmp_path):
     assert versioning.init_data_repo(root, remote, params) is False
     assert versioning.head(root) == head
     assert yaml.safe_load((root / "params.yaml").read_text())["training"]["seed"] == 7
+
+
+def test_the_data_repo_params_hold_every_stage_key_and_no_alert_url(tmp_path):
+    """The user's file leaves training.validation out and names a webhook with a token: the
+    data repository's params.yaml has the default filled in (dvc repro needs every params
+    dependency) and neither the URL nor its token."""
+    params = write_params(tmp_path)
+    raw = yaml.safe_load(params.read_text())
+    raw["training"].pop("validation", None)
+    raw["alerts"] = {"webhooks": [{"url": "https://hooks.example/services/T0/B0/s3cr3t-t0ken"}]}
+    params.write_text(yaml.safe_dump(raw, sort_keys=False))
+    root = tmp_path / "repo"
+    versioning.init_data_repo(root, tmp_path / "remote", params)
+    text = (root / "params.yaml").read_text()
+    assert "s3cr3t-t0ken" not in text and "hooks.example" not in text
+    written = yaml.safe_load(text)
+    assert "alerts" not in written
+    assert written["training"]["validation"] == "auto"
+    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]["train"]["params"]
+    for key in stages:
+        section, _, name = key.partition(".")
+        assert name in written[section], key
+    assert "s3cr3t-t0ken" not in git(root, "log", "-p", "--all")
 
 
 def test_track_writes_dvc_file_pushes_and_returns_md5(tmp_path):
