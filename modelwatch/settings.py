@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -608,15 +609,53 @@ def load_settings(path: Path | str) -> LoadedSettings:
         raise ConfigError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from None
     if raw is not None and not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
+    expanded: dict[str, str] = {}  # value -> the ${VAR} it came from: never shown in errors
+    raw = _expand_env(raw or {}, path, (), expanded)
     try:
-        settings = Settings.model_validate(raw or {})
+        settings = Settings.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError("\n".join(_format_error(path, e) for e in exc.errors())) from None
+        lines = [_format_error(path, e) for e in exc.errors()]
+        raise ConfigError(_masked("\n".join(lines), expanded)) from None
     env_home = os.environ.get(HOME_ENV)
     home = Path(env_home) if env_home else Path(settings.project.home)
     if not home.is_absolute():
         home = path.parent / home
     return LoadedSettings(settings, Paths(path.parent, path, home.resolve()))
+
+
+ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand_env(value: Any, path: Path, loc: tuple, expanded: dict[str, str]) -> Any:
+    """Replaces ${NAME} in every string of the params with the environment variable NAME, so
+    secrets (webhook URLs with tokens) stay out of the file. An unset variable is an error
+    naming the key; `expanded` records each value that came from the environment."""
+    if isinstance(value, dict):
+        return {k: _expand_env(v, path, (*loc, k), expanded) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v, path, (*loc, i), expanded) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def lookup(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            where = ".".join(str(p) for p in loc)
+            raise ConfigError(f"{path}: {where}: environment variable {name} is not set")
+        return os.environ[name]
+
+    result = ENV_REFERENCE.sub(lookup, value)
+    if result != value:
+        expanded[result] = value
+    return result
+
+
+def _masked(text: str, expanded: dict[str, str]) -> str:
+    """An error message with every value taken from the environment shown as its ${NAME}."""
+    for secret, reference in sorted(expanded.items(), key=lambda kv: -len(kv[0])):
+        if secret:
+            text = text.replace(secret, reference)
+    return text
 
 
 def _format_error(path: Path, err: dict) -> str:

@@ -264,3 +264,24 @@ def test_classification_gets_thresholded_guard_metrics_unless_it_says_otherwise(
     bike = shipped()
     del bike["promotion"]["guard_metrics"]
     assert load_settings(write_params(tmp_path / "c", bike)).settings.promotion.guard_metrics == {}
+
+
+def test_secrets_come_from_the_environment_and_never_show_in_errors(tmp_path, monkeypatch):
+    """${NAME} in any string is the environment variable NAME; unset, the error names the key
+    and the variable; a bad value that came from the environment is shown as ${NAME}."""
+    raw = shipped()
+    raw["alerts"] = {"webhooks": [{"name": "ops", "url": "${MW_TEST_HOOK}"}]}
+    path = write_params(tmp_path, raw)
+    monkeypatch.delenv("MW_TEST_HOOK", raising=False)
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert str(err.value) == (
+        f"{path}: alerts.webhooks.0.url: environment variable MW_TEST_HOOK is not set"
+    )
+    monkeypatch.setenv("MW_TEST_HOOK", "https://hooks.example/T0/B0/tok3n")
+    hook = load_settings(path).settings.alerts.webhooks[0]
+    assert hook.url == "https://hooks.example/T0/B0/tok3n"
+    monkeypatch.setenv("MW_TEST_HOOK", "nonsense://tok3n-in-a-bad-url")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert "tok3n" not in str(err.value) and "${MW_TEST_HOOK}" in str(err.value)
