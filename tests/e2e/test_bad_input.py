@@ -59,6 +59,10 @@ def project(tmp_path_factory):
             "column 'dteday': 1 value not a date or time (e.g. 'not-a-date')",
         ),
         ("bike_long_cell.csv", "column 'dteday': 1 value longer than 1000 characters"),
+        (
+            "bike_far_timestamp.csv",
+            "column 'dteday': 1 timestamp(s) more than 366D away from the newest accepted so far",
+        ),
     ],
 )
 def test_bad_batch_rejected_quarantined_champion_untouched(project, tmp_path, name, fragment):
