@@ -302,6 +302,7 @@ def dvc_md5(root: Path, rel: str) -> str:
     raise VersioningError(f"{rel}: not tracked by DVC in {root}")
 
 
+STAGE_ERROR_FILE = "stage_error.txt"  # modelwatch.training.stage.ERROR_FILE, in metrics/
 STAGE_FILES = ("dvc.yaml", "params.yaml", "dvc.lock", "metrics/train.json", "models/.gitignore")
 
 
@@ -317,6 +318,8 @@ def reproduce(
     """
     from dvc.exceptions import DvcException
 
+    error_file = root / "metrics" / STAGE_ERROR_FILE
+    error_file.unlink(missing_ok=True)
     env_path = os.environ.get("PATH", "")
     bindir = str(Path(sys.executable).parent)
     os.environ["PATH"] = f"{bindir}{os.pathsep}{env_path}"  # stage cmd runs this venv's python
@@ -330,7 +333,8 @@ def reproduce(
             commit(root, message, (), tag=tag, extra=STAGE_FILES)
             sha = head(root)
     except DvcException as exc:
-        raise VersioningError(f"dvc repro {stage} failed in {root}: {exc}") from exc
+        cause = error_file.read_text().strip() if error_file.exists() else str(exc)
+        raise VersioningError(f"dvc repro {stage} failed in {root}: {cause}") from exc
     finally:
         os.environ["PATH"] = env_path
     return [s.addressing for s in stages], sha

@@ -395,3 +395,16 @@ def test_raw_files_committed_to_git_move_to_dvc(tmp_path):
     assert versioning.raw_files_in_git(root) == []
     assert (root / "data/labels/week-1.csv.dvc").is_file() and raw.read_text() == "id,y\n1,2\n"
     assert remote_object(remote, file_md5(raw)).is_file()
+
+
+def test_a_failing_stage_names_its_cause_in_one_line(repro_copy):
+    """A feature the window does not have: the error says what the stage said (the KeyError),
+    not only DVC's "failed to reproduce"."""
+    root, _ = repro_copy
+    features = yaml.safe_load((root / "params.yaml").read_text())["data"]["features"]
+    edit_params(root, "data", "features", [*features, "no_such_column"])
+    with pytest.raises(VersioningError) as err:
+        versioning.reproduce(root, "train", "train model")
+    assert "dvc repro train failed" in str(err.value)
+    assert "KeyError" in str(err.value) and "no_such_column" in str(err.value)
+    assert len(str(err.value).splitlines()) == 1
