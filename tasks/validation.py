@@ -30,7 +30,7 @@ def validate_batch(
         project.settings.data,
         project.settings.validation,
         batch_path.name,
-        previous_end=_data_time_end(project, reference),
+        known_times=_known_times(project, reference),
     )
     get_run_logger().info("validation: %s", result.summary())
     return batch, result
@@ -39,13 +39,17 @@ def validate_batch(
 DATA_TIME_END = "data_time_end"  # ledger meta: the newest timestamp of any accepted batch
 
 
-def _data_time_end(project: Project, reference: pd.DataFrame) -> pd.Timestamp | None:
-    """The newest timestamp accepted so far: the ledger's record, else the reference's."""
+def _known_times(
+    project: Project, reference: pd.DataFrame
+) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """The oldest timestamp of the reference and the newest accepted so far (the ledger's
+    record, or the reference's before the first batch)."""
     column = project.settings.data.timestamp
-    if not column:
+    span = validation.time_span(reference, column) if column else None
+    if span is None:
         return None
     stored = project.ledger.get_meta(project.model_name, DATA_TIME_END)
-    return pd.Timestamp(stored) if stored else validation.newest_time(reference, column)
+    return span[0], max(span[1], pd.Timestamp(stored)) if stored else span[1]
 
 
 @task(cache_policy=NO_CACHE)
@@ -53,9 +57,10 @@ def note_batch_time(project: Project, batch: pd.DataFrame) -> None:
     """Moves the ledger's newest accepted timestamp forward to this accepted batch's newest (a
     maximum, so a rerun after a crash writes the same value)."""
     column = project.settings.data.timestamp
-    newest = validation.newest_time(batch, column) if column else None
-    if newest is None:
+    span = validation.time_span(batch, column) if column else None
+    if span is None:
         return
+    newest = span[1]
     stored = project.ledger.get_meta(project.model_name, DATA_TIME_END)
     if stored is None or newest > pd.Timestamp(stored):
         project.ledger.set_meta(project.model_name, DATA_TIME_END, newest.isoformat())

@@ -260,10 +260,11 @@ def validate_frame(
     data: DataSettings,
     settings: ValidationSettings,
     batch_name: str,
-    previous_end: pd.Timestamp | None = None,
+    known_times: tuple[pd.Timestamp, pd.Timestamp] | None = None,
 ) -> ValidationResult:
     """Returns the result of running the suite built from `reference` on `batch` with GX, and,
-    when the timestamps parse, the window check against `previous_end` (time_window_failure).
+    when the timestamps parse, the window check against `known_times`, the oldest and newest
+    timestamps known so far (time_window_failure).
 
     An ephemeral GX context is created per call: it costs ~0.03 s, well below the validation.
 
@@ -288,9 +289,9 @@ def validate_frame(
     failures = describe_failures(outcome.results, batch, expected_columns(data))
     stats = outcome.statistics
     window = None
-    windowed = bool(data.timestamp and previous_end is not None and settings.max_time_gap)
+    windowed = bool(data.timestamp and known_times is not None and settings.max_time_gap)
     if windowed and not any(f.column == data.timestamp for f in failures):
-        window = time_window_failure(batch, data.timestamp, previous_end, settings.max_time_gap)
+        window = time_window_failure(batch, data.timestamp, known_times, settings.max_time_gap)
     if window is not None:
         failures = (*failures, window)
     if not outcome.success and not failures:  # cannot happen unless GX adds a failure kind
@@ -314,25 +315,31 @@ def parse_times(series: pd.Series) -> pd.Series:
     return pd.to_datetime(series, errors="coerce", format="mixed")
 
 
-def newest_time(frame: pd.DataFrame, column: str) -> pd.Timestamp | None:
-    """The newest timestamp in a frame's column, or None when none parses."""
-    newest = parse_times(frame[column]).max() if column in frame.columns else pd.NaT
-    return None if pd.isna(newest) else pd.Timestamp(newest)
+def time_span(frame: pd.DataFrame, column: str) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """The oldest and newest timestamps in a frame's column, or None when none parses."""
+    times = parse_times(frame[column]).dropna() if column in frame.columns else pd.Series([])
+    if times.empty:
+        return None
+    return pd.Timestamp(times.min()), pd.Timestamp(times.max())
 
 
 def time_window_failure(
-    batch: pd.DataFrame, column: str, previous_end: pd.Timestamp | None, max_gap: str | None
+    batch: pd.DataFrame,
+    column: str,
+    known: tuple[pd.Timestamp, pd.Timestamp] | None,
+    max_gap: str | None,
 ) -> ValidationFailure | None:
-    """A failure when a batch's timestamps lie more than max_gap before or after the newest
-    timestamp accepted so far (a year typed as 2102, a clock reset to 1970, an old file
-    re-sent); None when they fit, or with nothing to compare with."""
-    if previous_end is None or max_gap is None or column not in batch.columns:
+    """A failure when a batch's timestamps lie more than max_gap before the oldest known
+    timestamp (the reference's) or after the newest accepted so far: a year typed as 2102, a
+    clock reset to 1970. A backfill inside the known span passes. None when they fit, or with
+    nothing to compare with."""
+    if known is None or max_gap is None or column not in batch.columns:
         return None
     times = parse_times(batch[column]).dropna()
     if times.empty:
         return None
     gap = pd.Timedelta(max_gap)
-    low, high = previous_end - gap, previous_end + gap
+    low, high = known[0] - gap, known[1] + gap
     outside = times[(times < low) | (times > high)]
     if outside.empty:
         return None
@@ -340,13 +347,17 @@ def time_window_failure(
     return ValidationFailure(
         TIME_WINDOW,
         column,
-        f"column {column!r}: {len(outside)} timestamp(s) more than {max_gap} away from the "
-        f"newest accepted so far ({previous_end}), e.g. {_join(shown)} "
+        f"column {column!r}: {len(outside)} timestamp(s) more than {max_gap} outside the "
+        f"known span {_day(known[0])} .. {_day(known[1])}, e.g. {_join(shown)} "
         "(validation.max_time_gap)",
         unexpected_count=int(len(outside)),
         examples=shown,
-        expected=f"between {low} and {high}",
+        expected=f"between {_day(low)} and {_day(high)}",
     )
+
+
+def _day(t: pd.Timestamp) -> str:
+    return str(t.date() if t == t.normalize() else t)
 
 
 def quarantine_batch(

@@ -61,7 +61,7 @@ def project(tmp_path_factory):
         ("bike_long_cell.csv", "column 'dteday': 1 value longer than 1000 characters"),
         (
             "bike_far_timestamp.csv",
-            "column 'dteday': 1 timestamp(s) more than 366D away from the newest accepted so far",
+            "column 'dteday': 1 timestamp(s) more than 366D outside the known span",
         ),
     ],
 )

@@ -356,10 +356,10 @@ def test_importing_validation_does_not_import_great_expectations():
 
 def test_timestamps_far_from_the_newest_accepted_are_rejected_after_gx(reference, settings):
     """A year typed as 2102 and a clock reset to 1970 parse as dates (GX's dateutil check passes)
-    but lie years away from the newest timestamp accepted so far: one line names the column,
-    the count, examples and the setting."""
+    but lie years outside the known span (the reference's oldest .. the newest accepted): one
+    line names the column, the count, examples and the setting. A backfill inside passes."""
     ok = read_csv_file(DATA / "bike_ok.csv")
-    end = pd.Timestamp("2011-01-07")
+    end = (pd.Timestamp("2010-06-01"), pd.Timestamp("2011-01-07"))
     assert validate_frame(ok, reference, settings.data, settings.validation, "ok.csv", end).success
 
     bad = ok.copy()
@@ -370,7 +370,10 @@ def test_timestamps_far_from_the_newest_accepted_are_rejected_after_gx(reference
     assert failure.expectation == "timestamps_within_window"
     assert failure.unexpected_count == 2
     assert failure.examples == ("2102-01-01", "1970-01-01")
-    assert "column 'dteday': 2 timestamp(s) more than 366D away" in failure.message
+    assert (
+        "column 'dteday': 2 timestamp(s) more than 366D outside the known span "
+        "2010-06-01 .. 2011-01-07, e.g. '2102-01-01', '1970-01-01'"
+    ) in failure.message
     assert "(validation.max_time_gap)" in failure.message
     assert (
         result.failed == 1
@@ -380,13 +383,17 @@ def test_timestamps_far_from_the_newest_accepted_are_rejected_after_gx(reference
 
     off = settings.validation.model_copy(update={"max_time_gap": None})
     assert validate_frame(bad, reference, settings.data, off, "b.csv", end).success is True
+    backfill = ok.copy()
+    backfill["dteday"] = "2010-07-15"  # older than the newest, inside the known span
+    assert validate_frame(backfill, reference, settings.data, settings.validation, "old.csv",
+                          end).success is True  # fmt: skip
 
 
 def test_a_batch_with_unparsable_timestamps_gets_the_parse_failure_only(reference, settings):
     bad = read_csv_file(DATA / "bike_ok.csv")
     bad["dteday"] = bad["dteday"].astype(object)
     bad.loc[0, "dteday"] = "not-a-date"
-    end = pd.Timestamp("2011-01-07")
+    end = (pd.Timestamp("2011-01-01"), pd.Timestamp("2011-01-07"))
     result = validate_frame(bad, reference, settings.data, settings.validation, "b.csv", end)
     assert [f.expectation for f in result.failures] == [
         "expect_column_values_to_be_dateutil_parseable"
