@@ -264,10 +264,13 @@ def _check_params(params: Path, reference: Path) -> int:
 
 
 def _ui_hint(params: Path, home: Path) -> str:
+    from modelwatch.app.credentials import credentials_path
+
     return (
         f"\nStores are under {home}. To look at them:\n"
         f"  make ui          # or: modelwatch --params {params} ui\n"
-        f"  Prefect UI: http://127.0.0.1:4200   MLflow UI: http://127.0.0.1:5000"
+        f"  Prefect UI: http://127.0.0.1:4200   MLflow UI: http://127.0.0.1:5000\n"
+        f"  log in with the credentials in {credentials_path(home)} (`make ui` prints them once)"
     )
 
 
