@@ -159,9 +159,11 @@ def client_run(servers):
     return _run_flow(servers["params"], env, servers["folder"])
 
 
-def test_credentials_file_is_owner_only(servers):
-    path = Path(servers["params"]).parent / "home" / "credentials.json"
-    assert path.stat().st_mode & 0o777 == 0o600
+def test_credentials_and_mlflow_users_are_owner_only(servers):
+    home = Path(servers["params"]).parent / "home"
+    assert (home / "credentials.json").stat().st_mode & 0o777 == 0o600
+    assert (home / "mlflow-auth.db").stat().st_mode & 0o777 == 0o600  # password hashes
+    assert "password" not in (home / "mlflow-auth.ini").read_text()  # it comes from the env
 
 
 def test_prefect_refuses_requests_without_the_auth_string(servers):
