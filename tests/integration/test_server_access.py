@@ -300,3 +300,21 @@ def test_the_temporary_server_of_a_run_wants_the_auth_string_too(tmp_path):
     found = _run_flow(params, ui_check._clean_env(), tmp_path)
     assert found["temporary_server"] is not None
     assert (found["health"], found["read"], found["cross_site_post"]) == (200, 401, 403)
+
+
+def test_mlflow_admin_gets_the_password_of_new_credentials(tmp_path):
+    """MLflow sets the admin password only when it creates the user: after the credentials file
+    was made anew, the start before `mlflow server` gives the admin the new password."""
+    from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
+
+    from modelwatch.app import credentials, servers
+
+    db = f"sqlite:///{tmp_path / 'mlflow-auth.db'}"
+    store = SqlAlchemyStore()
+    store.init_db(db)
+    store.create_user("modelwatch", "the-old-password-of-a-lost-file", is_admin=True)
+    new, _ = credentials.load_or_create(tmp_path)
+    servers._sync_mlflow_admin(db, new)
+    assert store.authenticate_user("modelwatch", new.mlflow_password)
+    assert not store.authenticate_user("modelwatch", "the-old-password-of-a-lost-file")
+    assert store.get_user("modelwatch").is_admin
