@@ -1,4 +1,5 @@
-"""Start the Prefect UI and the MLflow UI on the project's own stores; stop both on Ctrl-C."""
+"""Start the Prefect UI and the MLflow UI on the project's own stores, each behind the project's
+credentials (modelwatch/app/credentials.py); stop both on Ctrl-C."""
 
 from __future__ import annotations
 
