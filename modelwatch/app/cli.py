@@ -116,10 +116,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def configure_environment(params: Path) -> Path:
-    """Points Prefect at the project home (before prefect is imported); returns the home."""
+    """Points Prefect at the project home and gives the Prefect and MLflow clients (and a
+    temporary Prefect server) the project's credentials, before prefect is imported; returns
+    the home.
+
+    Raises:
+        ConfigError: the credentials file is readable by others or not valid.
+    """
+    from modelwatch.app import credentials
     from modelwatch.settings import load_settings
 
     paths = load_settings(params).paths
+    creds, _ = credentials.load_or_create(paths.home)
+    for name, value in credentials.client_env(creds).items():
+        os.environ.setdefault(name, value)
+    # the temporary server of a run (no PREFECT_API_URL) listens on a loopback port while the
+    # run lasts: auth string (above), CSRF tokens, and no browser origin (it serves no UI)
+    os.environ.setdefault("PREFECT_SERVER_CSRF_PROTECTION_ENABLED", "true")
+    os.environ.setdefault("PREFECT_SERVER_CORS_ALLOWED_ORIGINS", "")
     os.environ.setdefault("PREFECT_HOME", str(paths.prefect_home))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
@@ -250,10 +264,13 @@ def _check_params(params: Path, reference: Path) -> int:
 
 
 def _ui_hint(params: Path, home: Path) -> str:
+    from modelwatch.app.credentials import credentials_path
+
     return (
         f"\nStores are under {home}. To look at them:\n"
         f"  make ui          # or: modelwatch --params {params} ui\n"
-        f"  Prefect UI: http://127.0.0.1:4200   MLflow UI: http://127.0.0.1:5000"
+        f"  Prefect UI: http://127.0.0.1:4200   MLflow UI: http://127.0.0.1:5000\n"
+        f"  log in with the credentials in {credentials_path(home)} (`make ui` prints them once)"
     )
 
 

@@ -1,4 +1,5 @@
-"""Start the Prefect UI and the MLflow UI on the project's own stores; stop both on Ctrl-C."""
+"""Start the Prefect UI and the MLflow UI on the project's own stores, each behind the project's
+credentials (modelwatch/app/credentials.py); stop both on Ctrl-C."""
 
 from __future__ import annotations
 
@@ -11,9 +12,13 @@ import time
 import urllib.request
 from pathlib import Path
 
-from modelwatch.settings import load_settings
+from modelwatch.app.credentials import Credentials, announcement, credentials_path, load_or_create
+from modelwatch.settings import Paths, load_settings
 
 log = logging.getLogger(__name__)
+
+AUTH_CONFIG = "mlflow-auth.ini"  # MLflow's basic-auth app: MLFLOW_AUTH_CONFIG_PATH
+AUTH_DB = "mlflow-auth.db"  # its users (one: the admin of the credentials file)
 
 
 def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 180) -> bool:
@@ -33,13 +38,25 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _server_env(prefect_home: Path, prefect_port: int) -> dict[str, str]:
+def origins(port: int) -> str:
+    """The browser origins of a UI served on a loopback port: the only ones allowed to call its
+    API from a page (CORS), under either name of the address."""
+    return f"http://127.0.0.1:{port},http://localhost:{port}"
+
+
+def _server_env(prefect_home: Path, prefect_port: int, creds: Credentials) -> dict[str, str]:
+    """The environment of the servers: Prefect's with its auth string, CSRF tokens and CORS for
+    its own UI only (Prefect has no Host check: the auth string is what a page at another
+    address, or rebound to 127.0.0.1, cannot send)."""
     env = dict(
         os.environ,
         PREFECT_HOME=str(prefect_home),
         PREFECT_SERVER_API_PORT=str(prefect_port),
         PREFECT_SERVER_API_HOST="127.0.0.1",
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_SERVER_API_AUTH_STRING=creds.prefect_auth_string,
+        PREFECT_SERVER_CSRF_PROTECTION_ENABLED="true",
+        PREFECT_SERVER_CORS_ALLOWED_ORIGINS=origins(prefect_port),
         MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
     )
     env.pop("PREFECT_API_URL", None)
@@ -53,6 +70,67 @@ def _prefect_server(env: dict[str, str], port: int) -> tuple[subprocess.Popen, s
     return subprocess.Popen(cmd, env=env), f"http://127.0.0.1:{port}/api/health"
 
 
+def _mlflow_server(
+    paths: Paths, env: dict[str, str], port: int, creds: Credentials
+) -> tuple[subprocess.Popen, str]:
+    """Starts `mlflow server` with its basic-auth app on 127.0.0.1:port (Host header and CORS
+    limited to that address); returns the process and its health URL."""
+    auth_db = f"sqlite:///{paths.home / AUTH_DB}"
+    config = paths.home / AUTH_CONFIG
+    config.write_text(  # no secret in it: the admin password comes from the environment
+        "[mlflow]\n"
+        "default_permission = NO_PERMISSIONS\n"
+        f"database_uri = {auth_db}\n"
+        f"admin_username = {creds.mlflow_username}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
+    if (paths.home / AUTH_DB).exists():
+        _sync_mlflow_admin(auth_db, creds)
+    else:  # owner only, like the credentials (SQLite takes an empty file as a new database)
+        os.close(os.open(paths.home / AUTH_DB, os.O_CREAT | os.O_WRONLY, 0o600))
+    env = env | {
+        "MLFLOW_AUTH_CONFIG_PATH": str(config),
+        "MLFLOW_AUTH_ADMIN_PASSWORD": creds.mlflow_password,
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": creds.mlflow_secret_key,
+    }
+    hosts = f"127.0.0.1:{port},localhost:{port}"
+    cmd = [
+        str(Path(sys.executable).parent / "mlflow"),
+        "server",
+        "--app-name",
+        "basic-auth",
+        "--backend-store-uri",
+        paths.tracking_uri,
+        "--artifacts-destination",
+        str(paths.artifact_root),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--allowed-hosts",
+        hosts,
+        "--cors-allowed-origins",
+        origins(port),
+    ]
+    return subprocess.Popen(cmd, env=env), f"http://127.0.0.1:{port}/health"
+
+
+def _sync_mlflow_admin(auth_db: str, creds: Credentials) -> None:
+    """Gives the admin user of an existing auth database the password of the credentials file
+    (MLflow reads the configured password only when it creates the user, so a credentials file
+    made anew would otherwise lock the operator out)."""
+    from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
+
+    store = SqlAlchemyStore()
+    store.init_db(auth_db)
+    user, password = creds.mlflow_username, creds.mlflow_password
+    if store.has_user(user) and not store.authenticate_user(user, password, use_primary=True):
+        store.update_user(user, password=password, is_admin=True)
+        log.warning("MLflow user %s: password set to the one in the credentials file", user)
+
+
 def run_deployments(params: Path, home: Path, prefect_port: int) -> int:
     """`modelwatch serve`: starts the project's Prefect server (unless PREFECT_API_URL points at
     one), then serves the monitor, retrain and rollback deployments until Ctrl-C or SIGTERM."""
@@ -62,14 +140,17 @@ def run_deployments(params: Path, home: Path, prefect_port: int) -> int:
     proc = None
     try:
         if not os.environ.get("PREFECT_API_URL"):
-            proc, health = _prefect_server(
-                _server_env(paths.prefect_home, prefect_port), prefect_port
-            )
+            creds, _ = load_or_create(home)
+            env = _server_env(paths.prefect_home, prefect_port, creds)
+            proc, health = _prefect_server(env, prefect_port)
             if not wait_healthy(health, proc, timeout=180):
                 sys.stderr.write(f"modelwatch: error: Prefect server did not start ({health})\n")
                 return 1
             os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{prefect_port}/api"
-            sys.stdout.write(f"Prefect UI: http://127.0.0.1:{prefect_port} (stores under {home})\n")
+            sys.stdout.write(
+                f"Prefect UI: http://127.0.0.1:{prefect_port} (stores under {home}; log in with "
+                f"prefect_auth_string from {credentials_path(home)})\n"
+            )
             sys.stdout.flush()
         from flows.serve import serve_deployments
 
@@ -78,12 +159,8 @@ def run_deployments(params: Path, home: Path, prefect_port: int) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        if proc is not None:
+            _stop([proc])
 
 
 def serve(params: Path, home: Path, prefect_port: int, mlflow_port: int) -> int:
@@ -91,32 +168,12 @@ def serve(params: Path, home: Path, prefect_port: int, mlflow_port: int) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)  # also when started in the background (SIGINT ignored)
     paths = load_settings(params).paths
-    bindir = Path(sys.executable).parent
-    env = _server_env(paths.prefect_home, prefect_port)
-    procs = {
-        "Prefect": _prefect_server(env, prefect_port),
-        "MLflow": (
-            subprocess.Popen(
-                [
-                    str(bindir / "mlflow"),
-                    "server",
-                    "--backend-store-uri",
-                    paths.tracking_uri,
-                    "--artifacts-destination",
-                    str(paths.artifact_root),
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(mlflow_port),
-                    "--workers",
-                    "1",
-                ],
-                env=env,
-            ),
-            f"http://127.0.0.1:{mlflow_port}/health",
-        ),
-    }
+    creds, _ = load_or_create(home)
+    env = _server_env(paths.prefect_home, prefect_port, creds)
+    procs: dict[str, tuple[subprocess.Popen, str]] = {}
     try:
+        procs["Prefect"] = _prefect_server(env, prefect_port)
+        procs["MLflow"] = _mlflow_server(paths, env, mlflow_port, creds)
         for name, (proc, url) in procs.items():
             if not wait_healthy(url, proc, timeout=180):
                 sys.stderr.write(f"modelwatch: error: {name} server did not start ({url})\n")
@@ -124,7 +181,8 @@ def serve(params: Path, home: Path, prefect_port: int, mlflow_port: int) -> int:
         sys.stdout.write(
             f"Prefect UI: http://127.0.0.1:{prefect_port}\n"
             f"MLflow UI:  http://127.0.0.1:{mlflow_port}\n"
-            f"(stores under {home}; Ctrl-C stops both)\n"
+            + announcement(creds, home)
+            + f"(stores under {home}; Ctrl-C stops both)\n"
         )
         sys.stdout.flush()
         while all(p.poll() is None for p, _ in procs.values()):
@@ -133,11 +191,16 @@ def serve(params: Path, home: Path, prefect_port: int, mlflow_port: int) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        for proc, _ in procs.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc, _ in procs.values():
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        _stop([proc for proc, _ in procs.values()])
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    """SIGTERM to each process still running, then waits (20 s each) and kills the rest."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -209,10 +209,12 @@ def _outbox_lines(outbox: list[dict]) -> list[str]:
 
 def _next_scheduled_run(paths, api: str | None = None) -> str:
     """Asks the Prefect server `modelwatch serve` uses (PREFECT_API_URL, else the default
-    127.0.0.1:4200) for the monitor deployment's next scheduled run, over its REST API."""
-    import json
+    127.0.0.1:4200) for the monitor deployment's next scheduled run, over its REST API, with the
+    project's auth string (PREFECT_API_AUTH_STRING) and a CSRF token."""
     import os
-    import urllib.request
+    import urllib.error
+
+    from modelwatch.app import prefect_rest
 
     api = (api or os.environ.get("PREFECT_API_URL") or "http://127.0.0.1:4200/api").rstrip("/")
     body = {
@@ -221,14 +223,12 @@ def _next_scheduled_run(paths, api: str | None = None) -> str:
         "sort": "EXPECTED_START_TIME_ASC",
         "limit": 1,
     }
-    request = urllib.request.Request(
-        f"{api}/flow_runs/filter",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-    )
     try:
-        with urllib.request.urlopen(request, timeout=3) as resp:
-            runs = json.loads(resp.read())
+        runs = prefect_rest.call(api, "/flow_runs/filter", body, timeout=3)
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):
+            return f"unknown: the Prefect server at {api} refused the credentials ({exc.code})"
+        return f"unknown: the Prefect server at {api} answered {exc.code}"
     except OSError:
         return f"unknown: no Prefect server at {api} (`modelwatch serve` starts one)"
     if not runs:

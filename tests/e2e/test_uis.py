@@ -60,24 +60,23 @@ def served(project):
         env=ui_check._clean_env(),
     )
     found = {"waiting": waiting, "run": None, "deployments": []}
+    creds = ui_check.project_credentials(params)  # written by the replay's first command
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and proc.poll() is None:
             try:
-                runs = ui_check._get(
-                    f"{api}/flow_runs/filter",
-                    {"flows": {"name": {"any_": ["monitor-incoming"]}}},
-                )
+                monitor = {"flows": {"name": {"any_": ["monitor-incoming"]}}}
+                runs = ui_check.prefect_get(api, "/flow_runs/filter", monitor, creds)
             except OSError:  # the server is still starting
                 runs = []
             done = [r for r in runs if r["state_type"] == "COMPLETED"]
             if done:
                 found["run"] = done[0]
-                found["deployments"] = ui_check._get(f"{api}/deployments/filter", {})
+                found["deployments"] = ui_check.prefect_get(api, "/deployments/filter", {}, creds)
                 break
             time.sleep(2)
         if found["run"] is not None:
-            found |= _custom_retrain_runs(api, found["deployments"])
+            found |= _custom_retrain_runs(api, found["deployments"], creds)
             found["status"] = subprocess.run(
                 ui_check.cli(params, "status"),
                 capture_output=True,
@@ -100,8 +99,9 @@ def served(project):
 FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 
 
-def _custom_retrain_runs(api: str, deployments: list[dict]) -> dict:
+def _custom_retrain_runs(api: str, deployments: list[dict], creds) -> dict:
     """What the Prefect UI's "Custom run" of retrain does: POST create_flow_run with parameters;
+    first from a page of another site (no auth string, its Origin: refused), then logged in
     once without the required reason (refused), once with one (run by the served process)."""
     import json
     import urllib.error
@@ -110,24 +110,35 @@ def _custom_retrain_runs(api: str, deployments: list[dict]) -> dict:
     from tests.ui import ui_check
 
     retrain = next(d for d in deployments if d["name"] == "retrain")
-    url = f"{api}/deployments/{retrain['id']}/create_flow_run"
-    req = urllib.request.Request(
-        url,
-        data=json.dumps({"parameters": {"force": True}}).encode(),
-        headers={"Content-Type": "application/json"},
+    path = f"/deployments/{retrain['id']}/create_flow_run"
+    page = urllib.request.Request(
+        api + path,
+        data=json.dumps({"parameters": {"reason": "evil page", "force": True}}).encode(),
+        headers={"Content-Type": "text/plain", "Origin": "http://evil.example"},
     )
     try:
-        urllib.request.urlopen(req, timeout=30)
+        urllib.request.urlopen(page, timeout=30)
+        cross_site = (200, "created", None)
+    except urllib.error.HTTPError as exc:
+        allowed = exc.headers.get("access-control-allow-origin")
+        cross_site = (exc.code, exc.read().decode(), allowed)
+    try:
+        ui_check.prefect_get(api, path, {"parameters": {"force": True}}, creds)
         refused = None
     except urllib.error.HTTPError as exc:
         refused = (exc.code, exc.read().decode())
-    created = ui_check._get(url, {"parameters": {"reason": "ui test: custom run", "force": True}})
+    created = ui_check.prefect_get(
+        api, path, {"parameters": {"reason": "ui test: custom run", "force": True}}, creds
+    )
     deadline = time.monotonic() + 180  # its own time: the runner polls, then it trains
-    run = ui_check._get(f"{api}/flow_runs/{created['id']}")
+    run = ui_check.prefect_get(api, f"/flow_runs/{created['id']}", None, creds)
     while time.monotonic() < deadline and run["state_type"] not in FINAL:
         time.sleep(2)
-        run = ui_check._get(f"{api}/flow_runs/{created['id']}")
-    return {"refused": refused, "custom": run}
+        run = ui_check.prefect_get(api, f"/flow_runs/{created['id']}", None, creds)
+    retrain_runs = ui_check.prefect_get(
+        api, "/flow_runs/filter", {"deployments": {"id": {"any_": [retrain["id"]]}}}, creds
+    )
+    return {"cross_site": cross_site, "refused": refused, "custom": run, "retrains": retrain_runs}
 
 
 def test_serve_fires_the_monitor_deployment_on_its_cron_schedule(project, served):
@@ -169,6 +180,15 @@ def test_served_deployments_are_retrain_and_rollback_by_hand_with_a_reason(serve
     for name in ("retrain", "rollback"):
         assert by_name[name]["schedules"] == []
         assert by_name[name]["parameter_openapi_schema"]["required"] == ["reason"]
+
+
+def test_a_page_of_another_site_cannot_start_a_retrain(served):
+    """The issue's attack: a cross-origin POST that created a retrain run (201) is refused, no
+    CORS header lets the page read the answer, and the only retrain run is the logged-in one."""
+    code, body, allowed = served["cross_site"]
+    assert code in (401, 403), body
+    assert allowed in (None, ""), allowed
+    assert [r["parameters"]["reason"] for r in served["retrains"]] == ["ui test: custom run"]
 
 
 def test_custom_retrain_run_needs_a_reason_and_runs_in_the_served_process(served):
@@ -224,6 +244,7 @@ def checks(session):
 @pytest.mark.parametrize(
     "shot",
     [
+        "prefect_login.png",
         "prefect_runs.png",
         "prefect_run_artifacts.png",
         "prefect_summary.png",
@@ -243,13 +264,21 @@ def test_ui_page_shows_what_a_person_looks_for(checks, shot):
     assert len(png) > 30_000, f"{check.screenshot} looks blank ({len(png)} bytes)"
 
 
-def test_make_ui_prints_both_addresses_keeps_state_in_the_project_and_stops_on_ctrl_c(session):
-    """It printed both addresses, wrote nothing outside the project home (HOME stays empty), and
-    Ctrl-C (SIGINT) stopped both servers: exit 0, nobody listens on either port."""
+def test_make_ui_prints_both_addresses_keeps_state_in_the_project_and_stops_on_ctrl_c(
+    project, session
+):
+    """It printed both addresses and, on this first start of `modelwatch ui` in the project, the
+    credentials; wrote nothing outside the project home (HOME stays empty), and Ctrl-C (SIGINT)
+    stopped both servers: exit 0, nobody listens on either port."""
+    from tests.ui import ui_check
+
     ui, home = session
     assert ui.exit_code == 0, ui.output[-2000:]
     assert f"Prefect UI: http://127.0.0.1:{ui.prefect_port}" in ui.output
     assert f"MLflow UI:  http://127.0.0.1:{ui.mlflow_port}" in ui.output
+    creds = ui_check.project_credentials(project[0])
+    assert f"Prefect UI password: {creds.prefect_auth_string}" in ui.output
+    assert f"password: {creds.mlflow_password}" in ui.output
     for port in (ui.prefect_port, ui.mlflow_port):
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", port), timeout=5).close()

@@ -176,3 +176,22 @@ def test_check_params_reports_what_would_reject_good_batches(tmp_path):
         line.startswith("- column 'windspeed' is constant in the reference (0.0)") for line in lines
     )
     assert "- column 'dteday': 1 value(s) are not dates (e.g. 'soon')" in lines
+
+
+def test_credentials_file_others_can_read_is_refused_in_one_line(tmp_path):
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["project"]["home"] = str(tmp_path / "home")
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(raw, sort_keys=False))
+    path = tmp_path / "home" / "credentials.json"
+    path.parent.mkdir()
+    path.write_text('{"copied": "from a shared folder"}')
+    path.chmod(0o644)
+    proc = modelwatch("--params", str(params), "status")
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert proc.stderr == (
+        f"modelwatch: error: {path}: mode -rw-r--r-- lets other users read the server "
+        f"credentials: `chmod 600 {path}` (or delete it to generate new ones)\n"
+    )
+    assert path.read_text() == '{"copied": "from a shared folder"}'  # left as it was

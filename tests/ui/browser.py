@@ -41,10 +41,21 @@ def chromium_path() -> str:
 
 
 class Browser:
-    """One headless Chromium with one page. Use as a context manager."""
+    """One headless Chromium with one page. Use as a context manager.
 
-    def __init__(self, width: int = 1400, height: int = 1000, timeout: float = 60) -> None:
+    `http_credentials` ({"username", "password", "origin"}) answers HTTP basic-auth challenges
+    of that origin (MLflow's basic-auth app), as a person typing them into the browser's dialog.
+    """
+
+    def __init__(
+        self,
+        width: int = 1400,
+        height: int = 1000,
+        timeout: float = 60,
+        http_credentials: dict[str, str] | None = None,
+    ) -> None:
         self.width, self.height, self.timeout = width, height, timeout
+        self.http_credentials = http_credentials
         self._playwright = None
         self._browser = None
         self.page = None
@@ -61,7 +72,10 @@ class Browser:
         except Error as exc:
             self._playwright.stop()
             raise BrowserError(f"{binary} did not start: {exc}") from exc
-        self.page = self._browser.new_page(viewport={"width": self.width, "height": self.height})
+        self.page = self._browser.new_page(
+            viewport={"width": self.width, "height": self.height},
+            http_credentials=self.http_credentials,
+        )
         self.page.set_default_timeout(self.timeout * 1000)
         return self
 
@@ -111,6 +125,20 @@ class Browser:
             return False
         try:
             hits.last.click()
+        except Error:
+            return False
+        return True
+
+    def submit_password(self, text: str) -> bool:
+        """Types text into the page's password field and submits its form (a login page);
+        False when the page has no password field."""
+        from playwright.sync_api import Error
+
+        field = self.page.locator("input[type=password]")
+        try:
+            field.wait_for(timeout=self.timeout * 1000)
+            field.fill(text)
+            field.press("Enter")
         except Error:
             return False
         return True

@@ -1,9 +1,11 @@
 """Look at both UIs as a person would, in headless Chromium, and keep screenshots.
 
 `check_project` starts `modelwatch ui` on a project's stores (its own Prefect server and MLflow
-server, on free local ports), opens the pages a person would open after a replay, checks what
-that person looks for, takes a screenshot of each, and stops both servers:
+server, on free local ports), logs in with the project's credentials (the Prefect UI's login
+page; the MLflow UI's HTTP basic auth), opens the pages a person would open after a replay, checks
+what that person looks for, takes a screenshot of each, and stops both servers:
 
+  prefect_login.png          Prefect: the login page (auth string), before anything is shown
   prefect_runs.png           Prefect: the monitor-batch flow runs are listed, with their tags
   prefect_run_artifacts.png  Prefect: the newest monitor run's Artifacts tab (summary, drift table)
   prefect_summary.png        Prefect: that run's markdown summary (validation, drift, decision)
@@ -16,6 +18,7 @@ Used by tests/e2e/test_uis.py (CI) and scripts/check_uis.py (`make ui-check`).
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -30,7 +33,10 @@ from urllib.parse import quote
 
 import yaml
 
+from modelwatch.app import credentials, prefect_rest
+from modelwatch.app.credentials import Credentials
 from modelwatch.app.servers import wait_healthy
+from modelwatch.settings import load_settings
 from tests.ui.browser import Browser
 
 
@@ -64,9 +70,25 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
-def _get(url: str, payload: dict | None = None) -> dict | list:
+def project_credentials(params: Path) -> Credentials:
+    """The credentials of the project's servers (written by its first modelwatch command)."""
+    return credentials.load(credentials.credentials_path(load_settings(params).paths.home))
+
+
+def prefect_get(api: str, path: str, payload: dict | None, creds: Credentials) -> dict | list:
+    """GET (payload None) or POST to the Prefect API at api, logged in with the auth string."""
+    return prefect_rest.call(api, path, payload, auth_string=creds.prefect_auth_string)
+
+
+def mlflow_get(url: str, creds: Credentials, payload: dict | None = None) -> dict:
+    """GET (payload None) or POST to the MLflow REST API, logged in as the project's user."""
     data = None if payload is None else json.dumps(payload).encode()
-    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    login = f"{creds.mlflow_username}:{creds.mlflow_password}"
+    headers = {
+        "Content-Type": "application/json",
+        "Authorization": "Basic " + base64.b64encode(login.encode()).decode(),
+    }
+    req = urllib.request.Request(url, data=data, headers=headers)
     with urllib.request.urlopen(req, timeout=30) as resp:
         return json.loads(resp.read())
 
@@ -107,9 +129,19 @@ def cli(params: Path, *args: object) -> list[str]:
     ]
 
 
+SERVER_ENV = (
+    "PREFECT_API_URL",
+    "PREFECT_API_AUTH_STRING",
+    "PREFECT_SERVER_API_AUTH_STRING",
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+)
+
+
 def _clean_env() -> dict[str, str]:
-    """The environment without a Prefect API address: the project's own stores are used."""
-    return {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    """The environment without a Prefect API address or credentials: the project's own stores
+    and its own credentials file are used."""
+    return {k: v for k, v in os.environ.items() if k not in SERVER_ENV}
 
 
 @dataclass(frozen=True)
@@ -141,10 +173,12 @@ def check_project(params: Path, out: Path, env: dict[str, str] | None = None) ->
         if not (wait_healthy(f"{prefect}/api/health", ui) and wait_healthy(f"{mlflow}/health", ui)):
             raise RuntimeError("`modelwatch ui` did not start both servers")
         out.mkdir(parents=True, exist_ok=True)
-        with Browser() as browser:
-            checks = _prefect_checks(browser, prefect, model, out) + _mlflow_checks(
-                browser, mlflow, model, f"{experiment}-monitoring", out
-            )
+        creds = project_credentials(params)
+        login = {"username": creds.mlflow_username, "password": creds.mlflow_password}
+        with Browser(http_credentials=login | {"origin": mlflow}) as browser:
+            checks = [log_in_to_prefect(browser, prefect, creds, out)]
+            checks += _prefect_checks(browser, prefect, model, creds, out)
+            checks += _mlflow_checks(browser, mlflow, model, f"{experiment}-monitoring", creds, out)
     finally:
         ui.send_signal(signal.SIGINT)
         try:
@@ -158,12 +192,34 @@ def check_project(params: Path, out: Path, env: dict[str, str] | None = None) ->
     return UiSession(checks, output, code, prefect_port, mlflow_port)
 
 
-def _prefect_checks(browser: Browser, base: str, model: str, out: Path) -> list[Check]:
+def log_in_to_prefect(browser: Browser, base: str, creds: Credentials, out: Path) -> Check:
+    """Opening the Prefect UI leads to its login page; the auth string entered there leads back
+    to the page asked for. The browser keeps the login (the UI stores it) for later pages."""
+    url = f"{base}/runs"
+    browser.open(url)
+    asked = browser.wait_for(("Login",)) and "/login" in browser.page.url
+    shot = browser.screenshot(out / "prefect_login.png")
+    ok = asked and browser.submit_password(creds.prefect_auth_string)
+    ok = ok and browser.wait_for(("Flow runs",)) and "/login" not in browser.page.url
+    return Check(
+        "Prefect asks for the auth string, then shows the runs",
+        ok,
+        url,
+        shot,
+        f"login page {'shown' if asked else 'NOT shown'}; then {browser.page.url}",
+    )
+
+
+def _prefect_checks(
+    browser: Browser, base: str, model: str, creds: Credentials, out: Path
+) -> list[Check]:
     from tasks.artifacts import artifact_key
 
-    runs = _get(
-        f"{base}/api/flow_runs/filter",
+    runs = prefect_get(
+        f"{base}/api",
+        "/flow_runs/filter",
         {"flows": {"name": {"any_": ["monitor-batch"]}}, "sort": "START_TIME_DESC"},
+        creds,
     )
     accepted = [r for r in runs if "accepted" in r["tags"]]  # rejected runs have no drift table
     if not accepted:
@@ -214,7 +270,7 @@ def _prefect_checks(browser: Browser, base: str, model: str, out: Path) -> list[
         )
     )
 
-    deployments = _get(f"{base}/api/deployments/filter", {})
+    deployments = prefect_get(f"{base}/api", "/deployments/filter", {}, creds)
     if deployments:  # after `modelwatch serve`
         names = sorted(d["name"] for d in deployments)
         url = f"{base}/deployments"
@@ -244,13 +300,14 @@ def _close_assistant(browser: Browser, base: str) -> None:
 
 
 def _mlflow_checks(
-    browser: Browser, base: str, model: str, experiment: str, out: Path
+    browser: Browser, base: str, model: str, experiment: str, creds: Credentials, out: Path
 ) -> list[Check]:
-    exp_id = _get(
-        f"{base}/api/2.0/mlflow/experiments/get-by-name?experiment_name={quote(experiment)}"
+    exp_id = mlflow_get(
+        f"{base}/api/2.0/mlflow/experiments/get-by-name?experiment_name={quote(experiment)}", creds
     )["experiment"]["experiment_id"]
-    found = _get(
+    found = mlflow_get(
         f"{base}/api/2.0/mlflow/runs/search",
+        creds,
         {"experiment_ids": [exp_id], "filter": "tags.`modelwatch.timeline` = 'true'"},
     ).get("runs", [])
     checks = []
@@ -277,7 +334,9 @@ def _mlflow_checks(
         )
     )
 
-    registered = _get(f"{base}/api/2.0/mlflow/registered-models/get?name={quote(model)}")
+    registered = mlflow_get(
+        f"{base}/api/2.0/mlflow/registered-models/get?name={quote(model)}", creds
+    )
     aliases = {a["alias"]: a["version"] for a in registered["registered_model"].get("aliases", [])}
     champion = aliases.get("champion")
     url = f"{base}/#/models/{quote(model)}"
@@ -295,8 +354,8 @@ def _mlflow_checks(
 
     if champion is None:
         return checks
-    version = _get(
-        f"{base}/api/2.0/mlflow/model-versions/get?name={quote(model)}&version={champion}"
+    version = mlflow_get(
+        f"{base}/api/2.0/mlflow/model-versions/get?name={quote(model)}&version={champion}", creds
     ).get("model_version", {})
     first_line = (version.get("description") or "").strip().splitlines()[:1]
     words = first_line[0].replace("*", "").strip()[:40] if first_line else "<no description>"
