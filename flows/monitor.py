@@ -16,7 +16,7 @@ from modelwatch import drift, names
 from modelwatch.alerts import incidents
 from modelwatch.decide import policy, probation, promotion
 from modelwatch.decide.outcome import RetrainOutcome
-from modelwatch.errors import ConfigError
+from modelwatch.errors import ConfigError, ModelIntegrityError
 from modelwatch.stores import validation
 from modelwatch.stores.ledger import Intake
 from modelwatch.stores.project import Project
@@ -121,6 +121,9 @@ def monitor_batch(
         return _process(proj, intake, batch_path, params_path, force_retrain, retrain_reason)
     except Exception as exc:  # this batch's failure: recorded, and the batch is free to rerun
         release_batch(proj, intake, f"{type(exc).__name__}: {exc}")
+        if isinstance(exc, ModelIntegrityError):  # someone changed a model: tell people now
+            found = incidents.model_refused_alert(str(exc), intake.batch_id, intake.index)
+            send_alerts(proj, found, intake.batch_id, intake.index)
         raise
 
 

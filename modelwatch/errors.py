@@ -25,6 +25,11 @@ class RegistryError(ModelwatchError):
     """The MLflow model registry is not in the state an operation needs."""
 
 
+class ModelIntegrityError(RegistryError):
+    """A model failed verification (changed files, pickle, a type outside the allow-list): it
+    is neither loaded nor saved."""
+
+
 class VersioningError(ModelwatchError):
     """The git+DVC data repository failed or is not in the expected state."""
 

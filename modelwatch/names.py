@@ -44,6 +44,7 @@ TIMELINE = "modelwatch.timeline"  # marks the monitoring timeline run
 
 # ---------------------------------------------------------------- tags of a training run
 REASON = "reason"
+MODEL_DIGEST = "model_digest"  # sha256 of the version's files (the ledger holds the original)
 VALIDATION_SCHEME = "validation_scheme"  # how a model's cv.* metrics were measured
 WINDOW_TAG = "window_tag"
 WINDOW_MD5 = "window_md5"

@@ -303,6 +303,9 @@ class TrainingSettings(_Frozen):
     # newest holdout_share: shuffled folds leak the future on a stream), else shuffled k-fold.
     validation: Literal["auto", "time_holdout", "shuffled_cv"] = "auto"
     holdout_share: StrictFloat = Field(0.2, gt=0, lt=1)
+    # Types (module.Name) a model may hold beyond modelwatch's allow-list
+    # (stores.integrity.ALLOWED_TYPES); a model with any other type is neither saved nor loaded.
+    trusted_types: list[StrictStr] = []
 
 
 class SignificanceSettings(_Frozen):

@@ -26,7 +26,13 @@ def load_champion(proj: Project) -> tuple[Any, registry.ModelVersionInfo]:
     interrupted alias move is finished or undone first."""
     registry.recover(proj.client, proj.model_name, recovery.history_of(proj))
     info = registry.require_alias(proj.client, proj.model_name, registry.CHAMPION)
-    model = registry.load_model(proj.model_name, registry.CHAMPION)
+    model = registry.load_model(
+        proj.client,
+        proj.ledger,
+        proj.model_name,
+        registry.CHAMPION,
+        proj.settings.training.trusted_types,
+    )
     get_run_logger().info("champion: %s version %s", proj.model_name, info.version)
     return model, info
 
@@ -56,7 +62,14 @@ def load_shadow(
     get_run_logger().info(
         "champion %s on probation: version %s scores in shadow", champion.version, previous.version
     )
-    return registry.load_model(proj.model_name, registry.PREVIOUS), previous
+    model = registry.load_model(
+        proj.client,
+        proj.ledger,
+        proj.model_name,
+        registry.PREVIOUS,
+        proj.settings.training.trusted_types,
+    )
+    return model, previous
 
 
 @task(cache_policy=NO_CACHE)

@@ -10,7 +10,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from modelwatch import io, names
-from modelwatch.stores import project, recovery, registry, tracking, versioning
+from modelwatch.stores import integrity, project, recovery, registry, tracking, versioning
 from modelwatch.stores.project import Project
 from modelwatch.training import fit, model_card, windows
 from tasks import runtime
@@ -79,7 +79,8 @@ def train_candidate(
     root = proj.paths.data_repo
     ran, sha = versioning.reproduce(root, "train", f"train model on {tag}: {reason}", tag=tag)
     metrics = json.loads(proj.repo_path(project.TRAIN_METRICS).read_text())
-    model = fit.load_model(proj.repo_path(project.MODEL_FILE))
+    trusted = proj.settings.training.trusted_types
+    model = fit.load_model(proj.repo_path(project.MODEL_FILE), trusted)
     win = window[project.WINDOW]
     data = proj.settings.data
     tags = {
@@ -108,7 +109,10 @@ def train_candidate(
         tracking.log_dataset(
             train, "training_window", project.WINDOW, "training", win.md5, targets=data.target
         )
-        _, version = tracking.log_sklearn_model(model, train[data.features], proj.model_name)
+        _, version = tracking.log_sklearn_model(
+            model, train[data.features], proj.model_name, trusted
+        )
+    integrity.record(proj.client, proj.ledger, proj.model_name, version)
     registry.tag_version(
         proj.client,
         proj.model_name,
@@ -137,11 +141,15 @@ def train_candidate(
 @task(cache_policy=NO_CACHE)
 def score_holdout(proj: Project, holdout: pd.DataFrame, version: str) -> pd.DataFrame:
     """Returns the predictions (and class scores) of one model version on the holdout rows."""
-    import mlflow.sklearn
-
     from modelwatch.training import scoring
 
-    model = mlflow.sklearn.load_model(f"models:/{proj.model_name}/{version}")
+    model = integrity.load_verified(
+        proj.client,
+        proj.ledger,
+        proj.model_name,
+        version,
+        proj.settings.training.trusted_types,
+    )
     return scoring.score_frame(model, holdout, proj.settings.data, proj.settings.project.task)
 
 

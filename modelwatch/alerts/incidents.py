@@ -38,6 +38,7 @@ AlertKind = Literal[
     "labels_rejected",
     "labels_of_rejected_batch",
     "evaluation_failed",
+    "model_refused",
     "rule_violated",
     "manual_retrain",
     "retrain_failed",
@@ -246,6 +247,23 @@ def labels_apart_alerts(counts: dict[str, int], batch_id: str, batch_index: int)
         "warning",
         f"Labels of rejected batches kept apart ({rows} rows)",
         body,
+        batch_id,
+        batch_index,
+        None,
+        {},
+    )
+    return Findings((alert,))
+
+
+def model_refused_alert(error: str, batch_id: str, batch_index: int) -> Findings:
+    """A critical alert: a registered model failed verification and was not loaded (its
+    files changed, pickle, a type outside the allow-list); the batch failed and waits."""
+    alert = Alert(
+        "model_refused",
+        "critical",
+        "Model refused: it failed verification",
+        f"- {error}\n- batch {batch_id} was not processed; it runs again once the model's "
+        "files are restored (or another version is promoted)",
         batch_id,
         batch_index,
         None,

@@ -139,6 +139,8 @@ def configure_environment(params: Path) -> Path:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "modelwatch")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    # modelwatch never unpickles a model (stores.integrity): nor may MLflow, in any process
+    os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"
     os.environ.setdefault("DO_NOT_TRACK", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     paths.prefect_home.mkdir(parents=True, exist_ok=True)

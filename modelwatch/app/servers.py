@@ -58,6 +58,7 @@ def _server_env(prefect_home: Path, prefect_port: int, creds: Credentials) -> di
         PREFECT_SERVER_CSRF_PROTECTION_ENABLED="true",
         PREFECT_SERVER_CORS_ALLOWED_ORIGINS=origins(prefect_port),
         MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
+        MLFLOW_ALLOW_PICKLE_DESERIALIZATION="false",
     )
     env.pop("PREFECT_API_URL", None)
     return env

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 REFERENCE = "data/reference/reference.csv"
 WINDOW = "data/windows/train.csv"
 HOLDOUT = "data/windows/holdout.csv"
-MODEL_FILE = "models/model.joblib"
+MODEL_FILE = "models/model.skops"
 TRAIN_METRICS = "metrics/train.json"
 
 

@@ -9,6 +9,7 @@ move) finishes the transaction if the champion already moved, and undoes it othe
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -208,19 +209,20 @@ def recover(
         return _recover_locked(client, name, history, actor, via)
 
 
-def load_model(name: str, alias: str) -> Any:
-    """Loads the scikit-learn pipeline behind an alias from the registry.
+def load_model(
+    client: Any, ledger: Any, name: str, alias: str, extra_trusted: Sequence[str] = ()
+) -> Any:
+    """Loads the scikit-learn pipeline behind an alias, verified first (stores.integrity:
+    digest recorded at registration, skops with modelwatch's allow-list, never pickle).
 
     Raises:
-        RegistryError: the alias does not exist or the model cannot be loaded.
+        RegistryError: the alias does not exist.
+        ModelIntegrityError: the version failed verification (not loaded).
     """
-    import mlflow.sklearn
-    from mlflow.exceptions import MlflowException
+    from modelwatch.stores import integrity
 
-    try:
-        return mlflow.sklearn.load_model(f"models:/{name}@{alias}")
-    except MlflowException as exc:
-        raise RegistryError(f"models:/{name}@{alias} cannot be loaded: {exc}") from exc
+    info = require_alias(client, name, alias)
+    return integrity.load_verified(client, ledger, name, info.version, extra_trusted)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +29,7 @@ class Experiments:
 def configure(paths: Paths) -> Any:
     """Points MLflow at the project's SQLite store; returns an MlflowClient."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"  # stores.integrity loads models
     import mlflow
     from mlflow import MlflowClient
 
@@ -118,19 +119,27 @@ def log_dataset(
         mlflow.log_input(ds, context=context, tags={"dvc_md5": md5})
 
 
-def log_sklearn_model(model: Any, example: pd.DataFrame, registered_name: str) -> tuple[str, str]:
-    """Logs a fitted pipeline (skops, signature, input example) and registers it.
+def log_sklearn_model(
+    model: Any, example: pd.DataFrame, registered_name: str, extra_trusted: Sequence[str] = ()
+) -> tuple[str, str]:
+    """Logs a fitted pipeline (skops, signature, input example) and registers it; the MLmodel
+    lists the types skops needs, all of them on the allow-list (stores.integrity).
 
     Returns:
         The model URI and the new registered version.
+
+    Raises:
+        ModelIntegrityError: the model holds a type outside the allow-list (training.trusted).
     """
     import warnings
 
     import mlflow
-    import skops.io
     from mlflow.models import infer_signature
 
-    trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))  # our own, just fitted
+    from modelwatch.training import trusted as allow
+
+    allow.check_saveable(model, extra_trusted)
+    trusted = allow.needed_types(model)
     with warnings.catch_warnings():
         # The hint says integer inputs cannot carry NaN; validation rejects missing values before
         # scoring and modelwatch loads the sklearn flavour, so the pyfunc schema is not enforced.

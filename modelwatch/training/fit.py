@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
@@ -24,11 +23,12 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
-from modelwatch.errors import ConfigError, InsufficientDataError
+from modelwatch.errors import ConfigError, InsufficientDataError, ModelIntegrityError
 from modelwatch.performance import estimation
 from modelwatch.performance.metrics import compute_metrics, label_key
 from modelwatch.progress import Progress
 from modelwatch.settings import DataSettings, TrainingSettings
+from modelwatch.training import trusted
 
 log = logging.getLogger(__name__)
 
@@ -276,12 +276,33 @@ def positive_scores(model: Pipeline, x: pd.DataFrame, positive_label: object) ->
     return model.predict_proba(x)[:, positive_index(list(model.classes_), positive_label)]
 
 
-def save_model(model: Pipeline, path: Path) -> None:
-    """Writes the fitted pipeline with joblib (an output of the DVC train stage)."""
+def save_model(model: Pipeline, path: Path, extra_trusted: Sequence[str] = ()) -> None:
+    """Writes the fitted pipeline with skops (an output of the DVC train stage), never pickle.
+
+    Raises:
+        ModelIntegrityError: the model holds a type outside the allow-list (training.trusted).
+    """
+    import skops.io
+
+    trusted.check_saveable(model, extra_trusted)
     path.parent.mkdir(parents=True, exist_ok=True)
-    joblib.dump(model, path)
+    skops.io.dump(model, path)
 
 
-def load_model(path: Path) -> Pipeline:
-    """Reads a pipeline written by save_model."""
-    return joblib.load(path)
+def load_model(path: Path, extra_trusted: Sequence[str] = ()) -> Pipeline:
+    """Reads a pipeline written by save_model, trusting only the allow-list.
+
+    Raises:
+        ModelIntegrityError: the file holds a type outside the allow-list, or is not skops.
+    """
+    import skops.io
+    from skops.io.exceptions import UntrustedTypesFoundException
+
+    try:
+        return skops.io.load(path, trusted=trusted.trusted_types(extra_trusted))
+    except UntrustedTypesFoundException as exc:
+        raise ModelIntegrityError(f"{path}: types outside the allow-list: {exc}") from None
+    except Exception as exc:  # not a skops file (a pickle put in its place), or damaged
+        raise ModelIntegrityError(
+            f"{path}: not a readable skops file: {type(exc).__name__}: {exc}"
+        ) from None

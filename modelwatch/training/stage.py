@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         # thread per core oversubscribes it (measured 12.8 s vs 4.7 s for a 600-row window).
         with threadpool_limits(limits=1):
             trained = fit.fit_model(frame, settings.data, settings.training, settings.project.task)
+        fit.save_model(trained.pipeline, args.model, settings.training.trusted_types)
     except Exception as exc:  # one line for the flow's error (the file), the trace for a person
         line = str(exc) if isinstance(exc, ModelwatchError) else f"{type(exc).__name__}: {exc}"
         if not isinstance(exc, ModelwatchError):
@@ -48,7 +49,6 @@ def main(argv: list[str] | None = None) -> int:
         args.metrics.parent.mkdir(parents=True, exist_ok=True)
         (args.metrics.parent / ERROR_FILE).write_text(line + "\n")
         return 1
-    fit.save_model(trained.pipeline, args.model)
     args.metrics.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "rows": trained.n_rows,

@@ -8,6 +8,7 @@ import pytest
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"  # as every modelwatch process
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "modelwatch")
 # core modules also log outside flow runs (unit tests in the same session): keep those local
 os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")

@@ -15,6 +15,7 @@ from modelwatch.errors import RegistryError
 from modelwatch.settings import Paths
 from modelwatch.stores import registry, tracking
 from modelwatch.stores.alias_history import AliasHistory
+from modelwatch.stores.ledger import open_ledger
 
 NAME = "bike-test"
 
@@ -195,20 +196,22 @@ def test_require_alias_names_model_and_alias(client, history, name):
     assert registry.aliases(client, NAME) == {"champion": "1"}  # registry unchanged
 
 
-def test_load_model_predicts_like_the_original(built, client, history):
+def test_load_model_predicts_like_the_original(built, client, history, tmp_path):
     models, x = built["models"], built["x"]
     registry.promote(client, NAME, "1", history=history)
     registry.promote(client, NAME, "2", history=history)
+    ledger = open_ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
     for alias, version in [(registry.CHAMPION, "2"), (registry.PREVIOUS, "1")]:
-        loaded = registry.load_model(NAME, alias)
+        loaded = registry.load_model(client, ledger, NAME, alias)
         np.testing.assert_array_equal(loaded.predict(x), models[version].predict(x))
     # the two versions really are different models
     assert not np.allclose(models["1"].predict(x), models["2"].predict(x))
 
 
-def test_load_model_of_missing_alias(client):
-    with pytest.raises(RegistryError, match=f"^models:/{NAME}@challenger cannot be loaded: "):
-        registry.load_model(NAME, registry.CHALLENGER)
+def test_load_model_of_missing_alias(client, tmp_path):
+    ledger = open_ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    with pytest.raises(RegistryError, match=f"^model '{NAME}' has no 'challenger' alias"):
+        registry.load_model(client, ledger, NAME, registry.CHALLENGER)
 
 
 def test_artifacts_land_under_artifact_root_not_cwd(built, client):

@@ -8,7 +8,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,6 +16,7 @@ import yaml
 from modelwatch.errors import VersioningError
 from modelwatch.stores import versioning
 from modelwatch.stores.versioning import DataVersion
+from modelwatch.training import fit
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "data" / "demo" / "bike_sharing" / "hour.csv"
@@ -291,11 +291,11 @@ def test_reproduce_runs_the_train_stage(reproduced):
     root, remote, ran = reproduced
     assert ran == ["train"]
     stage = lock(root)
-    model_md5 = file_md5(root / "models" / "model.joblib")
+    model_md5 = file_md5(root / "models" / "model.skops")
     assert stage["cmd"].startswith("python -m modelwatch.training.stage --params params.yaml")
     assert md5s(stage["deps"]) == {WINDOW: file_md5(root / WINDOW)}
     assert md5s(stage["outs"]) == {
-        "models/model.joblib": model_md5,
+        "models/model.skops": model_md5,
         "metrics/train.json": file_md5(root / "metrics" / "train.json"),
     }
     assert stage["params"]["params.yaml"]["training.seed"] == 0
@@ -311,7 +311,7 @@ def test_reproduce_runs_the_train_stage(reproduced):
     assert sorted(metrics["cv"]) == ["mae", "mape", "r2", "rmse"]
 
     window = pd.read_csv(root / WINDOW)
-    model = joblib.load(root / "models" / "model.joblib")
+    model = fit.load_model(root / "models" / "model.skops")
     features = yaml.safe_load((root / "params.yaml").read_text())["data"]["features"]
     pred = model.predict(window[features])
     mae = float(np.mean(np.abs(pred - window["cnt"])))
@@ -321,9 +321,9 @@ def test_reproduce_runs_the_train_stage(reproduced):
 
 def test_second_reproduce_runs_nothing(repro_copy):
     root, _ = repro_copy
-    model = (root / "models" / "model.joblib").read_bytes()
+    model = (root / "models" / "model.skops").read_bytes()
     assert versioning.reproduce(root, "train", "train model")[0] == []
-    assert (root / "models" / "model.joblib").read_bytes() == model
+    assert (root / "models" / "model.skops").read_bytes() == model
 
 
 def test_drift_threshold_change_does_not_retrain(repro_copy):
@@ -340,8 +340,8 @@ def test_seed_change_retrains(repro_copy):
     assert versioning.reproduce(root, "train", "train model")[0] == ["train"]
     assert lock(root)["params"]["params.yaml"]["training.seed"] == 1
     assert json.loads((root / "metrics" / "train.json").read_text())["seed"] == 1
-    model_md5 = file_md5(root / "models" / "model.joblib")
-    assert md5s(lock(root)["outs"])["models/model.joblib"] == model_md5
+    model_md5 = file_md5(root / "models" / "model.skops")
+    assert md5s(lock(root)["outs"])["models/model.skops"] == model_md5
     assert remote_object(remote, model_md5).is_file()
 
 
