@@ -34,6 +34,7 @@ from tasks.training import (
     next_window_tag,
     score_holdout,
     train_candidate,
+    trainer_spec,
     write_window,
 )
 
@@ -107,6 +108,12 @@ def _retrain(
     batch_id: str | None = None,
 ) -> promotion.PromotionDecision | State:
     champion = champion_info(proj)
+    if trainer_spec(proj) is None:
+        return Completed(
+            name="Skipped",
+            message="no training configured, monitoring only: set training.entry_point (or "
+            "training.model) to train challengers",
+        )
     window = build_training_window(proj)
     if champion is not None:
         seen = int(champion.tags.get(names.TRAINED_THROUGH_BATCH, "0"))

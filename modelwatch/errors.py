@@ -30,6 +30,11 @@ class ModelIntegrityError(RegistryError):
     is neither loaded nor saved."""
 
 
+class EntryPointError(ConfigError):
+    """training.entry_point cannot be imported, does not take its settings, raised while
+    fitting, or returned something that is not a fitted estimator."""
+
+
 class VersioningError(ModelwatchError):
     """The git+DVC data repository failed or is not in the expected state."""
 

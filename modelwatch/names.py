@@ -45,6 +45,8 @@ TIMELINE = "modelwatch.timeline"  # marks the monitoring timeline run
 # ---------------------------------------------------------------- tags of a training run
 REASON = "reason"
 MODEL_DIGEST = "model_digest"  # sha256 of the version's files (the ledger holds the original)
+ENTRY_POINT = "entry_point"  # the function that fitted a version (training.entry_point)
+ADOPTED_FROM = "adopted_from"  # a champion registered by `modelwatch adopt`: its source URI
 VALIDATION_SCHEME = "validation_scheme"  # how a model's cv.* metrics were measured
 WINDOW_TAG = "window_tag"
 WINDOW_MD5 = "window_md5"

@@ -293,9 +293,13 @@ class RetrainSettings(_Frozen):
 class TrainingSettings(_Frozen):
     window_batches: StrictInt = Field(8, ge=1)
     holdout_batches: StrictInt = Field(1, ge=1)
-    model: Literal["hist_gradient_boosting", "random_forest", "linear", "dummy"] = (
+    # a built-in model (modelwatch.training.builtin), or "none": no challengers, monitoring only
+    model: Literal["hist_gradient_boosting", "random_forest", "linear", "dummy", "none"] = (
         "hist_gradient_boosting"
     )
+    # "package.module:function" that fits a model on a window (modelwatch.training.entry);
+    # modules are looked up beside the params file first. Set, it replaces `model`.
+    entry_point: StrictStr | None = Field(None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
     seed: StrictInt = 0
     hyperparameters: dict[str, float | int | str | bool | None] = {}
     # How a new model's own metrics (the first champion's baseline) are estimated: "auto" is

@@ -90,6 +90,7 @@ def train_candidate(
         names.WINDOW_MD5: win.md5,
         names.STAGES_RUN: ",".join(ran) or "(cached)",
         names.VALIDATION_SCHEME: metrics.get("validation", "shuffled_cv"),
+        names.ENTRY_POINT: metrics.get("entry_point", ""),
         **runtime.flow_run_tags(),
     }
     profile = model_card.profile_window(train, data, tag=tag, md5=win.md5, commit=sha)
@@ -124,6 +125,7 @@ def train_candidate(
             names.DATA_COMMIT: sha,
             names.REASON: reason,
             names.VALIDATION_SCHEME: metrics.get("validation", "shuffled_cv"),
+            names.ENTRY_POINT: metrics.get("entry_point", ""),
             names.TRAINING_RUN_ID: run_id,
             names.FEATURE_IMPORTANCE: json.dumps(
                 {k: round(v, 6) for k, v in metrics.get("importance", {}).items()}
@@ -193,3 +195,86 @@ def log_holdout_evaluation(
             )
             out[role] = dict(result.metrics)
     return out
+
+
+ADOPTED = "adopted_from"  # ledger meta: the source URI of a champion `modelwatch adopt` registered
+
+
+@task(cache_policy=NO_CACHE)
+def trainer_spec(proj: Project) -> str | None:
+    """The entry point that trains challengers, or None: monitoring only (training.model
+    "none", or an adopted champion with neither training.entry_point nor training.model set)."""
+    from modelwatch.training import entry
+
+    adopted = proj.ledger.get_meta(proj.model_name, ADOPTED) is not None
+    return entry.spec_of(proj.settings.training, adopted)
+
+
+@task(cache_policy=NO_CACHE)
+def register_adopted(
+    proj: Project, model_uri: str, reference: pd.DataFrame, ref: versioning.DataVersion
+) -> Candidate:
+    """Registers a model trained elsewhere as a version of the project's model, unchanged:
+    read from model_uri the way every load is (skops, the allow-list), measured on the newest
+    share of the labelled reference (fit.evaluate_fitted), logged in a training run with the
+    reference as its dataset, its files' digest recorded; the ledger notes the adoption."""
+    from modelwatch.stores import integrity
+
+    settings, data = proj.settings, proj.settings.data
+    trusted = settings.training.trusted_types
+    model = integrity.load_source(model_uri, trusted)
+    measured = fit.evaluate_fitted(model, reference, data, settings.training, settings.project.task)
+    tag = "reference"
+    reason = f"adopted from {model_uri}"
+    tags = {
+        names.REASON: reason,
+        names.ADOPTED_FROM: model_uri,
+        names.WINDOW_TAG: tag,
+        names.DATA_COMMIT: ref.commit,
+        names.WINDOW_MD5: ref.md5,
+        names.VALIDATION_SCHEME: measured.validation,
+        names.ENTRY_POINT: "adopted",
+        **runtime.flow_run_tags(),
+    }
+    profile = model_card.profile_window(reference, data, tag=tag, md5=ref.md5, commit=ref.commit)
+    with tracking.run(proj.experiments.training, "adopt", tags) as run_id:
+        tracking.log_metrics(
+            {names.cv(k): v for k, v in measured.cv_metrics.items()}
+            | {names.TRAIN_ROWS: measured.n_rows},
+            step=0,
+        )
+        tracking.log_json(measured.importance, "feature_importance.json")
+        tracking.log_json(profile.to_dict(), "training_window.json")
+        if measured.calibration:
+            tracking.log_json(measured.calibration, "calibration.json")
+        tracking.log_dataset(reference, "reference", project.REFERENCE, "training", ref.md5,
+                             targets=data.target)  # fmt: skip
+        _, version = tracking.log_sklearn_model(
+            model, reference[data.features], proj.model_name, trusted
+        )
+    integrity.record(proj.client, proj.ledger, proj.model_name, version)
+    registry.tag_version(
+        proj.client,
+        proj.model_name,
+        version,
+        {
+            names.TRAINED_THROUGH_BATCH: 0,
+            names.WINDOW_TAG: tag,
+            names.WINDOW_MD5: ref.md5,
+            names.DATA_COMMIT: ref.commit,
+            names.REASON: reason,
+            names.ADOPTED_FROM: model_uri,
+            names.VALIDATION_SCHEME: measured.validation,
+            names.TRAINING_RUN_ID: run_id,
+            names.FEATURE_IMPORTANCE: json.dumps(
+                {k: round(v, 6) for k, v in measured.importance.items()}
+            ),
+        },
+    )
+    proj.ledger.set_meta(proj.model_name, ADOPTED, model_uri)
+    if settings.retrain.run_mode == "enabled":
+        registry.set_challenger(
+            proj.client, proj.model_name, version, history=recovery.history_of(proj)
+        )
+    get_run_logger().info("adopted %s as version %s", model_uri, version)
+    return Candidate(version, run_id, measured.cv_metrics, tag, ref.md5, ref.commit)

@@ -79,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--reason", type=_reason, default=None, help="why (with --force-retrain)")
     boot = sub.add_parser("bootstrap", help="train the first champion on a reference file")
     boot.add_argument("reference", type=_existing_file)
+    adopt = sub.add_parser(
+        "adopt", help="register a model trained elsewhere (an MLflow model URI) as the champion"
+    )
+    adopt.add_argument("model_uri", help="e.g. models:/their-model/3 or runs:/<run id>/model")
+    adopt.add_argument(
+        "--reference", type=_existing_file, required=True, help="labelled data it is measured on"
+    )
     check = sub.add_parser(
         "check-params",
         help="check the params file against a reference CSV before bootstrap (exit 1 on findings)",
@@ -199,6 +206,13 @@ def _dispatch(args: argparse.Namespace, params: Path, home: Path) -> int:
         from flows.bootstrap import bootstrap
 
         _out(f"champion: version {bootstrap(reference_path=args.reference, params_path=params)}")
+        return 0
+    if args.command == "adopt":
+        from flows.adopt import adopt
+
+        version = adopt(model_uri=args.model_uri, reference_path=args.reference,
+                        params_path=params)  # fmt: skip
+        _out(f"champion: version {version} (adopted from {args.model_uri})")
         return 0
     if args.command == "retrain":
         from flows.retrain import retrain

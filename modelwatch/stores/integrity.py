@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from modelwatch import names
-from modelwatch.errors import ModelIntegrityError
+from modelwatch.errors import ModelIntegrityError, RegistryError
 from modelwatch.training.trusted import trusted_types
 
 log = logging.getLogger(__name__)
@@ -81,9 +81,6 @@ def load_verified(
     Raises:
         ModelIntegrityError: any check failed (the message names the version and the check).
     """
-    import skops.io
-    from skops.io.exceptions import UntrustedTypesFoundException
-
     label = f"model {name} version {version}"
     files = read_files(model_folder(client, name, version))
     digest = digest_of(files)
@@ -103,9 +100,36 @@ def load_verified(
             f"{label}: its files changed since registration (digest {digest[:12]}, recorded "
             f"{recorded[:12]}); refusing to load it"
         )
+    return _load_files(label, files, extra_trusted)
+
+
+def load_source(model_uri: str, extra_trusted: Sequence[str] = ()) -> Any:
+    """Loads a model logged elsewhere (`modelwatch adopt`): any MLflow model URI, read the same
+    way as a registered version (skops only, modelwatch's allow-list), without a digest to
+    compare (it is recorded once modelwatch registers its copy).
+
+    Raises:
+        ModelIntegrityError: not an sklearn skops model, or a type outside the allow-list.
+        RegistryError: the URI cannot be resolved.
+    """
+    import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
+
+    try:
+        folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
+    except (MlflowException, OSError) as exc:
+        raise RegistryError(f"{model_uri}: cannot be read: {exc}") from None
+    return _load_files(model_uri, read_files(folder), extra_trusted)
+
+
+def _load_files(label: str, files: dict[str, bytes], extra_trusted: Sequence[str]) -> Any:
+    """Builds the model from a model folder's bytes: sklearn flavour, skops, allow-list."""
+    import skops.io
+    from skops.io.exceptions import UntrustedTypesFoundException
+
     try:
         flavor = yaml.safe_load(files["MLmodel"].decode())["flavors"]["sklearn"]
-    except (KeyError, TypeError, UnicodeDecodeError, yaml.YAMLError):
+    except (KeyError, TypeError, AttributeError, UnicodeDecodeError, yaml.YAMLError):
         raise ModelIntegrityError(f"{label}: MLmodel has no sklearn flavour") from None
     fmt = flavor.get("serialization_format")
     if fmt != "skops" or flavor.get("pickled_model") != MODEL_FILE or MODEL_FILE not in files:

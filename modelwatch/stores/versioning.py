@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -107,8 +107,30 @@ STAGE_PARAMS_HEADER = (
 def sync_pipeline(root: Path, params_file: Path) -> None:
     """Copies the project's dvc.yaml into the data repository and writes its params.yaml: the
     active settings, defaults filled in, secrets left out (stage_params)."""
-    shutil.copyfile(DVC_YAML_TEMPLATE, root / "dvc.yaml")
+    write_text(stage_pipeline(params_file), root / "dvc.yaml")
     write_text(stage_params(params_file), root / "params.yaml")
+
+
+def stage_pipeline(params_file: Path) -> str:
+    """The data repository's dvc.yaml: the template, and with training.entry_point set, the
+    entry point's module file as a dependency of the train stage (a change to the code retrains
+    on `dvc repro`) and the params folder as where the stage looks the module up."""
+    from modelwatch.settings import load_settings
+    from modelwatch.training import entry
+
+    template = DVC_YAML_TEMPLATE.read_text()
+    spec = load_settings(params_file).settings.training.entry_point
+    if not spec:
+        return template
+    folder = Path(params_file).resolve().parent
+    pipeline = yaml.safe_load(template)
+    train = pipeline["stages"]["train"]
+    train["cmd"] = f"{train['cmd']} --search-path {shlex.quote(str(folder))}"
+    source = entry.module_file(spec, folder)
+    if source is not None:
+        train["deps"] = [*train["deps"], str(source)]
+    header = "# Written by modelwatch from its dvc.yaml template and training.entry_point.\n"
+    return header + yaml.safe_dump(pipeline, sort_keys=False)
 
 
 def stage_params(params_file: Path) -> str:

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,7 +24,12 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
-from modelwatch.errors import ConfigError, InsufficientDataError, ModelIntegrityError
+from modelwatch.errors import (
+    ConfigError,
+    EntryPointError,
+    InsufficientDataError,
+    ModelIntegrityError,
+)
 from modelwatch.performance import estimation
 from modelwatch.performance.metrics import compute_metrics, label_key
 from modelwatch.progress import Progress
@@ -46,12 +52,13 @@ _ESTIMATORS = {
 
 @dataclass(frozen=True)
 class TrainedModel:
-    pipeline: Pipeline
+    pipeline: Any  # what the entry point returned: a fitted scikit-learn-compatible estimator
     cv_metrics: dict[str, float]
     n_rows: int
     importance: dict[str, float]
     calibration: dict | None = None  # classification: estimation.Calibrator.to_dict()
     validation: str = "shuffled_cv"  # how cv_metrics were measured (validation_scheme)
+    entry_point: str = ""  # the function that fitted it (modelwatch.training.entry)
 
 
 def build_pipeline(data: DataSettings, training: TrainingSettings, task: str) -> Pipeline:
@@ -109,14 +116,27 @@ def fit_model(
     task: str,
     cv_folds: int = 5,
     on_progress: Callable[[str], None] | None = None,
+    search_path: Path | None = None,
 ) -> TrainedModel:
-    """Returns the pipeline fitted on all rows, its k-fold cross-validated metrics and, for
-    classification, an isotonic calibration of its out-of-fold scores (for CBPE estimates).
-    Progress lines go to `on_progress` when given, else to the modelwatch.progress logger.
+    """Returns the model the training entry point (modelwatch.training.entry) fits on all
+    rows, its validation metrics (a time-ordered holdout or k-fold cross-validation, each fit
+    by the same entry point) and, for classification, an isotonic calibration of its held-out
+    scores (for CBPE estimates). Progress lines go to `on_progress` when given, else to the
+    modelwatch.progress logger.
 
     Raises:
         InsufficientDataError: fewer rows than folds, or a single class for classification.
+        EntryPointError: the entry point cannot be loaded, raised, or returned no estimator.
     """
+    from modelwatch.training import entry
+
+    spec = entry.spec_of(training)
+    if spec is None:
+        raise EntryPointError(
+            "training.model is none and no training.entry_point is set: nothing to train "
+            "(`modelwatch adopt` registers a champion trained elsewhere)"
+        )
+    trainer = entry.make_trainer(spec, data, training, task, search_path)
     labelled = frame.dropna(subset=[data.target])
     scheme = validation_scheme(labelled, data, training)
     if scheme == "time_holdout":  # oldest first; the stable sort keeps the file's order on ties
@@ -135,15 +155,54 @@ def fit_model(
             scheme = "shuffled_cv"  # a side with one class has no ROC AUC to measure
     if scheme == "time_holdout":
         progress = Progress(f"training on {len(x)} rows", 3, on_line=on_progress)
-        cv_metrics, calibration = _time_holdout(x, y, data, training, task, progress)
+        cv_metrics, calibration = _time_holdout(labelled, trainer, data, training, task, progress)
     else:
         progress = Progress(f"training on {len(x)} rows", cv_folds + 2, on_line=on_progress)
-        cv_metrics, calibration = _cross_validate(x, y, data, training, task, cv_folds, progress)
-    pipe = build_pipeline(data, training, task).fit(x, y)
+        cv_metrics, calibration = _cross_validate(
+            labelled, trainer, data, training, task, cv_folds, progress
+        )
+    model = trainer(labelled)
     progress.advance(detail="final fit")
-    importance = permutation_importances(pipe, x, y, training)
+    importance = permutation_importances(model, x, y, training, task)
     progress.advance(detail="permutation importance")
-    return TrainedModel(pipe, cv_metrics, len(x), importance, calibration, scheme)
+    return TrainedModel(model, cv_metrics, len(x), importance, calibration, scheme, spec)
+
+
+def evaluate_fitted(
+    model: Any, frame: pd.DataFrame, data: DataSettings, training: TrainingSettings, task: str
+) -> TrainedModel:
+    """A model trained elsewhere (`modelwatch adopt`), measured without refitting: its metrics
+    and calibration on the newest training.holdout_share of the labelled rows (time-ordered with
+    a timestamp, else a seeded random share), its permutation importance on all of them.
+
+    Raises:
+        InsufficientDataError: too few labelled rows.
+        EntryPointError: the model cannot score the rows (its inputs differ from data.features).
+    """
+    labelled = frame.dropna(subset=[data.target])
+    scheme = validation_scheme(labelled, data, training)
+    if scheme == "time_holdout":
+        labelled = labelled.iloc[
+            np.asarray(parse_times(labelled[data.timestamp]).argsort(kind="stable"))
+        ]
+    else:
+        labelled = labelled.sample(frac=1.0, random_state=training.seed)
+        scheme = "random_holdout"
+    x, y = split_xy(labelled, data)
+    if len(x) < 10:
+        raise InsufficientDataError(f"reference has {len(x)} labelled rows, need at least 10")
+    cut = holdout_cut(len(x), training.holdout_share)
+    try:
+        metrics, calibration = holdout_metrics(
+            model, x.iloc[cut:], y.iloc[cut:], np.unique(y.to_numpy()), data, task
+        )
+    except Exception as exc:
+        raise EntryPointError(
+            f"the model cannot score the reference's features {list(data.features)}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
+    importance = permutation_importances(model, x, y, training, task)
+    return TrainedModel(model, metrics, len(x), importance, calibration, scheme, "adopted")
 
 
 def validation_scheme(frame: pd.DataFrame, data: DataSettings, training: TrainingSettings) -> str:
@@ -165,14 +224,24 @@ def parse_times(series: pd.Series) -> pd.Series:
 
 
 def permutation_importances(
-    model: Pipeline, x: pd.DataFrame, y: pd.Series, training: TrainingSettings, repeats: int = 5
+    model: Any,
+    x: pd.DataFrame,
+    y: pd.Series,
+    training: TrainingSettings,
+    task: str = "regression",
+    repeats: int = 5,
 ) -> dict[str, float]:
     """Returns each input feature's permutation importance on the training window, summing to 1
     (sklearn.inspection.permutation_importance; negative means are clipped to 0, and all-zero
-    importances become equal weights). Computed once per model, used to rank drifted features."""
+    importances become equal weights). Computed once per model, used to rank drifted features.
+    Scored with R2 or accuracy (what a scikit-learn regressor's or classifier's own `score`
+    gives), so a model without a `score` method works too."""
     from sklearn.inspection import permutation_importance
 
-    result = permutation_importance(model, x, y, n_repeats=repeats, random_state=training.seed)
+    scoring = "r2" if task == "regression" else "accuracy"
+    result = permutation_importance(
+        model, x, y, scoring=scoring, n_repeats=repeats, random_state=training.seed
+    )
     raw = {c: max(float(v), 0.0) for c, v in zip(x.columns, result.importances_mean, strict=True)}
     total = sum(raw.values())
     if total <= 0:
@@ -187,25 +256,35 @@ def holdout_cut(rows: int, share: float) -> int:
 
 
 def _time_holdout(
-    x: pd.DataFrame,
-    y: pd.Series,
+    labelled: pd.DataFrame,
+    trainer: Callable[[pd.DataFrame], Any],
     data: DataSettings,
     training: TrainingSettings,
     task: str,
     progress: Progress | None = None,
 ) -> tuple[dict[str, float], dict | None]:
     """Fits on the oldest rows and returns the metrics on the newest training.holdout_share
-    (x and y in time order) and, for classification, the calibration of the holdout scores:
+    (rows in time order) and, for classification, the calibration of the holdout scores:
     what the model will meet next is newer than anything it learned from."""
+    x, y = split_xy(labelled, data)
     cut = holdout_cut(len(x), training.holdout_share)
-    pipe = build_pipeline(data, training, task).fit(x.iloc[:cut], y.iloc[:cut])
+    pipe = trainer(labelled.iloc[:cut])
     x_new, y_new = x.iloc[cut:], y.iloc[cut:]
     if progress is not None:
         progress.advance(detail=f"time-ordered holdout: newest {len(x_new)} rows")
+    return holdout_metrics(pipe, x_new, y_new, np.unique(y.to_numpy()), data, task)
+
+
+def holdout_metrics(
+    pipe: Any, x_new: pd.DataFrame, y_new: pd.Series, classes: np.ndarray, data: DataSettings,
+    task: str,
+) -> tuple[dict[str, float], dict | None]:  # fmt: skip
+    """A fitted model's metrics on rows it did not learn from and, for classification, the
+    calibration of its scores there (classes: every class of the window)."""
+    y = y_new
     if task == "regression":
         return compute_metrics(y_new, pd.Series(pipe.predict(x_new), index=y_new.index), task), None
     y_pred = pd.Series(pipe.predict(x_new), index=y_new.index).astype(y.dtype)
-    classes = np.unique(y.to_numpy())
     proba = np.zeros((len(y_new), len(classes)))
     proba[:, np.searchsorted(classes, pipe.classes_)] = pipe.predict_proba(x_new)
     if len(classes) > 2:
@@ -221,8 +300,8 @@ def _time_holdout(
 
 
 def _cross_validate(
-    x: pd.DataFrame,
-    y: pd.Series,
+    labelled: pd.DataFrame,
+    trainer: Callable[[pd.DataFrame], Any],
     data: DataSettings,
     training: TrainingSettings,
     task: str,
@@ -231,6 +310,7 @@ def _cross_validate(
 ) -> tuple[dict[str, float], dict | None]:
     """Returns the out-of-fold metrics and, for classification, the calibration fitted on the
     out-of-fold probabilities (collected in the same loop: no second round of fits)."""
+    x, y = split_xy(labelled, data)
     if task == "classification" and y.value_counts().min() >= folds:
         splitter = StratifiedKFold(folds, shuffle=True, random_state=training.seed)
     else:
@@ -239,7 +319,7 @@ def _cross_validate(
     classes = np.unique(y.to_numpy()) if task == "classification" else np.array([])
     proba = np.zeros((len(y), len(classes)))
     for fold, (train_idx, test_idx) in enumerate(splitter.split(x, y), start=1):
-        pipe = build_pipeline(data, training, task).fit(x.iloc[train_idx], y.iloc[train_idx])
+        pipe = trainer(labelled.iloc[train_idx])
         preds.iloc[test_idx] = pipe.predict(x.iloc[test_idx])
         if task == "classification":
             # a fold may miss a class: its column stays 0 for those rows

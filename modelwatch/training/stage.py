@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=Path, required=True)
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--metrics", type=Path, required=True)
+    # where training.entry_point's module is looked up first (the project's params folder)
+    parser.add_argument("--search-path", type=Path, default=None)
     args = parser.parse_args(argv)
 
     from threadpoolctl import threadpool_limits
@@ -39,7 +41,13 @@ def main(argv: list[str] | None = None) -> int:
         # One OpenMP thread: on a small shared machine, HistGradientBoosting's default of one
         # thread per core oversubscribes it (measured 12.8 s vs 4.7 s for a 600-row window).
         with threadpool_limits(limits=1):
-            trained = fit.fit_model(frame, settings.data, settings.training, settings.project.task)
+            trained = fit.fit_model(
+                frame,
+                settings.data,
+                settings.training,
+                settings.project.task,
+                search_path=args.search_path,
+            )
         fit.save_model(trained.pipeline, args.model, settings.training.trusted_types)
     except Exception as exc:  # one line for the flow's error (the file), the trace for a person
         line = str(exc) if isinstance(exc, ModelwatchError) else f"{type(exc).__name__}: {exc}"
@@ -55,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         "cv": trained.cv_metrics,
         "validation": trained.validation,
         "model": settings.training.model,
+        "entry_point": trained.entry_point,
         "seed": settings.training.seed,
         "importance": trained.importance,
         # classification: isotonic maps of the out-of-fold scores (estimation.Calibrator)

@@ -13,6 +13,7 @@ COMMANDS = [
     "demo",
     "run",
     "bootstrap",
+    "adopt",
     "check-params",
     "retrain",
     "rollback",
