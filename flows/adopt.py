@@ -7,7 +7,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 
 from flows.common import DEFAULT_PARAMS
-from modelwatch import io
+from modelwatch import io, names
 from modelwatch.decide import promotion
 from modelwatch.errors import ConfigError, PromotionRejected
 from modelwatch.stores import gate
@@ -31,6 +31,12 @@ def adopt(model_uri: str, reference_path: Path, params_path: Path = DEFAULT_PARA
     proj = open_project(params_path)
     open_timeline(proj)
     existing = champion_info(proj)
+    if existing is not None and existing.tags.get(names.ADOPTED_FROM) == model_uri:
+        mark_reference(proj, existing.version)  # a killed earlier attempt may have stopped here
+        get_run_logger().info(
+            "%s is already the champion (version %s)", model_uri, existing.version
+        )
+        return existing.version
     if existing is not None:
         raise ConfigError(
             f"model {proj.model_name} already has a champion (version {existing.version}): "

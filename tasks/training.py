@@ -217,11 +217,21 @@ def register_adopted(
     """Registers a model trained elsewhere as a version of the project's model, unchanged:
     read from model_uri the way every load is (skops, the allow-list), measured on the newest
     share of the labelled reference (fit.evaluate_fitted), logged in a training run with the
-    reference as its dataset, its files' digest recorded; the ledger notes the adoption."""
+    reference as its dataset, its files' digest recorded; the ledger notes the adoption.
+
+    A rerun after a kill finds the version an earlier attempt registered (its training run is
+    tagged adopted_from=model_uri) and finishes it: a model is adopted once."""
     from modelwatch.stores import integrity
 
     settings, data = proj.settings, proj.settings.data
     trusted = settings.training.trusted_types
+    earlier = _adopted_before(proj, model_uri)
+    if earlier is not None:
+        version, run_id = earlier
+        metrics = proj.client.get_run(run_id).data.metrics
+        measured_metrics = {k[3:]: v for k, v in metrics.items() if k.startswith("cv.")}
+        get_run_logger().info("resumed: %s was registered as version %s", model_uri, version)
+        return _finish_adoption(proj, model_uri, version, run_id, measured_metrics, ref, None)
     model = integrity.load_source(model_uri, trusted)
     measured = fit.evaluate_fitted(model, reference, data, settings.training, settings.project.task)
     tag = "reference"
@@ -252,7 +262,47 @@ def register_adopted(
         _, version = tracking.log_sklearn_model(
             model, reference[data.features], proj.model_name, trusted
         )
-    integrity.record(proj.client, proj.ledger, proj.model_name, version)
+    return _finish_adoption(proj, model_uri, version, run_id, measured.cv_metrics, ref, measured)
+
+
+def _adopted_before(proj: Project, model_uri: str) -> tuple[str, str] | None:
+    """The version (and its training run) an earlier attempt of adopt registered, if any."""
+    runs = tracking.find_runs(
+        proj.client,
+        proj.experiments.training,
+        f"tags.`{names.ADOPTED_FROM}` = {tracking.quoted(model_uri)}",
+    )
+    for run in runs:
+        found = proj.client.search_model_versions(
+            f"name = {tracking.quoted(proj.model_name)} and run_id = '{run.info.run_id}'"
+        )
+        if found:
+            return str(found[0].version), run.info.run_id
+    return None
+
+
+def _finish_adoption(
+    proj: Project,
+    model_uri: str,
+    version: str,
+    run_id: str,
+    cv_metrics: dict[str, float],
+    ref: versioning.DataVersion,
+    measured: fit.TrainedModel | None,
+) -> Candidate:
+    """Records the digest (once), tags the version, notes the adoption in the ledger and makes
+    the version the challenger: every step safe to repeat."""
+    from modelwatch.stores import integrity
+
+    settings, tag, reason = proj.settings, "reference", f"adopted from {model_uri}"
+    if proj.ledger.get_meta(proj.model_name, integrity.META_KEY.format(version=version)) is None:
+        integrity.record(proj.client, proj.ledger, proj.model_name, version)
+    info = dict(proj.client.get_model_version(proj.model_name, version).tags)
+    importance = (
+        json.dumps({k: round(v, 6) for k, v in measured.importance.items()})
+        if measured is not None
+        else info.get(names.FEATURE_IMPORTANCE, "{}")
+    )
     registry.tag_version(
         proj.client,
         proj.model_name,
@@ -264,11 +314,9 @@ def register_adopted(
             names.DATA_COMMIT: ref.commit,
             names.REASON: reason,
             names.ADOPTED_FROM: model_uri,
-            names.VALIDATION_SCHEME: measured.validation,
             names.TRAINING_RUN_ID: run_id,
-            names.FEATURE_IMPORTANCE: json.dumps(
-                {k: round(v, 6) for k, v in measured.importance.items()}
-            ),
+            names.FEATURE_IMPORTANCE: importance,
+            **({names.VALIDATION_SCHEME: measured.validation} if measured is not None else {}),
         },
     )
     proj.ledger.set_meta(proj.model_name, ADOPTED, model_uri)
@@ -277,4 +325,4 @@ def register_adopted(
             proj.client, proj.model_name, version, history=recovery.history_of(proj)
         )
     get_run_logger().info("adopted %s as version %s", model_uri, version)
-    return Candidate(version, run_id, measured.cv_metrics, tag, ref.md5, ref.commit)
+    return Candidate(version, run_id, cv_metrics, tag, ref.md5, ref.commit)

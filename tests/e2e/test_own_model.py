@@ -140,11 +140,14 @@ def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(drop)}
 
 
-def _cli(params: Path, *args: str) -> subprocess.CompletedProcess:
+def _cli(params: Path, *args: str, kill: str | None = None) -> subprocess.CompletedProcess:
     env = _env()
+    if kill:  # tests/faults: SIGKILL the process group at a function of the product
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "tests" / "faults"), str(ROOT)])
+        env["MODELWATCH_TEST_KILL"] = kill
     return subprocess.run(
         [sys.executable, "-m", "modelwatch.app.cli", "--params", str(params), *args],
-        env=env, capture_output=True, text=True, timeout=600,
+        env=env, capture_output=True, text=True, timeout=600, start_new_session=True,
     )  # fmt: skip
 
 
@@ -245,3 +248,30 @@ def test_a_broken_entry_point_fails_the_retrain_with_one_line_and_the_champion_s
     result = life.monitor(4)
     assert result.batch_id == life.batch_id(4)
     assert life.run_of(4).tags["champion_version"] == before["champion"]
+
+
+@pytest.mark.parametrize(
+    "point",
+    [
+        "modelwatch.stores.integrity:record:before",  # registered, nothing recorded yet
+        "modelwatch.stores.registry:set_challenger:before",  # tagged, not yet an alias
+        "tasks.events:mark_reference:before",  # promoted, the reference not yet marked
+    ],
+)
+def test_adopt_killed_mid_way_then_rerun_adopts_once(tmp_path, point):
+    """SIGKILL of the whole `modelwatch adopt` process group at a step, then the same command
+    again: one registered version, the champion, its digest recorded and its files loadable."""
+    from modelwatch.stores import integrity, recovery
+
+    params, reference = _adopt_project(tmp_path, promotion={"threshold": None})
+    args = ("adopt", "models:/their-model/1", "--reference", str(reference))
+    killed = _cli(params, *args, kill=point)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    again = _cli(params, *args)
+    assert again.returncode == 0, again.stderr[-3000:]
+    proj = open_project(params)
+    assert [str(v.version) for v in versions_of(params)] == ["1"]
+    assert registry.aliases(proj.client, "bank-splines")["champion"] == "1"
+    assert proj.ledger.get_meta("bank-splines", recovery.REFERENCE_FOR) == "1"
+    assert proj.ledger.get_meta("bank-splines", "model_digest:1")
+    assert integrity.load_verified(proj.client, proj.ledger, "bank-splines", "1") is not None
