@@ -6,14 +6,12 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger
 
-from flows.common import DEFAULT_PARAMS
+from flows.common import DEFAULT_PARAMS, promote_first
 from modelwatch import io, names
-from modelwatch.decide import promotion
-from modelwatch.errors import ConfigError, PromotionRejected
-from modelwatch.stores import gate
+from modelwatch.errors import ConfigError
 from tasks.events import mark_reference
 from tasks.project import open_project
-from tasks.registry import apply_promotion, champion_info
+from tasks.registry import champion_info
 from tasks.tracking import open_timeline
 from tasks.training import register_adopted, trainer_spec
 from tasks.validation import check_reference_data
@@ -46,19 +44,7 @@ def adopt(model_uri: str, reference_path: Path, params_path: Path = DEFAULT_PARA
     check_reference_data(reference, proj)
     ref = set_reference(proj, reference, f"reference of the adopted model {model_uri}")
     cand = register_adopted(proj, model_uri, reference, ref)
-    decision = promotion.decide_first_model(
-        cand.cv_metrics,
-        proj.settings.promotion,
-        proj.settings.project.task,
-        gate=gate.threshold_gate,
-        candidate_version=cand.version,
-        decision_id=f"promotion-{proj.model_name}-v{cand.version}",
-    )
-    baseline = cand.cv_metrics[proj.settings.retrain.performance_metric]
-    apply_promotion(proj, decision, cand.run_id, baseline, f"adopted from {model_uri}")
-    if not decision.promote:
-        raise PromotionRejected(f"adopted model not promoted: {decision.summary()}")
-    mark_reference(proj, cand.version)
+    promote_first(proj, cand, f"adopted from {model_uri}")
     spec = trainer_spec(proj)
     get_run_logger().info(
         "champion %s adopted from %s; challengers: %s",

@@ -6,14 +6,10 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger
 
-from flows.common import DEFAULT_PARAMS
+from flows.common import DEFAULT_PARAMS, promote_first
 from modelwatch import io
-from modelwatch.decide import promotion
-from modelwatch.errors import PromotionRejected
-from modelwatch.stores import gate
-from tasks.events import mark_reference
 from tasks.project import open_project
-from tasks.registry import apply_promotion, champion_info
+from tasks.registry import champion_info
 from tasks.tracking import open_timeline
 from tasks.training import train_candidate, write_window
 from tasks.validation import check_reference_data
@@ -39,19 +35,7 @@ def bootstrap(reference_path: Path, params_path: Path = DEFAULT_PARAMS) -> str:
     metric = proj.settings.promotion.metric
     # No labelled batch exists yet: the first-model policy judges the model's own validation
     # metrics (a time-ordered holdout of the reference's newest rows when a timestamp is set).
-    decision = promotion.decide_first_model(
-        cand.cv_metrics,
-        proj.settings.promotion,
-        proj.settings.project.task,
-        gate=gate.threshold_gate,
-        candidate_version=cand.version,
-        decision_id=f"promotion-{proj.model_name}-v{cand.version}",
-    )
-    baseline = cand.cv_metrics[proj.settings.retrain.performance_metric]
-    apply_promotion(proj, decision, cand.run_id, baseline, reason)
-    if not decision.promote:
-        raise PromotionRejected(f"first model not promoted: {decision.summary()}")
-    mark_reference(proj, cand.version)
+    promote_first(proj, cand, reason)
     get_run_logger().info(
         "first champion %s (cv %s %.4g)", cand.version, metric, cand.cv_metrics[metric]
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 DEFAULT_PARAMS = Path(__file__).resolve().parent.parent / "params.yaml"
 
@@ -89,3 +90,32 @@ def tag_run(*tags: str | None) -> None:
                 client.update_flow_run(flow_run.id, tags=sorted(current | wanted))
     except Exception as exc:  # noqa: BLE001 - tags are a convenience; the run goes on
         get_run_logger().warning("could not tag the flow run with %s: %s", sorted(wanted), exc)
+
+
+def promote_first(proj: Any, cand: Any, reason: str) -> None:
+    """The first champion (bootstrap, adopt): the first-model policy judges the candidate's own
+    validation metrics (no labelled batch exists yet), the decision is recorded, the aliases
+    move, and the drift reference is marked as the new champion's.
+
+    Raises:
+        PromotionRejected: the policy refused the first model.
+    """
+    from modelwatch.decide import promotion
+    from modelwatch.errors import PromotionRejected
+    from modelwatch.stores import gate
+    from tasks.events import mark_reference
+    from tasks.registry import apply_promotion
+
+    decision = promotion.decide_first_model(
+        cand.cv_metrics,
+        proj.settings.promotion,
+        proj.settings.project.task,
+        gate=gate.threshold_gate,
+        candidate_version=cand.version,
+        decision_id=f"promotion-{proj.model_name}-v{cand.version}",
+    )
+    baseline = cand.cv_metrics[proj.settings.retrain.performance_metric]
+    apply_promotion(proj, decision, cand.run_id, baseline, reason)
+    if not decision.promote:
+        raise PromotionRejected(f"first model not promoted: {decision.summary()}")
+    mark_reference(proj, cand.version)

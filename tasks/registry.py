@@ -26,13 +26,7 @@ def load_champion(proj: Project) -> tuple[Any, registry.ModelVersionInfo]:
     interrupted alias move is finished or undone first."""
     registry.recover(proj.client, proj.model_name, recovery.history_of(proj))
     info = registry.require_alias(proj.client, proj.model_name, registry.CHAMPION)
-    model = registry.load_model(
-        proj.client,
-        proj.ledger,
-        proj.model_name,
-        registry.CHAMPION,
-        proj.settings.training.trusted_types,
-    )
+    model = _load_verified(proj, registry.CHAMPION)
     get_run_logger().info("champion: %s version %s", proj.model_name, info.version)
     return model, info
 
@@ -62,14 +56,13 @@ def load_shadow(
     get_run_logger().info(
         "champion %s on probation: version %s scores in shadow", champion.version, previous.version
     )
-    model = registry.load_model(
-        proj.client,
-        proj.ledger,
-        proj.model_name,
-        registry.PREVIOUS,
-        proj.settings.training.trusted_types,
-    )
-    return model, previous
+    return _load_verified(proj, registry.PREVIOUS), previous
+
+
+def _load_verified(proj: Project, alias: str) -> Any:
+    """The model behind an alias, verified before it is loaded (stores.integrity)."""
+    trusted = proj.settings.training.trusted_types
+    return registry.load_model(proj.client, proj.ledger, proj.model_name, alias, trusted)
 
 
 @task(cache_policy=NO_CACHE)

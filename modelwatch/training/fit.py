@@ -287,15 +287,24 @@ def holdout_metrics(
     y_pred = pd.Series(pipe.predict(x_new), index=y_new.index).astype(y.dtype)
     proba = np.zeros((len(y_new), len(classes)))
     proba[:, np.searchsorted(classes, pipe.classes_)] = pipe.predict_proba(x_new)
+    return _classification_metrics(y_new, y_pred, proba, classes, data, task)
+
+
+def _classification_metrics(
+    y: pd.Series, y_pred: pd.Series, proba: np.ndarray, classes: np.ndarray, data: DataSettings,
+    task: str,
+) -> tuple[dict[str, float], dict]:  # fmt: skip
+    """Metrics of held-out answers and class scores, and the isotonic calibration of the scores
+    (the positive class's for binary classification, every class's otherwise)."""
     if len(classes) > 2:
-        metrics = compute_metrics(y_new, y_pred, task, y_score=proba, classes=classes)
-        calibrator = estimation.fit_calibrator(proba, y_new, classes=classes)
+        metrics = compute_metrics(y, y_pred, task, y_score=proba, classes=classes)
+        calibrator = estimation.fit_calibrator(proba, y, classes=classes)
     else:
         pos = positive_index(list(classes), data.positive_label)
         metrics = compute_metrics(
-            y_new, y_pred, task, y_score=proba[:, pos], positive_label=data.positive_label
+            y, y_pred, task, y_score=proba[:, pos], positive_label=data.positive_label
         )
-        calibrator = estimation.fit_calibrator(proba[:, pos], y_new, positive_label=classes[pos])
+        calibrator = estimation.fit_calibrator(proba[:, pos], y, positive_label=classes[pos])
     return metrics, calibrator.to_dict()
 
 
@@ -329,17 +338,7 @@ def _cross_validate(
             progress.advance(detail=f"cross-validation fold {fold}/{folds}")
     if task == "regression":
         return compute_metrics(y, preds.astype(float), task), None
-    y_pred = preds.astype(y.dtype)
-    if len(classes) > 2:
-        metrics = compute_metrics(y, y_pred, task, y_score=proba, classes=classes)
-        calibrator = estimation.fit_calibrator(proba, y, classes=classes)
-    else:
-        pos = positive_index(list(classes), data.positive_label)
-        metrics = compute_metrics(
-            y, y_pred, task, y_score=proba[:, pos], positive_label=data.positive_label
-        )
-        calibrator = estimation.fit_calibrator(proba[:, pos], y, positive_label=classes[pos])
-    return metrics, calibrator.to_dict()
+    return _classification_metrics(y, preds.astype(y.dtype), proba, classes, data, task)
 
 
 def positive_index(classes: list, positive_label: object) -> int:
