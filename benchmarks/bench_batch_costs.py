@@ -10,6 +10,7 @@ training, git+DVC versioning, MLflow SQLite logging. Prints median and min per s
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -72,6 +73,29 @@ def main() -> None:
             tracking.log_json(report.to_dict(), "drift_report.json")
             tracking.log_json({"a": 1}, "validation.json")
 
+    from modelwatch.stores import integrity
+    from modelwatch.stores.ledger import open_ledger
+
+    ledger = open_ledger(f"sqlite:///{tmp / 'ledger.db'}")
+    with tracking.run(exps.training, "bench-model", {}):
+        _, version = tracking.log_sklearn_model(model, reference[s.data.features], "bench-model")
+    integrity.record(client, ledger, "bench-model", version)
+
+    def load_unverified() -> object:  # what every load did before: MLflow trusts MLmodel
+        import mlflow.sklearn
+
+        os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "true"
+        try:
+            return mlflow.sklearn.load_model(f"models:/bench-model/{version}")
+        finally:
+            os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"
+
+    ids = [str(i) for i in batch[s.data.id]]
+
+    def label_matching() -> None:  # the ledger's row ids of an accepted batch, then a lookup
+        ledger.add_row_ids("bench-model", ids, 1, True)
+        ledger.match_row_ids("bench-model", ids)
+
     steps = {
         "read batch CSV": lambda: io.read_csv_file(batch_path),
         "GX validation (suite + run)": lambda: validation.validate_frame(
@@ -88,9 +112,14 @@ def main() -> None:
         ),
         "DVC add + git commit + push": track_batch,
         "MLflow run (50 metrics, 2 JSON)": log_run,
-        "fit candidate + 5-fold CV": lambda: fit.fit_model(
+        "fit candidate + validation": lambda: fit.fit_model(
             reference, s.data, s.training, s.project.task
         ),
+        "load model: mlflow.sklearn (before)": load_unverified,
+        "load model: digest + skops allow-list": lambda: integrity.load_verified(
+            client, ledger, "bench-model", version
+        ),
+        "row ids recorded + labels matched": label_matching,
     }
     print(f"imports (pandas, sklearn, scipy, modelwatch core): {import_s:.2f} s")
     print(f"reference {len(reference)} rows, batch {len(batch)} rows, repeat {args.repeat}")

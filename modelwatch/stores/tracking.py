@@ -119,6 +119,30 @@ def log_dataset(
         mlflow.log_input(ds, context=context, tags={"dvc_md5": md5})
 
 
+class _ServingCheckRefused(logging.Filter):
+    """Drops MLflow's warning that it could not check the input example by loading the model:
+    its loader (rightly) refuses with MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false, and modelwatch
+    loads models only through stores.integrity. Any other failure of that check still shows."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return not (
+            text.startswith("Failed to validate serving input example")
+            and "MLFLOW_ALLOW_PICKLE_DESERIALIZATION" in text
+        )
+
+
+@contextmanager
+def _without_serving_check_warning() -> Iterator[None]:
+    logger = logging.getLogger("mlflow.models.model")
+    refused = _ServingCheckRefused()
+    logger.addFilter(refused)
+    try:
+        yield
+    finally:
+        logger.removeFilter(refused)
+
+
 def log_sklearn_model(
     model: Any, example: pd.DataFrame, registered_name: str, extra_trusted: Sequence[str] = ()
 ) -> tuple[str, str]:
@@ -140,7 +164,7 @@ def log_sklearn_model(
 
     allow.check_saveable(model, extra_trusted)
     trusted = allow.needed_types(model)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _without_serving_check_warning():
         # The hint says integer inputs cannot carry NaN; validation rejects missing values before
         # scoring and modelwatch loads the sklearn flavour, so the pyfunc schema is not enforced.
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")

@@ -160,3 +160,16 @@ def test_the_train_stage_file_is_skops_and_a_pickle_in_its_place_is_refused(tmp_
     with pytest.raises(ModelIntegrityError, match="not a readable skops file"):
         fit.load_model(path)
     assert not marker.exists()
+
+
+def test_logging_a_model_says_nothing_about_the_refused_serving_check(store, caplog):
+    """MLflow checks the input example by loading the model with its own loader, which the
+    no-pickle setting refuses: modelwatch drops that one warning (it loads through integrity)."""
+    import logging
+
+    model = store["models"]["1"]
+    with caplog.at_level(logging.WARNING, logger="mlflow"):
+        with tracking.run(store["exps"].training, "quiet", {}):
+            tracking.log_sklearn_model(model, store["x"], NAME)
+    assert not [r for r in caplog.records if "serving input" in r.getMessage()]
+    assert logging.getLogger("mlflow.models.model").filters == []
