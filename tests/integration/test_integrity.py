@@ -173,3 +173,17 @@ def test_logging_a_model_says_nothing_about_the_refused_serving_check(store, cap
             tracking.log_sklearn_model(model, store["x"], NAME)
     assert not [r for r in caplog.records if "serving input" in r.getMessage()]
     assert logging.getLogger("mlflow.models.model").filters == []
+
+
+def test_a_version_loaded_through_mlflow_elsewhere_still_verifies(store):
+    """Loading models:/<name>/<version> from a local store makes MLflow rewrite the version's
+    registered_model_meta; that file is outside the digest, every other file is in it."""
+    import mlflow.artifacts
+
+    target = folder(store, "1")
+    mlflow.artifacts.download_artifacts(f"models:/{NAME}/1")
+    (target / "registered_model_meta").write_text("model_name: someone-else\n")
+    assert load(store, "1") is not None
+    (target / "requirements.txt").write_text("evil-package==6.6.6\n")
+    with pytest.raises(ModelIntegrityError, match="its files changed"):
+        load(store, "1")
