@@ -31,6 +31,14 @@ def write_params(base: str, folder: Path, home: Path | None = None, **overrides:
     return path
 
 
+def demo_plan(loaded, folder: Path):
+    """The demo stream of a loaded params file (its demo section), cut into folder."""
+    from modelwatch.streams import demo
+
+    s = loaded.settings
+    return demo.prepare_demo(loaded.paths.resolve(s.demo.source), s.data, s.demo, folder)
+
+
 @pytest.fixture(autouse=True)
 def _no_outside_home(monkeypatch):
     """Tests put every store in tmp folders named by their params files, never the user's home."""

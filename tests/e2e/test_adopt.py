@@ -17,6 +17,7 @@ import yaml
 from modelwatch.settings import load_settings
 from modelwatch.stores import history, registry
 from modelwatch.stores.project import open_project
+from tests.conftest import demo_plan
 from tests.e2e.test_lifecycle import LAX_PROMOTION
 from tests.e2e.test_own_model import BANK_RETRAIN, ROOT, example_params, versions_of
 from tests.integration.test_delivery import receiver  # noqa: F401 (a fixture)
@@ -56,16 +57,9 @@ SEPARATE_SCRIPT = textwrap.dedent(
 def _adopt_project(folder: Path, **overrides: dict) -> tuple[Path, Path]:
     """A project with a model logged by a separate script into its tracking store, and the
     reference the script trained on."""
-    from modelwatch.streams import demo
-
     params = example_params(folder, **overrides)
     loaded = load_settings(params)
-    plan = demo.prepare_demo(
-        loaded.paths.resolve(loaded.settings.demo.source),
-        loaded.settings.data,
-        loaded.settings.demo,
-        folder / "stream",
-    )
+    plan = demo_plan(loaded, folder / "stream")
     data = loaded.settings.data
     script = folder / "their_training.py"
     script.write_text(SEPARATE_SCRIPT)

@@ -13,8 +13,7 @@ import pytest
 from modelwatch.settings import load_settings
 from modelwatch.stores import history, registry
 from modelwatch.stores.project import open_project
-from modelwatch.streams import demo
-from tests.conftest import write_params
+from tests.conftest import demo_plan, write_params
 
 pytestmark = pytest.mark.slow
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -28,12 +27,7 @@ def project(tmp_path_factory):
     folder = tmp_path_factory.mktemp("bad-input")
     params = write_params("params.yaml", folder)
     loaded = load_settings(params)
-    plan = demo.prepare_demo(
-        loaded.paths.resolve(loaded.settings.demo.source),
-        loaded.settings.data,
-        loaded.settings.demo,
-        folder / "demo",
-    )
+    plan = demo_plan(loaded, folder / "demo")
     bootstrap(reference_path=plan.reference, params_path=params)
     proj = open_project(params)
     client, exps = proj.client, proj.experiments

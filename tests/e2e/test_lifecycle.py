@@ -15,8 +15,7 @@ from modelwatch.app.status import decision_record
 from modelwatch.settings import load_settings
 from modelwatch.stores import alias_history, history, registry, tracking, versioning
 from modelwatch.stores.project import REFERENCE, WINDOW, open_project
-from modelwatch.streams import demo
-from tests.conftest import write_params
+from tests.conftest import demo_plan, write_params
 
 pytestmark = pytest.mark.slow
 
@@ -51,9 +50,7 @@ class Life:
         )
         self.loaded = load_settings(self.params)
         paths, settings = self.loaded.paths, self.loaded.settings
-        self.plan = demo.prepare_demo(
-            paths.resolve(settings.demo.source), settings.data, settings.demo, paths.home / "demo"
-        )
+        self.plan = demo_plan(self.loaded, paths.home / "demo")
         self.batches = [b for b in self.plan.batches if b.labels is not None]
         self.proj = open_project(self.params)
         self.client, self.exps = self.proj.client, self.proj.experiments

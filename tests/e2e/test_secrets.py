@@ -13,8 +13,7 @@ import pytest
 import yaml
 
 from modelwatch.settings import load_settings
-from modelwatch.streams import demo
-from tests.conftest import write_params
+from tests.conftest import demo_plan, write_params
 from tests.integration.test_delivery import receiver  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.slow
@@ -52,18 +51,12 @@ def test_a_webhook_token_is_in_no_store_and_no_log(tmp_path, receiver):  # noqa:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "MODELWATCH"))}
     env |= {"MW_OPS_HOOK": hook, "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}
     env.pop("PREFECT_HOME", None)
-    raw = yaml.safe_load(params.read_text())
     os.environ["MW_OPS_HOOK"] = hook
     try:
         settings = load_settings(params)
     finally:
         del os.environ["MW_OPS_HOOK"]
-    plan = demo.prepare_demo(
-        settings.paths.resolve(raw["demo"]["source"]),
-        settings.settings.data,
-        settings.settings.demo,
-        tmp_path / "stream",
-    )
+    plan = demo_plan(settings, tmp_path / "stream")
     outputs = [_cli(params, "bootstrap", str(plan.reference), env=env)]
     good = plan.batches[0].inputs
     outputs.append(_cli(params, "run", str(good), env=env))
