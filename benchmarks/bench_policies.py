@@ -1,24 +1,35 @@
-"""Does the retrain policy pay? Replay the bike-sharing weekly batches of 2011 and 2012 under
-four policies and print mean MAE, retrains, promotions, rejections and rollbacks.
+"""Does the retrain policy pay, on every stream? Replays real and planted streams under four
+strategies and prints, per stream, the mean of the performance metric, retrains, wasted
+retrains (challengers that lost), promotions, rollbacks, dataset-drift alarms and, where the
+stream has a planted change, how long the policy took to notice it and to promote a model
+trained after it.
 
-Policies:
-  never      the first champion (trained on the reference period) serves every batch
-  every      retrain after every batch whose predecessor is labelled, and deploy it
-  schedule   retrain every --every batches, and deploy it
-  modelwatch the project's policy from params.yaml: decide_retraining (drift, performance,
-             staleness, persistence, cooldown, budget), then compare_models on the holdout
-             neither model saw (thresholds through mlflow.validate_evaluation_results,
-             significance, segments), then probation against the previous champion in shadow
-             with automatic rollback
+Strategies (every retrain goes through the same comparison and probation: only WHEN to retrain
+differs, which is what the policy decides):
+  never       the first champion serves every batch
+  every       a challenger after every batch
+  schedule/k  a challenger every k batches (batches k, 2k, ...: what a cron does); the table
+              shows the best k among those with the policy's retrain count, or the next higher
+              count when no k gives exactly it
+  policy      the project's policy from the stream's params file: decide_retraining (drift,
+              performance with its bootstrap interval, CBPE estimate, staleness, persistence,
+              cooldown, budget, expected gain from past challenges)
+
+Streams: bike (params.yaml, weekly 2011-2012, regression), bank (params.bank.yaml, 2,500-row
+batches, classification), and streams with planted changes (modelwatch.streams.planted, 30
+batches of 300 rows after a 6-batch reference, change at batch 15): stationary, abrupt,
+gradual, covariate (regression, with params.yaml's policy) and abrupt-cls, label-shift
+(classification, with params.bank.yaml's policy). A planted stream's columns replace the data
+section; everything else comes from the params file. Beside it, the stationary stream is cut
+at 50, 300 and 3,000 rows per batch to count dataset-drift alarms at every size.
 
 The replay runs in one process on the same pure functions the Prefect flows call (policy,
-windows, training pipeline, promotion, probation, drift). It skips what does not change a
-decision: Prefect, MLflow runs, GX validation, DVC versioning. Labels arrive one batch late,
-as in the demo. Every policy trains the same pipeline (build_pipeline, params.yaml's
-hyperparameters, one thread) on the same kind of window (windows.build_window).
+windows, training, promotion, probation, drift, estimation, bootstrap intervals). It skips what
+does not change a decision: Prefect, MLflow runs, GX validation, DVC versioning. Labels arrive
+demo.label_delay_batches late (1).
 
-    .venv/bin/python benchmarks/bench_policies.py                 # 2011-2012, ~104 batches
-    .venv/bin/python benchmarks/bench_policies.py --max-batches 30 --policies never modelwatch
+    .venv/bin/python benchmarks/bench_policies.py                      # every stream, ~10 min
+    .venv/bin/python benchmarks/bench_policies.py --streams abrupt bank --verbose
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,12 +51,83 @@ sys.path.insert(0, str(ROOT))
 from modelwatch import drift  # noqa: E402
 from modelwatch.decide import policy, probation, promotion  # noqa: E402
 from modelwatch.errors import InsufficientDataError  # noqa: E402
-from modelwatch.performance.metrics import compute_metrics  # noqa: E402
-from modelwatch.settings import Settings, load_settings  # noqa: E402
+from modelwatch.performance import estimation  # noqa: E402
+from modelwatch.performance.metrics import compute_metrics, metric_direction, worsening  # noqa: E402
+from modelwatch.performance.resampling import bootstrap_intervals  # noqa: E402
+from modelwatch.settings import DataSettings, Settings, load_settings  # noqa: E402
 from modelwatch.stores import gate  # noqa: E402
+from modelwatch.streams import planted  # noqa: E402
 from modelwatch.streams.demo import cut_batches, load_source, split_reference  # noqa: E402
 from modelwatch.training import scoring, windows  # noqa: E402
-from modelwatch.training.fit import build_pipeline, fit_model, split_xy  # noqa: E402
+from modelwatch.training.fit import (  # noqa: E402
+    build_pipeline,
+    choose_window,
+    fit_model,
+    split_xy,
+)
+
+VERBOSE = False
+REAL = ("bike", "bank")
+PLANTED = {  # stream name -> (planted kind, task)
+    "stationary": ("stationary", "regression"),
+    "abrupt": ("abrupt", "regression"),
+    "gradual": ("gradual", "regression"),
+    "covariate": ("covariate", "regression"),
+    "abrupt-cls": ("abrupt", "classification"),
+    "label-shift": ("label_shift", "classification"),
+}
+STREAMS = (*REAL, *PLANTED)
+DETECT_WITHIN = 3  # batches after the change's labels arrive
+ALARMS_PER = 20  # at most 1 dataset-drift alarm in any 20 batches of the stationary control
+
+
+@dataclass
+class Stream:
+    name: str
+    s: Settings
+    reference: pd.DataFrame
+    batches: list[pd.DataFrame]
+    change: int | None = None  # first batch (1-based) a planted change touches
+    harmful: bool | None = None
+
+    @property
+    def metric(self) -> str:
+        return self.s.retrain.performance_metric
+
+    @property
+    def delay(self) -> int:
+        return self.s.demo.label_delay_batches if self.s.demo else 1
+
+
+def load_stream(name: str, batch_rows: int = 300, batches: int = 30) -> Stream:
+    """A real stream from its params file, or a planted one on the params of its task."""
+    if name in REAL:
+        loaded = load_settings(ROOT / ("params.yaml" if name == "bike" else "params.bank.yaml"))
+        s, paths = loaded.settings, loaded.paths
+        frame = load_source(paths.resolve(s.demo.source), s.data, s.demo)
+        reference, rest = split_reference(frame, s.data, s.demo)
+        cut = [part for _, part in cut_batches(rest, s.data, s.demo)]
+        cut = [part for part in cut if len(part) >= s.validation.min_rows]
+        return Stream(name, s, reference, cut)
+    kind, task = PLANTED[name]
+    made = planted.make_stream(kind, task, batches=batches, batch_rows=batch_rows)
+    params = ROOT / ("params.yaml" if task == "regression" else "params.bank.yaml")
+    base = load_settings(params).settings
+    data = DataSettings(
+        id="row_id",
+        target="target",
+        timestamp="day",
+        prediction="prediction",
+        features=[*planted.NUMERIC, *planted.CATEGORICAL],
+        categorical=planted.CATEGORICAL,
+        segments=planted.CATEGORICAL,
+        positive_label=1 if task == "classification" else None,
+    )
+    promo = base.promotion.model_copy(
+        update={"fairness": base.promotion.fairness.model_copy(update={"columns": []})}
+    )
+    s = base.model_copy(update={"data": data, "promotion": promo})
+    return Stream(name, s, made.reference, made.batches, made.change_batch, made.harmful)
 
 
 @dataclass
@@ -53,290 +136,470 @@ class Model:
     pipeline: object
     train: pd.DataFrame
     trained_through: int
-    baseline: float | None
-    first_batch: int  # first batch it scored
+    baseline: float | None = None
+    importance: dict[str, float] | None = None
+    calibrator: estimation.Calibrator | None = None
+    reference_preds: pd.Series | None = None
 
 
 @dataclass
 class Outcome:
     name: str
-    errors: list[float] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
     retrains: int = 0
     promotions: int = 0
     rejections: int = 0
-    deferred: int = 0
     rollbacks: int = 0
+    promoted_at: list[int] = field(default_factory=list)
+    alarms: list[int] = field(default_factory=list)  # batches with dataset drift (policy only)
+    detected_at: int | None = None  # first batch at or after the change that violated a rule
     seconds: float = 0.0
 
-
-VERBOSE = False
-
-
-def fit(frame: pd.DataFrame, s: Settings) -> object:
-    x, y = split_xy(frame, s.data)
-    return build_pipeline(s.data, s.training, s.project.task).fit(x, y)
+    def mean(self) -> float:
+        return float(np.mean(self.values))
 
 
-def score(model: Model, frame: pd.DataFrame, s: Settings) -> pd.DataFrame:
-    return scoring.score_frame(model.pipeline, frame, s.data, s.project.task)
+def metric_of(st: Stream, frame: pd.DataFrame, preds: pd.DataFrame) -> float:
+    return _metrics(st, frame, preds)[st.metric]
 
 
-def metric_of(frame: pd.DataFrame, preds: pd.DataFrame, s: Settings, metric: str) -> float:
-    values = compute_metrics(frame[s.data.target], preds[s.data.prediction], s.project.task)
-    return values[metric]
+def _metrics(st: Stream, frame: pd.DataFrame, preds: pd.DataFrame) -> dict[str, float]:
+    s = st.s
+    score = preds[scoring.SCORE] if scoring.SCORE in preds.columns else None
+    return compute_metrics(
+        frame[s.data.target],
+        preds[s.data.prediction],
+        s.project.task,
+        y_score=score,
+        positive_label=s.data.positive_label,
+    )
 
 
 class Replay:
-    """State shared by one policy's replay: batches, labels so far, the serving model."""
+    """One strategy's replay of a stream: the serving model, its shadow on probation, the
+    predictions, labels so far and the policy's memory."""
 
-    def __init__(self, name: str, reference: pd.DataFrame, batches: list, s: Settings):
-        self.s, self.reference, self.batches = s, reference, batches
+    def __init__(self, st: Stream, name: str, measured: bool):
+        self.st, self.s, self.measured = st, st.s, measured
         self.out = Outcome(name)
         self.version = 1
-        self.champion = Model(1, fit(reference, s), reference, 0, None, 1)
+        self.champion = self._train(st.reference, 0, True)  # every first champion: a baseline
         self.previous: Model | None = None
         self.on_probation = False
         self.preds: dict[int, pd.DataFrame] = {}
         self.shadow: dict[int, pd.DataFrame] = {}
         self.served_by: dict[int, int] = {}
-        self.realized: dict[int, float] = {}
-        self.drift: dict[int, float] = {}
-        self.violated: dict[int, tuple[str, ...]] = {}
         self.retrain_at: list[int] = []
+        self.challenges: list[policy.Challenge] = []
 
-    def labelled(self, index: int) -> list[windows.LabelledBatch]:
-        delay = self.s.demo.label_delay_batches if self.s.demo else 1
-        return [
-            windows.LabelledBatch(bid, i, frame)
-            for i, (bid, frame) in enumerate(self.batches, start=1)
-            if i <= index - delay
+    def _train(self, frame: pd.DataFrame, through: int, measured: bool) -> Model:
+        """A model on `frame`; measured: as train_candidate does (validation metrics,
+        permutation importance, calibration), which the policy reads."""
+        s = self.s
+        if not measured:
+            x, y = split_xy(frame, s.data)
+            pipeline = build_pipeline(s.data, s.training, s.project.task).fit(x, y)
+            return Model(self.version, pipeline, frame, through)
+        trained = fit_model(frame, s.data, s.training, s.project.task)
+        model = Model(
+            self.version,
+            trained.pipeline,
+            frame,
+            through,
+            baseline=trained.cv_metrics.get(self.st.metric),
+            importance=trained.importance,
+            calibrator=(
+                estimation.Calibrator.from_dict(trained.calibration)
+                if trained.calibration
+                else None
+            ),
+        )
+        model.reference_preds = self.score(model, frame)[s.data.prediction]
+        return model
+
+    def score(self, model: Model, frame: pd.DataFrame) -> pd.DataFrame:
+        return scoring.score_frame(model.pipeline, frame, self.s.data, self.s.project.task)
+
+    def serve(self, index: int, frame: pd.DataFrame) -> None:
+        preds = self.score(self.champion, frame)
+        self.preds[index], self.served_by[index] = preds, self.champion.version
+        self.out.values.append(metric_of(self.st, frame, preds))
+        if self.on_probation and self.previous is not None:
+            self.shadow[index] = self.score(self.previous, frame)
+        if self.on_probation:
+            self._judge_probation(index)
+
+    def challenge(self, index: int, since_drop: int | None = None) -> None:
+        """Trains a challenger on the labelled window and promotes it when it wins; since_drop:
+        the policy's proposal, the window is then chosen as the retrain flow does."""
+        st, s = self.st, self.s
+        labelled = [
+            windows.LabelledBatch(str(i), i, frame)
+            for i, frame in enumerate(st.batches, start=1)
+            if i <= index - st.delay
         ]
-
-    def candidate(self, index: int) -> tuple[Model, windows.TrainingWindow] | None:
         try:
-            window = windows.build_window(self.reference, self.labelled(index), self.s.training)
+            window = windows.build_window(st.reference, labelled, s.training)
         except InsufficientDataError:
-            self.out.deferred += 1
-            return None
+            return
+        if window.holdout_from_index <= self.champion.trained_through:
+            return  # no labelled batch the champion did not see: nothing to compare on
+        if since_drop is not None and since_drop < s.training.window_batches:
+            shorter = s.training.model_copy(update={"window_batches": since_drop})
+            options = [window, windows.build_window(st.reference, labelled, shorter)]
+            window, _ = choose_window(
+                options, s.data, s.training, s.project.task, s.promotion.metric
+            )
         self.version += 1
         self.out.retrains += 1
         self.retrain_at.append(index)
-        model = Model(
-            self.version,
-            fit(window.train, self.s),
-            window.train,
-            window.through_index,
-            None,
-            index + 1,
-        )
-        return model, window
-
-    def deploy(self, model: Model, baseline: float | None) -> None:
-        model.baseline = baseline
-        self.previous, self.champion = self.champion, model
-        self.out.promotions += 1
-
-
-def run_naive(name: str, every: int | None, reference, batches, s: Settings) -> Outcome:
-    r = Replay(name, reference, batches, s)
-    for index, (_, frame) in enumerate(batches, start=1):
-        preds = score(r.champion, frame, s)
-        r.out.errors.append(metric_of(frame, preds, s, "mae"))
-        if every is None or index % every:
-            continue
-        made = r.candidate(index)
-        if made is not None:
-            r.deploy(made[0], None)
-    return r.out
-
-
-def run_modelwatch(reference, batches, s: Settings) -> Outcome:
-    r = Replay("modelwatch", reference, batches, s)
-    metric = s.retrain.performance_metric
-    # as the bootstrap flow does: the first champion's baseline is its cross-validated score
-    cv = fit_model(reference, s.data, s.training, s.project.task).cv_metrics
-    r.champion.baseline = cv[metric]
-    delay = s.demo.label_delay_batches if s.demo else 1
-    for index, (_, frame) in enumerate(batches, start=1):
-        champ = r.champion
-        preds = score(champ, frame, s)
-        r.preds[index], r.served_by[index] = preds, champ.version
-        r.out.errors.append(metric_of(frame, preds, s, "mae"))
-        if r.on_probation and r.previous is not None:
-            r.shadow[index] = score(r.previous, frame, s)
-        # labels of batch index - delay arrive now
-        arrived = index - delay
-        if arrived >= 1:
-            _, labelled = batches[arrived - 1]
-            r.realized[arrived] = metric_of(labelled, r.preds[arrived], s, metric)
-        if r.on_probation:
-            _judge_probation(r, index, delay)
-        ref_preds = score(r.champion, r.champion.train, s)[s.data.prediction]
-        report = drift.compute_drift(
-            r.champion.train,
-            frame,
-            s.data,
-            s.drift,
-            prediction_reference=ref_preds,
-            prediction_current=r.preds[index][s.data.prediction],
-        )
-        r.drift[index] = report.drift_share
-        champ = r.champion
-        own = [i for i in sorted(r.realized) if r.served_by[i] == champ.version]
-        first = [i for i in sorted(r.drift) if r.served_by.get(i) == champ.version]
-        window = s.retrain.persistence.window
-        inputs = policy.PolicyInputs(
-            batch_index=index,
-            drift_share=report.drift_share,
-            metric=metric,
-            current_metric=r.realized[own[-1]] if own else None,
-            baseline_metric=champ.baseline,
-            baseline_drift_share=r.drift[first[0]] if first else None,
-            batches_since_champion=index - champ.trained_through,
-            recent=tuple(
-                policy.BatchSignal(i, r.violated[i])
-                for i in range(max(1, index - window + 1), index)
-            ),
-            retrain_batches=tuple(r.retrain_at),
-        )
-        decision = policy.decide_retraining(inputs, s.retrain, s.project.task)
-        r.violated[index] = tuple(decision.violated)
-        if not decision.retrain:
-            continue
-        made = r.candidate(index)
-        if made is None:
-            continue
-        cand, win = made
-        hold = win.holdout
+        cand = self._train(window.train, window.through_index, self.measured)
+        hold = window.holdout
+        cand_scored, champ_scored = self.score(cand, hold), self.score(self.champion, hold)
         result = promotion.compare_models(
             hold,
-            score(cand, hold, s),
-            score(r.champion, hold, s),
+            cand_scored,
+            champ_scored,
             s.promotion,
             s.data,
             s.project.task,
             gate=gate.threshold_gate,
             candidate_version=str(cand.version),
-            champion_version=str(r.champion.version),
+            champion_version=str(self.champion.version),
             min_segment_rows=s.performance.min_segment_rows,
+            champion_baseline=(self.champion.baseline if s.promotion.metric == st.metric else None),
         )
+        metric = s.promotion.metric
+        gain = -worsening(
+            metric,
+            result.champion_metrics[metric],
+            result.candidate_metrics[metric],
+            s.project.task,
+        )
+        self.challenges.append(policy.Challenge(index, gain, result.promote))
         if result.promote:
-            r.deploy(cand, result.candidate_metrics.get(metric))
-            r.on_probation = s.promotion.probation.batches > 0
+            cand.baseline = result.candidate_metrics.get(st.metric, cand.baseline)
+            self.previous, self.champion = self.champion, cand
+            self.on_probation = s.promotion.probation.batches > 0
+            self.out.promotions += 1
+            self.out.promoted_at.append(index)
         else:
-            r.out.rejections += 1
+            self.out.rejections += 1
         if VERBOSE:
-            fired = ",".join(decision.rules_fired)
-            print(f"  batch {index} [{fired}]: {result.summary()}")
+            print(f"    {self.out.name} batch {index}: {result.summary()}")
+
+    def _judge_probation(self, index: int) -> None:
+        s, st, champ = self.s, self.st, self.champion
+        done = [
+            i
+            for i in sorted(self.shadow)
+            if i <= index - st.delay and self.served_by[i] == champ.version
+        ][: s.promotion.probation.batches]
+        if len(done) < s.promotion.probation.batches:
+            return
+        rows = pd.concat(
+            [
+                pd.concat(
+                    [
+                        st.batches[i - 1][[s.data.target]].reset_index(drop=True),
+                        self.preds[i].drop(columns=[s.data.id]).reset_index(drop=True),
+                        probation.shadow_columns(self.shadow[i], s.data)
+                        .drop(columns=[s.data.id])
+                        .reset_index(drop=True),
+                    ],
+                    axis=1,
+                )
+                for i in done
+            ],
+            ignore_index=True,
+        )
+        verdict = probation.judge(
+            rows,
+            len(done),
+            s.promotion.probation,
+            s.data,
+            s.project.task,
+            st.metric,
+            champion_version=str(champ.version),
+            previous_version=str(self.previous.version),
+            score_column=scoring.SCORE if scoring.SCORE in rows.columns else None,
+        )
+        self.on_probation = False
+        if verdict.status == "failed":
+            self.champion, self.previous = self.previous, None
+            self.out.rollbacks += 1
+
+
+def run_schedule(st: Stream, every: int | None, name: str) -> Outcome:
+    r = Replay(st, name, measured=False)
+    for index, frame in enumerate(st.batches, start=1):
+        r.serve(index, frame)
+        if every is not None and index % every == 0:
+            r.challenge(index)
     return r.out
 
 
-def _judge_probation(r: Replay, index: int, delay: int) -> None:
-    s, champ = r.s, r.champion
-    done = [i for i in sorted(r.shadow) if i <= index - delay and r.served_by[i] == champ.version][
-        : s.promotion.probation.batches
-    ]
-    if len(done) < s.promotion.probation.batches:
-        return
-    rows = pd.concat(
-        [
-            pd.concat(
-                [
-                    r.batches[i - 1][1][[s.data.target]].reset_index(drop=True),
-                    r.preds[i][[s.data.prediction]].reset_index(drop=True),
-                    probation.shadow_columns(r.shadow[i], s.data)
-                    .drop(columns=[s.data.id])
-                    .reset_index(drop=True),
-                ],
-                axis=1,
-            )
-            for i in done
-        ],
-        ignore_index=True,
-    )
-    verdict = probation.judge(
-        rows,
-        len(done),
-        s.promotion.probation,
-        s.data,
+def run_policy(st: Stream, s: Settings | None = None) -> Outcome:
+    """The policy as monitor-batch applies it: inputs gathered as tasks/policy does."""
+    st = st if s is None else Stream(st.name, s, st.reference, st.batches, st.change, st.harmful)
+    s = st.s
+    r = Replay(st, "policy", measured=True)
+    realized: dict[int, tuple[float, tuple[float, float] | None]] = {}
+    shares: dict[int, tuple[float, float]] = {}
+    violated: dict[int, tuple[str, ...]] = {}
+    last_challenge = 0
+    for index, frame in enumerate(st.batches, start=1):
+        r.serve(index, frame)
+        arrived = index - st.delay  # labels of that batch arrive now
+        if arrived >= 1:
+            realized[arrived] = _realized(st, arrived, r.preds[arrived])
+        champ = r.champion
+        report = drift.compute_drift(
+            champ.train,
+            frame,
+            s.data,
+            s.drift,
+            prediction_reference=champ.reference_preds,
+            prediction_current=r.preds[index][s.data.prediction],
+            importance=champ.importance,
+        )
+        if report.dataset_drift:
+            r.out.alarms.append(index)
+        shares[index] = (report.drift_share, report.weighted_drift_share)
+        own = [i for i in sorted(realized) if r.served_by[i] == champ.version]
+        first = [i for i in sorted(shares) if r.served_by.get(i) == champ.version and i < index]
+        window = s.retrain.persistence.window
+        value, interval = realized[own[-1]] if own else (None, None)
+        keep = s.training.window_batches + s.training.holdout_batches
+        evaluated = tuple(policy.Evaluated(i, *realized[i]) for i in own[-keep:])
+        seen = max(champ.trained_through, last_challenge)
+        inputs = policy.PolicyInputs(
+            batch_index=index,
+            drift_share=report.drift_share,
+            weighted_drift_share=report.weighted_drift_share,
+            baseline_drift_share=shares[first[0]][0] if first else None,
+            baseline_weighted_drift_share=shares[first[0]][1] if first else None,
+            prediction_drifted=report.prediction.drifted if report.prediction else None,
+            metric=st.metric,
+            current_metric=value,
+            current_interval=interval,
+            estimated_metric=_estimate(st, champ, r.preds[index]),
+            baseline_metric=champ.baseline,
+            batches_since_champion=index - seen,
+            recent=tuple(
+                policy.BatchSignal(i, violated[i]) for i in range(max(1, index - window + 1), index)
+            ),
+            retrain_batches=tuple(r.retrain_at),
+            challenges=tuple(r.challenges[-max(s.retrain.gain.lookback, 10) :]),
+            evaluated=evaluated,
+            holdout_batches=s.training.holdout_batches,
+        )
+        decision = policy.decide_retraining(inputs, s.retrain, s.project.task)
+        violated[index] = tuple(decision.violated)
+        harmful = {"drift", "performance", "estimated"} & set(decision.violated)
+        if st.change and index >= st.change and harmful and r.out.detected_at is None:
+            r.out.detected_at = index
+        if VERBOSE and (decision.retrain or decision.violated):
+            print(f"    policy batch {index}: {decision.summary()}")
+        if decision.retrain:
+            before = r.out.retrains
+            r.challenge(index, decision.window_batches)
+            if r.out.retrains > before:
+                last_challenge = index
+    return r.out
+
+
+def _realized(st: Stream, index: int, preds: pd.DataFrame) -> tuple[float, tuple | None]:
+    """The realized metric of a labelled batch and its bootstrap interval (as the evaluation
+    logs them: performance.bootstrap)."""
+    s, frame = st.s, st.batches[index - 1]
+    value = metric_of(st, frame, preds)
+    score = preds[scoring.SCORE] if scoring.SCORE in preds.columns else None
+    intervals = bootstrap_intervals(
+        frame[s.data.target],
+        preds[s.data.prediction],
         s.project.task,
-        s.retrain.performance_metric,
-        champion_version=str(champ.version),
-        previous_version=str(r.previous.version),
+        y_score=score,
+        positive_label=s.data.positive_label,
+        settings=s.performance.bootstrap,
     )
-    r.on_probation = False
-    if verdict.status == "failed":
-        r.champion, r.previous = r.previous, None
-        r.out.rollbacks += 1
+    return value, intervals.get(st.metric)
+
+
+def _estimate(st: Stream, model: Model, preds: pd.DataFrame) -> float | None:
+    if model.calibrator is None or not st.s.performance.estimate:
+        return None
+    estimated = estimation.estimate_batch(preds, model.calibrator, st.s.data)
+    return estimated.get(st.metric)
+
+
+def best_schedule(st: Stream, retrains: int) -> tuple[int, Outcome] | None:
+    """The best fixed schedule with the policy's retrain count (or the next higher count)."""
+    n = len(st.batches)
+    if retrains == 0:
+        return None
+    counts = {k: n // k for k in range(1, n + 1)}
+    target = min((c for c in counts.values() if c >= retrains), default=None)
+    if target is None:
+        return None
+    tried = [(k, run_schedule(st, k, f"schedule/{k}")) for k, c in counts.items() if c == target]
+    better = _better(st)
+    return max(tried, key=lambda t: better(t[1].mean()))
+
+
+def _better(st: Stream) -> Callable[[float], float]:
+    """A key that is larger for a better value of the stream's metric."""
+    sign = -1.0 if metric_direction(st.metric, st.s.project.task) == "min" else 1.0
+    return lambda v: sign * v
+
+
+def alarm_runs(batch_rows: int, batches: int = 40) -> tuple[int, int, float]:
+    """Dataset-drift alarms of the first champion's drift check on the stationary control cut
+    at batch_rows: (alarms, the most in any ALARMS_PER batches, mean drifted-feature share)."""
+    st = load_stream("stationary", batch_rows=batch_rows, batches=batches)
+    s = st.s
+    x, y = split_xy(st.reference, s.data)
+    model = build_pipeline(s.data, s.training, s.project.task).fit(x, y)
+    ref_preds = scoring.score_frame(model, st.reference, s.data, s.project.task)
+    found, shares = [], []
+    for frame in st.batches:
+        preds = scoring.score_frame(model, frame, s.data, s.project.task)
+        report = drift.compute_drift(
+            st.reference,
+            frame,
+            s.data,
+            s.drift,
+            prediction_reference=ref_preds[s.data.prediction],
+            prediction_current=preds[s.data.prediction],
+        )
+        found.append(int(report.dataset_drift))
+        shares.append(report.drift_share)
+    windowed = max(sum(found[i : i + ALARMS_PER]) for i in range(len(found) - ALARMS_PER + 1))
+    return sum(found), windowed, float(np.mean(shares))
+
+
+def run_stream(name: str) -> dict:
+    st = load_stream(name)
+    print(
+        f"\n{name}: {st.s.project.task}, reference {len(st.reference)} rows, "
+        f"{len(st.batches)} batches, metric {st.metric}"
+        + (
+            f", change at batch {st.change} ({'harmful' if st.harmful else 'harmless'})"
+            if st.change
+            else ""
+        )  # fmt: skip
+    )
+    timed: list[Outcome] = []
+
+    def timed_run(fn: Callable[[], Outcome]) -> Outcome:
+        start = time.perf_counter()
+        out = fn()
+        out.seconds = time.perf_counter() - start
+        timed.append(out)
+        return out
+
+    never = timed_run(lambda: run_schedule(st, None, "never"))
+    every = timed_run(lambda: run_schedule(st, 1, "every"))
+    pol = timed_run(lambda: run_policy(st))
+    start = time.perf_counter()
+    found = best_schedule(st, pol.retrains)
+    sched = found[1] if found else None
+    if sched is not None:
+        sched.seconds = time.perf_counter() - start
+        timed.insert(2, sched)
+    better = _better(st)
+    print(
+        f"  {'strategy':<12} {st.metric:>8} {'retrains':>9} {'wasted':>7} {'promoted':>9} "
+        f"{'rollbacks':>10} {'to promotion':>13} {'alarms':>7} {'seconds':>8}"
+    )
+    for o in timed:
+        lag = _lag(st, o.promoted_at)
+        alarms = str(len(o.alarms)) if o.name == "policy" else ""
+        print(
+            f"  {o.name:<12} {o.mean():>8.4g} {o.retrains:>9} {o.rejections:>7} "
+            f"{o.promotions:>9} {o.rollbacks:>10} {lag:>13} {alarms:>7} {o.seconds:>8.1f}"
+        )
+    rival = sched or never  # 0 retrains: the schedule with the same count is never
+    wins = better(pol.mean()) >= better(rival.mean()) - 1e-12
+    detect = None
+    if st.change and st.harmful:
+        detect = (
+            pol.detected_at is not None
+            and pol.detected_at - (st.change + st.delay) <= DETECT_WITHIN
+        )
+    return {
+        "stream": name,
+        "metric": st.metric,
+        "never": never.mean(),
+        "every": (every.mean(), every.retrains),
+        "schedule": (sched.mean(), sched.retrains, sched.name) if sched else None,
+        "policy": pol,
+        "wins": wins,
+        "detect": detect,
+        "change": st.change,
+        "delay": st.delay,
+    }
+
+
+def _lag(st: Stream, promoted_at: list[int]) -> str:
+    if not st.change:
+        return ""
+    after = [i for i in promoted_at if i >= st.change]
+    return f"{after[0] - st.change} batches" if after else "none"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")
-    parser.add_argument("--max-batches", type=int, default=None, help="default: all of 2011-12")
-    parser.add_argument("--every", type=int, default=4, help="fixed schedule: every N batches")
-    parser.add_argument(
-        "--policies", nargs="+", default=["never", "every", "schedule", "modelwatch"]
-    )
-    parser.add_argument("--verbose", action="store_true", help="print each comparison")
+    parser.add_argument("--streams", nargs="+", default=list(STREAMS), choices=STREAMS)
+    parser.add_argument("--alarm-sizes", nargs="*", type=int, default=[50, 300, 3000])
+    parser.add_argument("--verbose", action="store_true", help="print each decision")
     args = parser.parse_args(argv)
     global VERBOSE
     VERBOSE = args.verbose
-    loaded = load_settings(args.params)
-    s, paths = loaded.settings, loaded.paths
-    frame = load_source(paths.resolve(s.demo.source), s.data, s.demo)
-    reference, rest = split_reference(frame, s.data, s.demo)
-    batches = cut_batches(rest, s.data, s.demo)
-    batches = [(start, part) for start, part in batches if len(part) >= s.validation.min_rows]
-    batches = batches[: args.max_batches]
-    print(
-        f"bike sharing: reference {len(reference)} rows, {len(batches)} weekly batches "
-        f"({batches[0][0]} .. {batches[-1][0]}), labels {s.demo.label_delay_batches} batch late"
-    )
-    runners = {
-        "never": lambda: run_naive("never", None, reference, batches, s),
-        "every": lambda: run_naive("every", 1, reference, batches, s),
-        "schedule": lambda: run_naive(f"schedule/{args.every}", args.every, reference, batches, s),
-        "modelwatch": lambda: run_modelwatch(reference, batches, s),
-    }
-    results = []
+    rows = []
     with threadpool_limits(limits=1):
-        for name in args.policies:
+        for name in args.streams:
+            rows.append(run_stream(name))
+        sizes = []
+        for n in args.alarm_sizes:
             start = time.perf_counter()
-            out = runners[name]()
-            out.seconds = time.perf_counter() - start
-            results.append(out)
-    print()
+            sizes.append((n, *alarm_runs(n), time.perf_counter() - start))
     print(
-        f"{'policy':<12} {'mean MAE':>9} {'vs never':>9} {'retrains':>9} {'promotions':>11} "
-        f"{'rejections':>11} {'deferred':>9} {'rollbacks':>10} {'seconds':>8}"
+        "\nsummary (the metric's mean over all batches; schedule: the best at the policy's count)"
     )
-    never = next((o for o in results if o.name == "never"), None)
-    for o in results:
-        mae = float(np.mean(o.errors))
-        rel = f"{mae / np.mean(never.errors) - 1:+.0%}" if never else ""
+    print(
+        "| stream | metric | never | every batch | fixed schedule | policy | policy >= schedule "
+        "| drift alarms | change noticed |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    failed = 0
+    for row in rows:
+        pol: Outcome = row["policy"]
+        ev_mean, ev_n = row["every"]
+        sched = row["schedule"]
+        sched_text = f"{sched[0]:.4g} ({sched[2]}, {sched[1]})" if sched else "= never"
+        noticed = ""
+        if row["detect"] is not None:
+            lag = (
+                f"{pol.detected_at - row['change'] - row['delay']:+d} after labels"
+                if pol.detected_at
+                else "never"
+            )
+            noticed = ("yes, " if row["detect"] else "NO, ") + lag
+        failed += (not row["wins"]) + (row["detect"] is False)
         print(
-            f"{o.name:<12} {mae:>9.2f} {rel:>9} {o.retrains:>9} {o.promotions:>11} "
-            f"{o.rejections:>11} {o.deferred:>9} {o.rollbacks:>10} {o.seconds:>8.1f}"
+            f"| {row['stream']} | {row['metric']} | {row['never']:.4g} | {ev_mean:.4g} ({ev_n}) "
+            f"| {sched_text} | {pol.mean():.4g} ({pol.retrains}, {pol.rejections} wasted) "
+            f"| {'yes' if row['wins'] else 'NO'} | {len(pol.alarms)} | {noticed} |"
         )
-    by = {o.name: o for o in results}
-    if {"never", "every", "modelwatch"} <= set(by):
-        mw, ev, nv = by["modelwatch"], by["every"], by["never"]
-        m_mw, m_ev, m_nv = (float(np.mean(o.errors)) for o in (mw, ev, nv))
-        print()
-        print(
-            f"modelwatch vs never: {1 - m_mw / m_nv:.0%} lower MAE (target >= 30%)"
-            + ("" if 1 - m_mw / m_nv >= 0.3 else "  MISSED")
-        )
-        print(
-            f"modelwatch vs every batch: {m_mw / m_ev:.2f}x its MAE (target <= 1.1)"
-            + ("" if m_mw / m_ev <= 1.1 else "  MISSED")
-        )
-        ratio = mw.retrains / max(ev.retrains, 1)
-        print(
-            f"modelwatch retrains: {mw.retrains} of every-batch's {ev.retrains} = {ratio:.2f} "
-            "(target <= 0.25)" + ("" if ratio <= 0.25 else "  MISSED")
-        )
+    if sizes:
+        print(f"\nstationary control, first champion's drift check, {ALARMS_PER}-batch windows:")
+        print("| rows per batch | dataset-drift alarms | most in any 20 | mean drifted share | s |")
+        print("|---|---|---|---|---|")
+        for n, alarms, windowed, share, secs in sizes:
+            failed += windowed > 1
+            print(f"| {n} | {alarms} of 40 | {windowed} | {share:.3f} | {secs:.1f} |")
+    print(f"\n{'all targets met' if not failed else f'{failed} target(s) MISSED'}")
     return 0
 
 

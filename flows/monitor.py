@@ -168,7 +168,7 @@ def _process(
     evaluations, unevaluated = evaluate_labelled_batches(proj, reference, intake.index)
     verdict = _probation(proj, champion, intake.batch_id)
     decision = decide_retraining(
-        proj, intake.index, measured.report.drift_share, force_retrain, retrain_reason
+        proj, intake.index, measured.report, estimated, force_retrain, retrain_reason
     )
     run_id = log_monitoring_run(
         proj,
@@ -301,6 +301,7 @@ def _act(
         params_path=params_path,
         batch_index=intake.index,
         force=force_retrain,  # a manual retrain trains even without new labels
+        window_batches=_window(proj, decision),
         batch_id=intake.batch_id,
         return_state=True,
     )
@@ -310,6 +311,13 @@ def _act(
         retrained = RetrainOutcome.from_state(state.name, state.message)
     record_outcome(run_id, retrained)
     return retrained
+
+
+def _window(proj: Project, decision: policy.RetrainDecision) -> int | None:
+    """The policy's window (the batches since performance dropped), within training's own."""
+    if decision.window_batches is None:
+        return None
+    return min(decision.window_batches, proj.settings.training.window_batches)
 
 
 def _findings(

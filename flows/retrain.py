@@ -82,7 +82,7 @@ def retrain(
         release_events(proj)  # a promotion it began is finished by the next run
         raise
     ended = _outcome(result)
-    finish_event(proj, event, ended.text, kind=ended.kind)
+    finish_event(proj, event, ended.text, kind=ended.kind, gain=ended.gain)
     if isinstance(result, promotion.PromotionDecision):
         dry = proj.settings.retrain.run_mode == "dry_run"
         tag_run(
@@ -97,6 +97,15 @@ def _outcome(result: promotion.PromotionDecision | State) -> RetrainOutcome:
     if isinstance(result, promotion.PromotionDecision):
         return RetrainOutcome.from_decision(result)
     return RetrainOutcome.from_state(result.name, result.message)
+
+
+def _baseline(champion: Any, metric: str) -> float | None:
+    """The champion's baseline in `metric` (a version tag), when it has one."""
+    raw = champion.tags.get(names.baseline(metric)) if champion is not None else None
+    try:
+        return float(raw) if raw else None
+    except ValueError:
+        return None
 
 
 def _retrain(
@@ -151,6 +160,7 @@ def _retrain(
         champion_version=champion.version if champion else None,
         min_segment_rows=proj.settings.performance.min_segment_rows,
         decision_id=f"promotion-{proj.model_name}-v{cand.version}",
+        champion_baseline=_baseline(champion, proj.settings.promotion.metric),
     )
     metric = proj.settings.retrain.performance_metric
     baseline = decision.candidate_metrics.get(metric, cand.cv_metrics.get(metric, float("nan")))

@@ -74,6 +74,7 @@ def baseline(metric: str) -> str:
 # ---------------------------------------------------------------- metrics of a batch's run
 ROWS = "rows"
 DRIFT_SHARE = "drift_share"
+DRIFT_WEIGHTED_SHARE = "drift_weighted_share"  # the champion's importance of drifted features
 DRIFTED_FEATURES = "drifted_features"
 RETRAIN = "retrain"
 FAILED_EXPECTATIONS = "validation.failed_expectations"
@@ -103,6 +104,11 @@ def estimated(metric: str) -> str:
 def performance(metric: str) -> str:
     """Realized performance, logged once the batch's labels arrive."""
     return f"performance.{metric}"
+
+
+def performance_interval(metric: str) -> tuple[str, str]:
+    """The bootstrap interval of a realized metric: its low and high ends."""
+    return f"performance.{metric}.ci_low", f"performance.{metric}.ci_high"
 
 
 def multivariate(method: str, drifted: bool = False) -> str:

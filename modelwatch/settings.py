@@ -259,6 +259,20 @@ class BudgetSettings(_Frozen):
     per_batches: StrictInt = Field(13, ge=1)
 
 
+class GainSettings(_Frozen):
+    """Retrain less where retraining has not paid. The expected gain of a retrain is the mean
+    relative gain of the last `lookback` challengers over the champion they faced (on the
+    promotion holdout, in promotion.metric; a challenger that lost has a negative or small
+    gain). While it is below `min_expected`, every challenger lost in a row multiplies the wait
+    after a retrain by `backoff`: max(cooldown_batches, 1) x backoff ** losses batches, at most
+    `max_wait_batches`. A promotion ends the run of losses. backoff 1 turns the rule off."""
+
+    lookback: StrictInt = Field(3, ge=1)
+    min_expected: StrictFloat = 0.0
+    backoff: StrictFloat = Field(2.0, ge=1)
+    max_wait_batches: StrictInt = Field(26, ge=1)
+
+
 Severity = Literal["info", "warning", "critical"]
 
 
@@ -269,11 +283,27 @@ class RetrainSettings(_Frozen):
     is relative to the share this champion showed on its first batch. Performance:
     `max_performance_drop` is relative to the champion's baseline, `max_performance_drop_abs` is
     in the metric's units, `performance_limit` is a bound on the value itself (direction-aware).
+    `drift_weighting` "importance" reads every drift share as the champion's feature importance
+    of the drifted features (drift in a feature the model does not use cannot change its
+    predictions), "equal" as the plain share. `prediction_drift` also counts a drifted
+    prediction as drift. `max_estimated_drop` (classification): the CBPE estimate of the
+    performance metric, made before labels arrive, worse than the baseline by this share.
+    `performance_evidence` "interval" judges the performance limits on the better end of the
+    metric's bootstrap interval (fire only when the whole interval is past the limit), "point"
+    on the value itself. `window_after_drop`: when performance fires, the challenger trains only
+    on the labelled batches since performance first fell below its limit (a model that learns
+    from before a concept change cannot beat the champion on data after it), and the retrain
+    waits until one such batch exists beyond the holdout.
     """
 
     run_mode: Literal["enabled", "dry_run", "disabled"] = "enabled"
     max_drift_share: StrictFloat | None = Field(0.5, gt=0, le=1)
     max_drift_share_increase: StrictFloat | None = Field(None, gt=0, le=1)
+    drift_weighting: Literal["importance", "equal"] = "importance"
+    prediction_drift: StrictBool = False
+    max_estimated_drop: StrictFloat | None = Field(None, gt=0)
+    performance_evidence: Literal["interval", "point"] = "interval"
+    window_after_drop: StrictBool = True
     performance_metric: str = "mae"
     max_performance_drop: StrictFloat | None = Field(0.2, gt=0)
     max_performance_drop_abs: StrictFloat | None = Field(None, gt=0)
@@ -282,9 +312,13 @@ class RetrainSettings(_Frozen):
     persistence: PersistenceSettings = PersistenceSettings()
     cooldown_batches: StrictInt = Field(0, ge=0)
     budget: BudgetSettings = BudgetSettings()
-    severity: dict[Literal["drift", "performance", "staleness", "manual"], Severity] = {
+    gain: GainSettings = GainSettings()
+    severity: dict[
+        Literal["drift", "performance", "estimated", "staleness", "manual"], Severity
+    ] = {
         "drift": "warning",
         "performance": "critical",
+        "estimated": "warning",
         "staleness": "info",
         "manual": "info",
     }

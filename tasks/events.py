@@ -39,10 +39,20 @@ def start_event(
 
 
 @task(cache_policy=NO_CACHE)
-def finish_event(proj: Project, event: ledger.Event, outcome: str, kind: str | None = None) -> None:
+def finish_event(
+    proj: Project,
+    event: ledger.Event,
+    outcome: str,
+    kind: str | None = None,
+    gain: float | None = None,
+) -> None:
     """Records how an event ended (it then counts as done); kind is the outcome's kind
-    (modelwatch.decide.outcome.RetrainKind) for a retrain."""
-    proj.ledger.finish_event(event.id, outcome, detail={"outcome_kind": kind} if kind else None)
+    (modelwatch.decide.outcome.RetrainKind) for a retrain, gain the challenger's relative gain
+    over the champion when one was compared (the policy learns from it)."""
+    detail = {"outcome_kind": kind} if kind else {}
+    if gain is not None:
+        detail["gain"] = gain
+    proj.ledger.finish_event(event.id, outcome, detail=detail or None)
 
 
 @task(cache_policy=NO_CACHE)

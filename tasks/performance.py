@@ -139,7 +139,15 @@ def _evaluate_one(
         run.step,
         evaluated=True,
         metrics={k: v for k, v in metrics.items() if v is not None and "." not in k}
-        | {k: v for k, v in metrics.items() if k.count(".") == 1 and v is not None},
+        | {k: v for k, v in metrics.items() if k.count(".") == 1 and v is not None}
+        | {  # the intervals the retrain policy judges performance on
+            k: v
+            for k, v in metrics.items()
+            if k.startswith("performance.")
+            and k.endswith((".ci_low", ".ci_high"))
+            and k.count(".") == 2
+            and v is not None
+        },
     )
     return Evaluation(run.batch_id, run.step, coverage, report, shadow)
 
@@ -194,18 +202,9 @@ def estimate_performance(
     (classification with performance.estimate; {} otherwise)."""
     from modelwatch.performance import estimation
 
-    data = proj.settings.data
     if calibrator is None or not proj.settings.performance.estimate:
         return {}
-    if calibrator.binary:
-        scores = predictions[scoring.SCORE].to_numpy(dtype=float)
-    else:
-        cols = [scoring.class_score_column(c) for c in calibrator.classes]
-        scores = predictions[cols].to_numpy(dtype=float)
-    calibrated = calibrator.apply(scores)
-    estimated = estimation.estimate_metrics(
-        predictions[data.prediction].to_numpy(), calibrated, **calibrator.label_kwargs()
-    )
+    estimated = estimation.estimate_batch(predictions, calibrator, proj.settings.data)
     get_run_logger().info(
         "estimated before labels: %s", ", ".join(f"{k} {v:.3f}" for k, v in estimated.items())
     )

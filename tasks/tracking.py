@@ -114,6 +114,7 @@ def log_monitoring_run(
     metrics = {
         names.ROWS: len(batch),
         names.DRIFT_SHARE: report.drift_share,
+        names.DRIFT_WEIGHTED_SHARE: report.weighted_drift_share,
         names.DRIFTED_FEATURES: report.n_drifted,
         names.RETRAIN: float(decision.retrain),
         names.FAILED_EXPECTATIONS: checked.failed,

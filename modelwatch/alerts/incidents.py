@@ -28,7 +28,8 @@ if TYPE_CHECKING:  # type hints only: importing these would pull pandas and scik
     from modelwatch.stores.validation import ValidationResult
 
 SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
-RULE_INCIDENTS = ("drift", "performance", "staleness")  # policy.RULES without the manual one
+# policy.RULES without the manual one
+RULE_INCIDENTS = ("drift", "performance", "estimated", "staleness")
 VALIDATION_INCIDENT = "validation"
 RETRAIN_INCIDENT = "retrain_failed"
 STATE_VERSION = 1
@@ -449,7 +450,11 @@ def _assessed_rules(decision: RetrainDecision) -> frozenset[str]:
     performance yet) can neither open nor resolve its incident."""
     unknown = {
         rule
-        for rule, key in (("drift", "drift_share"), ("performance", "current_metric"))
+        for rule, key in (
+            ("drift", "drift_share"),
+            ("performance", "current_metric"),
+            ("estimated", "estimated_metric"),
+        )
         if key in decision.inputs and decision.inputs[key] is None
     }
     return frozenset(RULE_INCIDENTS) - unknown

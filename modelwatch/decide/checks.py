@@ -79,12 +79,32 @@ def threshold_check(
     return Check("thresholds", outcome.passed, "; ".join(outcome.sentences), details)
 
 
-def cap_check(metric: str, cand: float, champ: float, cap: float | None, task: str) -> list[Check]:
-    """Returns whether the relative gain stays within the cap (none without a cap)."""
+def cap_check(
+    metric: str,
+    cand: float,
+    champ: float,
+    cap: float | None,
+    task: str,
+    baseline: float | None = None,
+) -> list[Check]:
+    """Returns whether the relative gain stays within the cap (none without a cap).
+
+    The gain is measured against the champion's holdout value, or against its baseline (what
+    it achieved when it was promoted) when the holdout value is worse: a champion broken by a
+    concept change makes any honest challenger look far better than it, while leakage makes a
+    challenger better than any honest model has been.
+    """
     if cap is None:
         return []
     details: dict = {"max_relative_change": cap, "relative_gain": None}
-    if champ == 0:
+    reference, against = champ, ""
+    if baseline is not None and np.isfinite(baseline) and gain(metric, baseline, champ, task) > 0:
+        reference = baseline
+        against = (
+            f" over the champion's baseline {format_number(baseline)} (its holdout value "
+            f"{format_number(champ)} is worse)"
+        )
+    if reference == 0:
         return [
             Check(
                 "max_relative_change",
@@ -94,14 +114,17 @@ def cap_check(metric: str, cand: float, champ: float, cap: float | None, task: s
                 details,
             )
         ]
-    relative = gain(metric, cand, champ, task) / abs(champ)
+    relative = gain(metric, cand, reference, task) / abs(reference)
     passed = relative <= cap + TOLERANCE
     details["relative_gain"] = relative
     if passed:
-        text = f"{metric} gain {format_percent(relative)} is within the {format_percent(cap)} cap"
+        text = (
+            f"{metric} gain {format_percent(relative)}{against} is within the "
+            f"{format_percent(cap)} cap"
+        )
     else:
         text = (
-            f"{metric} gain {format_percent(relative)} ({format_number(champ)} -> "
+            f"{metric} gain {format_percent(relative)}{against} ({format_number(reference)} -> "
             f"{format_number(cand)}) exceeds the {format_percent(cap)} cap: suspiciously "
             "large, check for leakage"
         )

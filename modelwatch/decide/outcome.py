@@ -25,6 +25,15 @@ class RetrainOutcome:
         return self.promotion is not None
 
     @property
+    def gain(self) -> float | None:
+        """The challenger's relative gain over the champion it faced (None: no comparison, or
+        no champion to face)."""
+        p = self.promotion
+        if p is None or p.champion_version is None or p.improvement is None:
+            return None
+        return float(p.improvement)
+
+    @property
     def quiet(self) -> bool:
         """Nothing went wrong: a skipped or deferred retrain is not an incident."""
         return self.kind in ("promoted", "kept", "skipped", "deferred", "not run")

@@ -1,8 +1,10 @@
-"""The retrain policy: drift, performance, staleness and manual rules, persistence, cooldown,
-budget and run mode, each decision a self-contained record (pure)."""
+"""The retrain policy: drift, performance, estimated-performance, staleness and manual rules,
+persistence, cooldown, budget, the expected gain learned from past challenges and run mode,
+each decision a self-contained record (pure)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -21,11 +23,13 @@ from modelwatch.settings import RetrainSettings, Severity
 logger = logging.getLogger(__name__)
 
 RunMode = Literal["enabled", "dry_run", "disabled"]
-RULES = ("drift", "performance", "staleness", "manual")
-PERSISTENT_RULES = ("drift", "performance")  # the rules that must persist M of N batches
+RULES = ("drift", "performance", "estimated", "staleness", "manual")
+# the rules that must persist M of N batches
+PERSISTENT_RULES = ("drift", "performance", "estimated")
 DEFAULT_SEVERITY: dict[str, Severity] = {
     "drift": "warning",
     "performance": "critical",
+    "estimated": "warning",
     "staleness": "info",
     "manual": "info",
 }
@@ -54,11 +58,47 @@ class BatchSignal:
 
 
 @dataclass(frozen=True)
+class Challenge:
+    """An earlier challenger compared with the champion it faced: its relative gain in the
+    promotion metric on the shared holdout (positive: better) and whether it was promoted."""
+
+    batch_index: int
+    gain: float
+    promoted: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"batch_index": self.batch_index, "gain": self.gain, "promoted": self.promoted}
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """The realized metric of one of the champion's labelled batches, with its interval."""
+
+    batch_index: int
+    value: float
+    interval: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.interval is not None:
+            object.__setattr__(self, "interval", tuple(float(v) for v in self.interval))
+
+    def to_dict(self) -> dict[str, Any]:
+        interval = list(self.interval) if self.interval is not None else None
+        return {"batch_index": self.batch_index, "value": self.value, "interval": interval}
+
+
+@dataclass(frozen=True)
 class PolicyInputs:
     """What the policy looks at for one batch; None means "not known yet".
 
     recent: earlier batches' violations, oldest first (only those in the persistence window
     matter). retrain_batches: batch indices of earlier retrains, manual ones included.
+    weighted_drift_share: the champion's importance of the drifted features (sum 1 over the
+    tested ones), with its first-batch value beside it. current_interval: the bootstrap interval
+    (low, high) of current_metric. estimated_metric: the CBPE estimate on this batch, before
+    labels. challenges: the earlier challenges, oldest first (the last few matter).
+    evaluated: the champion's labelled batches, oldest first, the newest being current_metric's
+    (how long performance has been below its limit). holdout_batches: training's holdout.
     """
 
     batch_index: int
@@ -73,12 +113,36 @@ class PolicyInputs:
     force: bool = False
     force_reason: str | None = None
     on_probation: bool = False  # the champion is on probation, not judged yet
+    weighted_drift_share: float | None = None
+    baseline_weighted_drift_share: float | None = None
+    prediction_drifted: bool | None = None
+    current_interval: tuple[float, float] | None = None
+    estimated_metric: float | None = None
+    challenges: tuple[Challenge, ...] = ()
+    evaluated: tuple[Evaluated, ...] = ()
+    holdout_batches: int = 1
 
     def __post_init__(self) -> None:
         recent = tuple(s if isinstance(s, BatchSignal) else BatchSignal(**s) for s in self.recent)
         object.__setattr__(self, "recent", recent)
         object.__setattr__(self, "retrain_batches", tuple(self.retrain_batches))
-        for name in ("drift_share", "baseline_drift_share"):
+        challenges = tuple(
+            c if isinstance(c, Challenge) else Challenge(**c) for c in self.challenges
+        )
+        object.__setattr__(self, "challenges", challenges)
+        evaluated = tuple(e if isinstance(e, Evaluated) else Evaluated(**e) for e in self.evaluated)
+        object.__setattr__(self, "evaluated", evaluated)
+        if self.current_interval is not None:
+            low, high = (float(v) for v in self.current_interval)
+            if not low <= high:
+                raise ValueError(f"current_interval must be (low, high): {self.current_interval}")
+            object.__setattr__(self, "current_interval", (low, high))
+        for name in (
+            "drift_share",
+            "baseline_drift_share",
+            "weighted_drift_share",
+            "baseline_weighted_drift_share",
+        ):
             value = getattr(self, name)
             if value is not None and not 0 <= value <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
@@ -107,6 +171,11 @@ class PolicyInputs:
         return out | {
             "recent": [s.to_dict() for s in self.recent],
             "retrain_batches": list(self.retrain_batches),
+            "current_interval": (
+                list(self.current_interval) if self.current_interval is not None else None
+            ),
+            "challenges": [c.to_dict() for c in self.challenges],
+            "evaluated": [e.to_dict() for e in self.evaluated],
         }
 
     @classmethod
@@ -132,6 +201,7 @@ class RetrainDecision:
     mode: RunMode = "enabled"
     inputs: dict[str, Any] = field(default_factory=dict, hash=False)
     thresholds: dict[str, Any] = field(default_factory=dict, hash=False)
+    window_batches: int | None = None  # train the challenger on this many batches (None: as set)
 
     def summary(self) -> str:
         """Returns one line: the verdict followed by every reason."""
@@ -155,6 +225,7 @@ class RetrainDecision:
             "mode": self.mode,
             "inputs": self.inputs,
             "thresholds": self.thresholds,
+            "window_batches": self.window_batches,
         }
 
     @classmethod
@@ -170,6 +241,7 @@ class RetrainDecision:
             mode=data.get("mode", "enabled"),
             inputs=dict(data.get("inputs", {})),
             thresholds=dict(data.get("thresholds", {})),
+            window_batches=data.get("window_batches"),
         )
 
 
@@ -196,6 +268,10 @@ def decide_retraining(
     metric_direction(inputs.metric, task)  # a metric of another task is an error, known or not
     violated, fired, reasons = _evaluate(inputs, settings, task)
     blocked_by, gate_reasons = _gates(inputs, settings, fired)
+    window, why = _after_drop(inputs, settings, task, fired)
+    if why and window is None and blocked_by is None and not inputs.force:
+        blocked_by = "drop window"
+    gate_reasons += [why] if why else []
     retrain = bool(fired) and blocked_by is None
     if not fired and violated:
         blocked_by = "persistence"
@@ -213,6 +289,7 @@ def decide_retraining(
         mode=settings.run_mode,
         inputs={"task": task, **inputs.to_dict()},
         thresholds=_thresholds(settings),
+        window_batches=window if retrain else None,
     )
     logger.info("batch %d: %s", inputs.batch_index, decision.summary())
     return decision
@@ -225,6 +302,7 @@ def _evaluate(
     findings = {
         "drift": _drift(inputs, settings),
         "performance": _performance(inputs, settings, task),
+        "estimated": _estimated(inputs, settings, task),
         "staleness": _staleness(inputs, settings),
     }
     violated: list[str] = []
@@ -295,6 +373,10 @@ def _gates(
             f"cooldown: last retrain was {_batches(since)} ago "
             f"(cooldown {_batches(settings.cooldown_batches)}), {suffix}"
         )
+    wait, why = _expected_gain(inputs, settings)
+    if wait is not None and since is not None and since < wait:
+        blocked += [] if inputs.force else ["expected gain"]
+        reasons.append(f"expected gain: {why}, {suffix}")
     if inputs.on_probation:
         blocked += [] if inputs.force else ["probation"]
         reasons.append(
@@ -326,22 +408,26 @@ def _reached(value: float, limit: float) -> bool:
 
 def _drift(inputs: PolicyInputs, settings: RetrainSettings) -> list[_Finding]:
     absolute, relative = settings.max_drift_share, settings.max_drift_share_increase
+    out = _prediction_drift(inputs, settings)
     if absolute is None and relative is None:
-        return []
+        return out
     share, base = inputs.drift_share, inputs.baseline_drift_share
+    what = "share of drifted features"
+    if settings.drift_weighting == "importance" and inputs.weighted_drift_share is not None:
+        share, base = inputs.weighted_drift_share, inputs.baseline_weighted_drift_share
+        what = "importance of drifted features"
     if share is None:
-        return [_Finding(False, "drift share unknown")]
-    out = []
+        return [*out, _Finding(False, "drift share unknown")]
     if absolute is not None:
         hit = _reached(share, absolute)
-        text = "share of drifted features" if hit else "drift share"
+        text = what if hit else "drift share"
         out.append(_Finding(hit, f"{text} {share:.2f} {'>=' if hit else '<'} {absolute:.2f}"))
     if relative is not None and base is None:
         out.append(_Finding(False, "champion's first-batch drift share unknown"))
     elif relative is not None:
         rise = share - base
         hit = _reached(rise, relative)
-        text = "share of drifted features" if hit else "drift share"
+        text = what if hit else "drift share"
         out.append(
             _Finding(
                 hit,
@@ -352,6 +438,15 @@ def _drift(inputs: PolicyInputs, settings: RetrainSettings) -> list[_Finding]:
     return out
 
 
+def _prediction_drift(inputs: PolicyInputs, settings: RetrainSettings) -> list[_Finding]:
+    if not settings.prediction_drift:
+        return []
+    if inputs.prediction_drifted is None:
+        return [_Finding(False, "prediction drift unknown")]
+    drifted = inputs.prediction_drifted
+    return [_Finding(drifted, "the prediction drifted" if drifted else "prediction stable")]
+
+
 def _performance(inputs: PolicyInputs, settings: RetrainSettings, task: str) -> list[_Finding]:
     m, cur, base = inputs.metric, inputs.current_metric, inputs.baseline_metric
     relative, absolute = settings.max_performance_drop, settings.max_performance_drop_abs
@@ -360,22 +455,52 @@ def _performance(inputs: PolicyInputs, settings: RetrainSettings, task: str) -> 
         return []
     if cur is None:
         return [_Finding(False, f"{m} current value unknown")]
+    interval = inputs.current_interval if settings.performance_evidence == "interval" else None
+    if interval is not None:  # judged on the interval's better end: all of it must be past
+        better = min(interval) if metric_direction(m, task) == "min" else max(interval)
+        low, high = (format_number(v) for v in interval)
+        label = (
+            f"{m} {format_number(cur)} (interval {low} to {high}), at its better end "
+            f"{format_number(better)},"
+        )
+        return _judge_value(m, better, base, relative, absolute, limit, task, label)
+    return _judge_value(m, cur, base, relative, absolute, limit, task)
+
+
+def _judge_value(
+    m: str,
+    cur: float,
+    base: float | None,
+    relative: float | None,
+    absolute: float | None,
+    limit: float | None,
+    task: str,
+    label: str | None = None,
+) -> list[_Finding]:
+    """The performance limits on one value of the metric, named `label` in the sentences."""
+    label = label or f"{m} {format_number(cur)}"
     out = []
     if (relative is not None or absolute is not None) and base is None:
         out.append(_Finding(False, f"{m} champion's baseline unknown"))
     elif relative is not None or absolute is not None:
-        out += _versus_baseline(m, cur, base, relative, absolute, task)
+        out += _versus_baseline(m, cur, base, relative, absolute, task, label)
     if limit is not None:
         hit = _reached(_past(m, cur, limit, task), 0.0)
         bad, good = ("above", "below") if metric_direction(m, task) == "min" else ("below", "above")
         where = f"at or {bad}" if hit else good
-        sentence = f"{m} {format_number(cur)} is {where} the limit {format_number(limit)}"
+        sentence = f"{label} is {where} the limit {format_number(limit)}"
         out.append(_Finding(hit, sentence))
     return out
 
 
 def _versus_baseline(
-    m: str, cur: float, base: float, relative: float | None, absolute: float | None, task: str
+    m: str,
+    cur: float,
+    base: float,
+    relative: float | None,
+    absolute: float | None,
+    task: str,
+    label: str,
 ) -> list[_Finding]:
     """The relative and the absolute worsening against the champion's baseline."""
     out = []
@@ -385,13 +510,13 @@ def _versus_baseline(
         # a zero baseline has no scale: worsening() is then an absolute difference
         amount = format_number(abs(drop)) if base == 0 else format_percent(abs(drop))
         side = "worse" if drop >= 0 else "better"
-        sentence = f"{m} {format_number(cur)} is {amount} {side} than {versus}"
+        sentence = f"{label} is {amount} {side} than {versus}"
         limit = format_percent(relative)
         out.append(_Finding(_reached(drop, relative), f"{sentence} (limit {limit})"))
     if absolute is not None:
         diff = _past(m, cur, base, task)
         side = "worse" if diff >= 0 else "better"
-        sentence = f"{m} {format_number(cur)} is {format_number(abs(diff))} {side} than {versus}"
+        sentence = f"{label} is {format_number(abs(diff))} {side} than {versus}"
         limit = format_number(absolute)
         out.append(_Finding(_reached(diff, absolute), f"{sentence} (limit {limit})"))
     return out
@@ -400,6 +525,82 @@ def _versus_baseline(
 def _past(metric: str, value: float, bound: float, task: str) -> float:
     """How far value is on the bad side of bound, in the metric's units (negative: good side)."""
     return value - bound if metric_direction(metric, task) == "min" else bound - value
+
+
+def _estimated(inputs: PolicyInputs, settings: RetrainSettings, task: str) -> list[_Finding]:
+    m, est, base = inputs.metric, inputs.estimated_metric, inputs.baseline_metric
+    limit = settings.max_estimated_drop
+    if limit is None or task != "classification":
+        return []
+    if est is None or base is None:
+        return [_Finding(False, f"{m} estimate unknown" if est is None else "baseline unknown")]
+    drop = worsening(m, base, est, task)
+    side = "worse" if drop >= 0 else "better"
+    sentence = (
+        f"{m} estimated before labels {format_number(est)} is {format_percent(abs(drop))} "
+        f"{side} than the champion's baseline {format_number(base)} "
+        f"(limit {format_percent(limit)})"
+    )
+    return [_Finding(_reached(drop, limit), sentence)]
+
+
+def _after_drop(
+    inputs: PolicyInputs, settings: RetrainSettings, task: str, fired: list[str]
+) -> tuple[int | None, str]:
+    """With window_after_drop, when performance fired: the window the challenger trains on (the
+    labelled batches since performance first fell below its limit, without the holdout) and,
+    when there is none yet, why the retrain waits for one."""
+    if not settings.window_after_drop or "performance" not in fired or not inputs.evaluated:
+        return None, ""
+    run: list[Evaluated] = []
+    for e in reversed(inputs.evaluated):
+        probe = dataclasses.replace(inputs, current_metric=e.value, current_interval=e.interval)
+        if not any(f.hit for f in _performance(probe, settings, task)):
+            break
+        run.insert(0, e)
+    if not run:
+        return None, ""
+    first, after = run[0].batch_index, len(run) - inputs.holdout_batches
+    if after >= 1:
+        return after, (
+            f"window: performance has been below its limit since batch {first}, so the "
+            f"challenger trains on the {_batches(after)} since then that the holdout leaves"
+        )
+    if inputs.force:
+        return None, ""
+    return None, (
+        f"drop window: performance fell below its limit at batch {first}; a challenger "
+        f"trained now would learn only from before the drop, so the retrain waits for "
+        f"{_batches(inputs.holdout_batches + 1)} labelled since then (one to learn from, "
+        f"{_batches(inputs.holdout_batches)} to compare on)"
+    )
+
+
+def _expected_gain(inputs: PolicyInputs, settings: RetrainSettings) -> tuple[int | None, str]:
+    """The wait after a retrain that the past challenges ask for (None: no longer than the
+    cooldown) and why: the mean gain of the last challengers, and how many lost in a row."""
+    gain = settings.gain
+    last = inputs.challenges[-gain.lookback :]
+    if gain.backoff <= 1 or not last:
+        return None, ""
+    expected = float(sum(c.gain for c in last) / len(last))
+    losses = 0
+    for c in reversed(inputs.challenges):
+        if c.promoted:
+            break
+        losses += 1
+    if expected >= gain.min_expected or losses == 0:
+        return None, ""
+    wait = min(
+        int(round(max(settings.cooldown_batches, 1) * gain.backoff**losses)),
+        gain.max_wait_batches,
+    )
+    since = inputs.batches_since_retrain
+    return wait, (
+        f"the last {len(last)} challenger(s) gained {format_percent(expected)} on average "
+        f"(needs {format_percent(gain.min_expected)}) and {losses} lost in a row, so retrains "
+        f"wait {_batches(wait)} (last was {_batches(since)} ago)"
+    )
 
 
 def _staleness(inputs: PolicyInputs, settings: RetrainSettings) -> list[_Finding]:

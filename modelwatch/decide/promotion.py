@@ -116,6 +116,7 @@ def compare_models(
     champion_version: str | None,
     min_segment_rows: int = 30,
     decision_id: str = "",
+    champion_baseline: float | None = None,
 ) -> PromotionDecision:
     """Returns whether the challenger should become champion, both scored on the same holdout.
 
@@ -123,7 +124,9 @@ def compare_models(
     `champion` hold each model's data.prediction (and prediction_score for classification) for
     the same rows in the same order. Without a champion, settings.first_model decides. With one,
     the challenger is promoted only when every check passes; without any value or change
-    threshold configured it never is.
+    threshold configured it never is. champion_baseline: the champion's own value of
+    settings.metric when it was promoted (the cap on suspicious gains uses it when the
+    champion has since become worse).
 
     Raises:
         InsufficientDataError: a metric needed for a check is missing or not finite.
@@ -152,7 +155,14 @@ def compare_models(
     champ_score = _score(champ_metrics, metric, "champion", champion_version, task)
     checks = [
         threshold_check(cand_metrics, champ_metrics, settings, task, gate),
-        *cap_check(metric, cand_score, champ_score, settings.max_relative_change, task),
+        *cap_check(
+            metric,
+            cand_score,
+            champ_score,
+            settings.max_relative_change,
+            task,
+            champion_baseline,
+        ),
     ]
     for guard, tolerance in settings.guard_metrics.items():
         g_cand = _score(cand_metrics, guard, "candidate", candidate_version, task)

@@ -56,6 +56,9 @@ class DriftReport:
     dataset_reason: str = ""
     correction: Literal["bh", "none"] = "none"
     dataset_fdr: float | None = None
+    # the champion's importance of the drifted features over that of the tested ones (equal
+    # weights without importances): the share of what the model uses that drifted
+    weighted_drift_share: float = 0.0
 
     def drifted_features(self) -> list[str]:
         """Returns the names of the drifted features, in configuration order."""
@@ -416,6 +419,9 @@ def _assemble(
     tested = [f for f in features if f.status == "ok"]
     n_drifted = sum(f.drifted for f in tested)
     share = n_drifted / len(tested) if tested else 0.0
+    weight = sum(f.importance or 0.0 for f in tested)
+    drifted_weight = sum(f.importance or 0.0 for f in tested if f.drifted)
+    weighted = drifted_weight / weight if weight > 0 else share
     rule: DatasetRule | None = None
     if tested and share >= settings.dataset_drift_share:
         rule = "share"
@@ -433,5 +439,6 @@ def _assemble(
         dataset_rule=rule,
         correction=settings.correction,
         dataset_fdr=settings.dataset_fdr,
+        weighted_drift_share=min(max(weighted, 0.0), 1.0),
     )
     return dataclasses.replace(report, dataset_reason=_reason(report))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,9 @@ from sklearn.isotonic import IsotonicRegression
 from modelwatch.errors import ConfigError, InsufficientDataError, SchemaError
 from modelwatch.performance.metrics import label_key
 from modelwatch.performance.resampling import ranking_areas
+
+if TYPE_CHECKING:
+    from modelwatch.settings import DataSettings
 
 ArrayLike = Sequence | np.ndarray | pd.Series | pd.DataFrame
 
@@ -231,3 +235,22 @@ def _scores(scores: ArrayLike, n_columns: int | None, keys: Sequence[str]) -> np
     if n := int(np.isnan(x).sum()):
         raise SchemaError(f"scores: {n} missing value(s) of {x.size}")
     return x
+
+
+def estimate_batch(
+    predictions: pd.DataFrame, calibrator: Calibrator, data: DataSettings
+) -> dict[str, float]:
+    """Returns the CBPE estimates of a scored batch (scoring.score_frame's columns) from the
+    champion's calibrator: estimate_metrics on its calibrated scores."""
+    from modelwatch.training import scoring
+
+    if calibrator.binary:
+        scores = predictions[scoring.SCORE].to_numpy(dtype=float)
+    else:
+        cols = [scoring.class_score_column(c) for c in calibrator.classes]
+        scores = predictions[cols].to_numpy(dtype=float)
+    return estimate_metrics(
+        predictions[data.prediction].to_numpy(),
+        calibrator.apply(scores),
+        **calibrator.label_kwargs(),
+    )

@@ -518,6 +518,25 @@ class Ledger:
             .limit(1)
         )
 
+    def evaluated_by(
+        self, model: str, champion_version: str, before_step: int, limit: int
+    ) -> list[BatchRecord]:
+        """Returns the newest `limit` evaluated batches this champion version scored before a
+        step, oldest first."""
+        rows = self._many(
+            sa.select(batches)
+            .where(
+                batches.c.model == model,
+                batches.c.status == "accepted",
+                batches.c.evaluated.is_(True),
+                batches.c.champion_version == champion_version,
+                batches.c.step < before_step,
+            )
+            .order_by(batches.c.step.desc())
+            .limit(max(limit, 0))
+        )
+        return rows[::-1]
+
     def first_scored_by(self, model: str, champion_version: str) -> BatchRecord | None:
         """Returns the first accepted batch that this champion version scored."""
         return self._one(
@@ -694,6 +713,31 @@ class Ledger:
                 ):
                     return int(step)
         return None
+
+    def challenges(self, model: str, before_step: int, limit: int) -> list[tuple[int, float, bool]]:
+        """Returns the newest `limit` finished retrains before a step that compared a
+        challenger with a champion and recorded its relative gain, oldest first, as (step,
+        gain, promoted). Retrains recorded before gains were kept are left out."""
+        q = (
+            sa.select(events.c.step, events.c.detail)
+            .where(
+                events.c.model == model,
+                events.c.kind == "retrain",
+                events.c.state == "finished",
+                events.c.step.is_not(None),
+                events.c.step < before_step,
+            )
+            .order_by(events.c.step.desc(), events.c.id.desc())
+        )
+        found: list[tuple[int, float, bool]] = []
+        with self.engine.connect() as conn:
+            for step, detail in conn.execute(q):
+                raw = json.loads(detail or "{}")
+                if raw.get("outcome_kind") in ("promoted", "kept") and "gain" in raw:
+                    found.append((int(step), float(raw["gain"]), raw["outcome_kind"] == "promoted"))
+                    if len(found) >= limit:
+                        break
+        return found[::-1]
 
     def count_accepted(self, model: str, after_step: int, before_step: int) -> int:
         """How many batches were accepted with a step in (after_step, before_step): the age of

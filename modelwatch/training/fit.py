@@ -35,6 +35,7 @@ from modelwatch.performance.metrics import compute_metrics, label_key
 from modelwatch.progress import Progress
 from modelwatch.settings import DataSettings, TrainingSettings
 from modelwatch.training import trusted
+from modelwatch.training.windows import TrainingWindow
 
 log = logging.getLogger(__name__)
 
@@ -385,3 +386,56 @@ def load_model(path: Path, extra_trusted: Sequence[str] = ()) -> Pipeline:
         raise ModelIntegrityError(
             f"{path}: not a readable skops file: {type(exc).__name__}: {exc}"
         ) from None
+
+
+def choose_window(
+    options: list[TrainingWindow],
+    data: DataSettings,
+    training: TrainingSettings,
+    task: str,
+    metric: str,
+    search_path: Path | None = None,
+) -> tuple[TrainingWindow, list[tuple[int, float]]]:
+    """Returns the window whose model (the training entry point fitted on its rows) scores best
+    in `metric` on the holdout the options share, and each option's (batches, score) in order.
+
+    The retrain policy proposes a window of the batches since performance dropped beside
+    training's own: after a concept change the older rows teach the old relation, while on a
+    stream that only drifts they are the larger sample. Which one holds is measured, not
+    guessed; the winner then still has to beat the champion on the same holdout.
+
+    Raises:
+        ValueError: no options, or options with different holdouts.
+        EntryPointError: see make_trainer.
+    """
+    from modelwatch.performance.metrics import metric_direction
+    from modelwatch.training import entry, scoring
+
+    if not options:
+        raise ValueError("choose_window needs at least one window")
+    holdouts = {w.holdout_batches for w in options}
+    if len(holdouts) > 1:
+        raise ValueError(f"the windows to choose from have different holdouts: {holdouts}")
+    if len(options) == 1:
+        return options[0], []
+    spec = entry.spec_of(training)
+    if spec is None:
+        raise EntryPointError("training.model is none and no training.entry_point is set")
+    trainer = entry.make_trainer(spec, data, training, task, search_path)
+    hold = options[0].holdout
+    sign = -1.0 if metric_direction(metric, task) == "min" else 1.0
+    scored = []
+    for option in options:
+        model = trainer(option.train.dropna(subset=[data.target]))
+        preds = scoring.score_frame(model, hold, data, task)
+        values = compute_metrics(
+            hold[data.target],
+            preds[data.prediction],
+            task,
+            y_score=preds[scoring.SCORE] if scoring.SCORE in preds.columns else None,
+            positive_label=data.positive_label,
+        )
+        scored.append((len(option.train_batches), values.get(metric, float("nan"))))
+    finite = [i for i, (_, v) in enumerate(scored) if np.isfinite(v)]
+    best = max(finite, key=lambda i: sign * scored[i][1]) if finite else 0
+    return options[best], scored

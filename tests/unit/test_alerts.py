@@ -36,7 +36,7 @@ def opened(key: str, severity: str, at: int, last: int | None = None) -> OpenInc
     )
 
 
-RULES = frozenset({"drift", "performance", "staleness"})
+RULES = frozenset({"drift", "performance", "staleness"})  # estimated: unknown for regression
 
 # (open before, alerts of batch 5 as (key, severity), keys checked, repeat_after_batches,
 #  sent as (kind, key, severity), open after as {key: (severity, opened, last sent)})

@@ -512,11 +512,24 @@ def test_record_holds_every_input_and_threshold():
         "force": False,
         "force_reason": None,
         "on_probation": False,
+        "weighted_drift_share": None,
+        "baseline_weighted_drift_share": None,
+        "prediction_drifted": None,
+        "current_interval": None,
+        "estimated_metric": None,
+        "challenges": [],
+        "evaluated": [],
+        "holdout_batches": 1,
     }
     assert decision.thresholds == {
         "run_mode": "enabled",
         "max_drift_share": 0.5,
         "max_drift_share_increase": None,
+        "drift_weighting": "importance",
+        "prediction_drift": False,
+        "max_estimated_drop": None,
+        "performance_evidence": "interval",
+        "window_after_drop": True,
         "performance_metric": "mae",
         "max_performance_drop": 0.25,
         "max_performance_drop_abs": None,
@@ -525,10 +538,12 @@ def test_record_holds_every_input_and_threshold():
         "persistence": {"violations": 1, "window": 1},
         "cooldown_batches": 2,
         "budget": {"max_retrains": None, "per_batches": 13},
+        "gain": {"lookback": 3, "min_expected": 0.0, "backoff": 2.0, "max_wait_batches": 26},
         # the configured severity, completed with the defaults
         "severity": {
             "drift": "critical",
             "performance": "critical",
+            "estimated": "warning",
             "staleness": "info",
             "manual": "info",
         },
@@ -554,6 +569,7 @@ def test_to_dict():
         "mode": "enabled",
         "inputs": {},
         "thresholds": {},
+        "window_batches": None,
     }
 
 
