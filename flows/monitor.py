@@ -301,7 +301,7 @@ def _act(
         params_path=params_path,
         batch_index=intake.index,
         force=force_retrain,  # a manual retrain trains even without new labels
-        window_batches=_window(proj, decision),
+        since_drop_batches=decision.window_batches,
         batch_id=intake.batch_id,
         return_state=True,
     )
@@ -311,13 +311,6 @@ def _act(
         retrained = RetrainOutcome.from_state(state.name, state.message)
     record_outcome(run_id, retrained)
     return retrained
-
-
-def _window(proj: Project, decision: policy.RetrainDecision) -> int | None:
-    """The policy's window (the batches since performance dropped), within training's own."""
-    if decision.window_batches is None:
-        return None
-    return min(decision.window_batches, proj.settings.training.window_batches)
 
 
 def _findings(

@@ -47,6 +47,7 @@ def retrain(
     force: bool = False,
     window_batches: int | None = None,
     batch_id: str | None = None,
+    since_drop_batches: int | None = None,
 ) -> promotion.PromotionDecision | State:
     """Trains a challenger on the latest labelled window and compares it with the champion on
     the holdout batches neither was trained on; promotes it only when every check passes
@@ -62,11 +63,18 @@ def retrain(
         window_batches: train on this many labelled batches instead of
             training.window_batches (the holdout stays training.holdout_batches).
         batch_id: the monitored batch that triggered it (its alerts name it).
+        since_drop_batches: the policy's window after a performance drop (the labelled batches
+            since it began); the challenger trains on it or on training's own window,
+            whichever scores better on the holdout.
     """
     if not reason or not reason.strip():
         raise ConfigError("retrain needs a reason: who or what asked for it, and why")
-    if window_batches is not None and window_batches < 1:
-        raise ConfigError(f"window_batches must be at least 1, got {window_batches}")
+    for name, value in (
+        ("window_batches", window_batches),
+        ("since_drop_batches", since_drop_batches),
+    ):
+        if value is not None and value < 1:
+            raise ConfigError(f"{name} must be at least 1, got {value}")
     proj = open_project(params_path)
     by_policy = batch_index is not None and not force  # a forced retrain is always asked by hand
     tag_run(proj.model_name, "retrain", "by-policy" if by_policy else "manual")
@@ -76,7 +84,7 @@ def retrain(
     event = start_event(proj, "retrain", reason, step=batch_index, manual=not by_policy)
     try:
         with one_at_a_time(proj.model_name, others_alive(proj, event)):
-            result = _retrain(proj, reason, batch_index, force, event, batch_id)
+            result = _retrain(proj, reason, batch_index, force, event, batch_id, since_drop_batches)
     except Exception as exc:
         finish_event(proj, event, f"failed: {type(exc).__name__}: {exc}", kind="failed")
         release_events(proj)  # a promotion it began is finished by the next run
@@ -115,6 +123,7 @@ def _retrain(
     force: bool,
     event: Any,
     batch_id: str | None = None,
+    since_drop: int | None = None,
 ) -> promotion.PromotionDecision | State:
     champion = champion_info(proj)
     if trainer_spec(proj) is None:
@@ -123,7 +132,7 @@ def _retrain(
             message="no training configured, monitoring only: set training.entry_point (or "
             "training.model) to train challengers",
         )
-    window = build_training_window(proj)
+    window = build_training_window(proj, since_drop)
     if champion is not None:
         seen = int(champion.tags.get(names.TRAINED_THROUGH_BATCH, "0"))
         if seen >= window.holdout_from_index:

@@ -27,8 +27,12 @@ class Candidate:
 
 
 @task(cache_policy=NO_CACHE)
-def build_training_window(proj: Project) -> windows.TrainingWindow:
-    """Returns the training window and holdout from DVC-versioned labelled batches."""
+def build_training_window(proj: Project, since_drop: int | None = None) -> windows.TrainingWindow:
+    """Returns the training window and holdout from DVC-versioned labelled batches.
+
+    since_drop: the retrain policy's proposal after a performance drop (the labelled batches
+    since it); when shorter than training.window_batches, both windows are fitted and the one
+    better on the holdout is returned (fit.choose_window)."""
     settings = proj.settings.training
     # the newest evaluated batches are the candidates (a few spare for partly labelled ones)
     wanted = 3 * (settings.window_batches + settings.holdout_batches)
@@ -40,7 +44,25 @@ def build_training_window(proj: Project) -> windows.TrainingWindow:
             proj, list(order), since_step=min(order.values(), default=0)
         )
     ]
-    window = windows.build_window(project.load_reference(proj), labelled, proj.settings.training)
+    reference = project.load_reference(proj)
+    window = windows.build_window(reference, labelled, settings)
+    if since_drop is not None and since_drop < settings.window_batches:
+        shorter = settings.model_copy(update={"window_batches": since_drop})
+        options = [window, windows.build_window(reference, labelled, shorter)]
+        window, scored = fit.choose_window(
+            options,
+            proj.settings.data,
+            settings,
+            proj.settings.project.task,
+            proj.settings.promotion.metric,
+            search_path=proj.paths.params_file.resolve().parent,
+        )
+        metric = proj.settings.promotion.metric
+        get_run_logger().info(
+            "window after the drop: %s on the holdout; training on %d batch(es)",
+            ", ".join(f"{n} batch(es) {metric} {v:.4g}" for n, v in scored),
+            len(window.train_batches),
+        )
     get_run_logger().info("training window: %s", window.describe())
     return window
 

@@ -168,6 +168,47 @@ def test_suspiciously_large_gain_is_rejected(cand_err, passed, sentence):
     assert decision.promote is passed
 
 
+@pytest.mark.parametrize(
+    "cand_err, baseline, passed, sentence",
+    [
+        # a champion broken by a concept change (mae 100, was 40 when promoted): the honest
+        # challenger's 70 % gain is measured against the baseline (25 % better than 40)
+        (
+            30,
+            40.0,
+            True,
+            "max_relative_change: mae gain 25% over the champion's baseline 40 (its holdout "
+            "value 100 is worse) is within the 60% cap (pass)",
+        ),
+        # better than the champion ever was by more than the cap: leakage, as before
+        (
+            10,
+            40.0,
+            False,
+            "max_relative_change: mae gain 75% over the champion's baseline 40 (its holdout "
+            "value 100 is worse) (40 -> 10) exceeds the 60% cap: suspiciously large, check "
+            "for leakage (fail)",
+        ),
+        # a champion as good as its baseline or better: the holdout value is the reference
+        (
+            30,
+            120.0,
+            False,
+            "max_relative_change: mae gain 70% (100 -> 30) exceeds the 60% cap: suspiciously "
+            "large, check for leakage (fail)",
+        ),
+    ],
+)
+def test_gain_cap_is_judged_against_the_champions_baseline_once_it_has_degraded(
+    cand_err, baseline, passed, sentence
+):
+    frame, cand, champ = regression(cand_err, 100)
+    s = settings(min_relative_change=0.02, max_relative_change=0.6)
+    decision = compare(frame, cand, champ, s, champion_baseline=baseline)
+    assert check(decision, "max_relative_change").sentence == sentence
+    assert decision.promote is passed
+
+
 def test_gain_cap_does_not_apply_to_a_zero_champion():
     frame, cand, champ = paired(0, 10, 0, 90)  # champion accuracy 0
     s = settings("accuracy", min_relative_change=0.02, max_relative_change=0.6)

@@ -216,3 +216,37 @@ def test_staleness_inputs_count_accepted_batches_and_the_last_challenge(ledger):
     ledger.finish_event(skipped.id, "skipped (no new labels)", detail={"outcome_kind": "skipped"})
     assert ledger.last_challenge_step("m", before_step=5) == 2  # skipped is no challenge
     assert ledger.last_challenge_step("m", before_step=2) is None
+
+
+def test_challenges_are_the_newest_compared_retrains_with_their_gains_oldest_first(ledger):
+    for step, kind, gain in [
+        (2, "kept", -0.05),
+        (4, "promoted", 0.2),
+        (5, "skipped", None),
+        (6, "kept", 0.01),
+        (8, "kept", -0.02),
+    ]:
+        event = ledger.start_event("m", "retrain", "drift", step=step)
+        detail = {"outcome_kind": kind} | ({"gain": gain} if gain is not None else {})
+        ledger.finish_event(event.id, kind, detail=detail)
+    old = ledger.start_event("m", "retrain", "drift", step=1)  # recorded before gains were kept
+    ledger.finish_event(old.id, "kept v1", detail={"outcome_kind": "kept"})
+    assert ledger.challenges("m", before_step=9, limit=3) == [
+        (4, 0.2, True),
+        (6, 0.01, False),
+        (8, -0.02, False),
+    ]
+    assert ledger.challenges("m", before_step=6, limit=10) == [(2, -0.05, False), (4, 0.2, True)]
+    assert ledger.challenges("other", before_step=9, limit=3) == []
+
+
+def test_evaluated_by_gives_a_champions_newest_labelled_batches_oldest_first(ledger):
+    for step, champion in enumerate(["1", "1", "2", "2", "2", "2"], start=1):
+        md5 = f"md5-{step}"
+        ledger.claim_batch("m", md5, f"b{step}")
+        ledger.advance("m", md5, "done", status="accepted", champion_version=champion)
+        if step != 5:  # batch 5's labels have not arrived
+            ledger.update_batch("m", step, evaluated=True, metrics={"performance.mae": step})
+    found = ledger.evaluated_by("m", "2", before_step=7, limit=2)
+    assert [(b.step, b.metrics["performance.mae"]) for b in found] == [(4, 4), (6, 6)]
+    assert [b.step for b in ledger.evaluated_by("m", "2", before_step=6, limit=5)] == [3, 4]

@@ -110,3 +110,63 @@ def test_too_few_labelled_batches(data, n_batches, holdout):
     ):
         build_window(reference, batches[:n_batches], TrainingSettings(holdout_batches=holdout))
     assert len(reference) == 10  # inputs untouched
+
+
+def _planted_options(kind: str, labelled_through: int, since_drop: int):
+    """The usual 6-batch window and the policy's shorter one on a planted stream (change at
+    batch 15), both with the newest labelled batch as holdout."""
+    from modelwatch.settings import DataSettings
+    from modelwatch.streams import planted
+
+    stream = planted.make_stream(kind, "regression", batches=20, batch_rows=300, seed=3)
+    labelled = [
+        LabelledBatch(str(i), i, frame)
+        for i, frame in enumerate(stream.batches, start=1)
+        if i <= labelled_through
+    ]
+    usual = TrainingSettings(window_batches=6, holdout_batches=1, model="hist_gradient_boosting")
+    shorter = usual.model_copy(update={"window_batches": since_drop})
+    data = DataSettings(
+        id="row_id",
+        target="target",
+        timestamp="day",
+        features=[*planted.NUMERIC, *planted.CATEGORICAL],
+        categorical=planted.CATEGORICAL,
+    )
+    options = [build_window(stream.reference, labelled, s) for s in (usual, shorter)]
+    return options, data, usual
+
+
+def test_after_a_concept_change_the_window_since_the_drop_is_chosen():
+    """Reference: sklearn.metrics.mean_absolute_error of the same pipeline on the holdout."""
+    from sklearn.metrics import mean_absolute_error
+
+    from modelwatch.training.fit import build_pipeline, choose_window, split_xy
+
+    # labels through batch 17: the change began at 15, so 15 and 16 train, 17 is the holdout
+    options, data, training = _planted_options("abrupt", 17, 2)
+    chosen, scored = choose_window(options, data, training, "regression", "mae")
+    assert chosen is options[1] and chosen.train_batches == ("15", "16")
+    assert [n for n, _ in scored] == [6, 2] and scored[1][1] < 0.8 * scored[0][1]
+    x, y = split_xy(options[1].train, data)
+    model = build_pipeline(data, training, "regression").fit(x, y)
+    hold = options[1].holdout
+    expected = mean_absolute_error(hold["target"], model.predict(hold[data.features]))
+    assert scored[1][1] == pytest.approx(expected, rel=1e-12)
+
+
+def test_on_a_stationary_stream_the_longer_window_is_kept():
+    from modelwatch.training.fit import choose_window
+
+    options, data, training = _planted_options("stationary", 17, 2)
+    chosen, scored = choose_window(options, data, training, "regression", "mae")
+    assert chosen is options[0] and scored[0][1] <= scored[1][1]
+
+
+def test_windows_with_different_holdouts_are_refused():
+    from modelwatch.training.fit import choose_window
+
+    options, data, training = _planted_options("stationary", 17, 2)
+    other, _, _ = _planted_options("stationary", 16, 2)
+    with pytest.raises(ValueError, match="different holdouts"):
+        choose_window([options[0], other[0]], data, training, "regression", "mae")
