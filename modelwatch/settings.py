@@ -178,6 +178,18 @@ class DriftColumnSettings(_Frozen):
     effect_size_floor: StrictFloat | None = Field(None, ge=0, lt=1)
 
 
+class DriftNullSettings(_Frozen):
+    """The bootstrap null of each distance test (modelwatch.drift.null): `samples` pairs of
+    resamples of the reference (0: off, the fixed distance_threshold alone), the `quantile`
+    that becomes the threshold when it is above distance_threshold, the generator's `seed`, and
+    at most `max_rows` rows per resample (larger samples only make the null wider: safe)."""
+
+    samples: StrictInt = Field(200, ge=0)
+    quantile: StrictFloat = Field(0.99, gt=0.5, lt=1)
+    seed: StrictInt = 0
+    max_rows: StrictInt = Field(20000, ge=100)
+
+
 class DriftSettings(_Frozen):
     """How each column is tested and when the batch as a whole counts as drifted.
 
@@ -201,6 +213,8 @@ class DriftSettings(_Frozen):
     columns: dict[str, DriftColumnSettings] = {}
     html_report: StrictBool = True
     html_max_plots: StrictInt | None = Field(30, ge=1)
+    # distance tests: the threshold is the larger of distance_threshold and this null's quantile
+    null: DriftNullSettings = DriftNullSettings()
 
 
 class MultivariateSettings(_Frozen):

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
+from modelwatch.drift.null import null_threshold
 from modelwatch.drift.stattests import TESTS, FeatureDrift, Kind, decide, untested
 from modelwatch.errors import ConfigError
 from modelwatch.progress import Progress
@@ -250,14 +251,38 @@ def _run(
     column = str(reference.name)
     threshold = _threshold(test, column, settings)
     try:
-        return TESTS[test].func(
+        result = TESTS[test].func(
             reference, current, threshold, settings.min_rows, _floor(column, settings), kind
         )
+        if TESTS[test].gives == "distance" and result.status == "ok":
+            result = _with_null(result, reference, kind, settings)
+        return result
     except (ValueError, TypeError, ArithmeticError) as exc:
         logger.exception("drift test %s failed on column %r", test, column)
         message = f"column {column!r}: {test} failed: {type(exc).__name__}: {exc}"
         rows = int(reference.count()), int(current.count())
         return untested(column, kind, test, threshold, "error", message, *rows)
+
+
+def _with_null(
+    result: FeatureDrift, reference: pd.Series, kind: Kind, settings: DriftSettings
+) -> FeatureDrift:
+    """A distance test judged at the larger of its threshold and the bootstrap null's quantile
+    at this batch's size (modelwatch.drift.null)."""
+    null = settings.null
+    found = null_threshold(TESTS[result.test], reference, result.cur_rows, kind, null)
+    if found is None:
+        return result
+    floor = result.threshold
+    source = (
+        f"bootstrap null: {null.quantile:g} quantile {found:.3g} of {null.samples} resamples "
+        f"at {result.cur_rows} rows; floor {floor:g}"
+    )
+    note = "; ".join(filter(None, [result.note, source]))
+    judged = dataclasses.replace(
+        result, threshold=max(floor, found), null_threshold=found, note=note
+    )
+    return decide(judged)
 
 
 def _feature_drift(

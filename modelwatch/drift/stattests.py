@@ -73,6 +73,9 @@ class FeatureDrift:
     importance: float | None = None
     weighted_score: float | None = None
     note: str = ""
+    # distance tests: the bootstrap null's quantile at this batch size (threshold is the larger
+    # of it and the configured distance threshold); None without a null
+    null_threshold: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Returns the fields as a JSON-able dict."""
@@ -80,8 +83,9 @@ class FeatureDrift:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> FeatureDrift:
-        """Returns the FeatureDrift that to_dict produced."""
-        return cls(**raw)
+        """Returns the FeatureDrift that to_dict produced (older records lack newer fields)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in known})
 
 
 TestFunc = Callable[..., FeatureDrift]
