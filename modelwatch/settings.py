@@ -213,8 +213,9 @@ class DriftSettings(_Frozen):
     columns: dict[str, DriftColumnSettings] = {}
     html_report: StrictBool = True
     html_max_plots: StrictInt | None = Field(30, ge=1)
-    # distance tests: the threshold is the larger of distance_threshold and this null's quantile
-    null: DriftNullSettings = DriftNullSettings()
+    # distance tests: the threshold is the larger of distance_threshold and the quantile of
+    # this bootstrap null of the distance (modelwatch.drift.null)
+    bootstrap: DriftNullSettings = DriftNullSettings()
 
 
 class MultivariateSettings(_Frozen):

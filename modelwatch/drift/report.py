@@ -269,7 +269,7 @@ def _with_null(
 ) -> FeatureDrift:
     """A distance test judged at the larger of its threshold and the bootstrap null's quantile
     at this batch's size (modelwatch.drift.null)."""
-    null = settings.null
+    null = settings.bootstrap
     found = null_threshold(TESTS[result.test], reference, result.cur_rows, kind, null)
     if found is None:
         return result

@@ -95,7 +95,7 @@ def test_counting_resampled_rows_gives_the_same_null_as_multinomial_counts():
 def test_a_stationary_stream_does_not_drift_at_any_batch_size(rows):
     rng = np.random.default_rng(rows)
     ref = frame(rng, 1800)
-    fixed = DISTANCES.model_copy(update={"null": DriftNullSettings(samples=0)})
+    fixed = DISTANCES.model_copy(update={"bootstrap": DriftNullSettings(samples=0)})
     flagged, flagged_fixed, cells = 0, 0, 0
     for _ in range(25):
         cur = frame(rng, rows)
@@ -140,7 +140,7 @@ def test_the_null_is_the_same_on_a_rerun_and_differs_by_column():
 def test_samples_zero_gives_todays_results():
     rng = np.random.default_rng(5)
     ref, cur = frame(rng, 1800), frame(rng, 300, shift=0.2)
-    off = DISTANCES.model_copy(update={"null": DriftNullSettings(samples=0)})
+    off = DISTANCES.model_copy(update={"bootstrap": DriftNullSettings(samples=0)})
     got = {f.column: f for f in compute_drift(ref, cur, DATA, off).features}
     direct = TESTS["wasserstein"].func(ref["a"], cur["a"], 0.1, 30, 0.05, "numeric")
     assert got["a"].statistic == direct.statistic and got["a"].threshold == 0.1

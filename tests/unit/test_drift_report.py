@@ -104,7 +104,7 @@ def test_wasserstein_setting_uses_distance_threshold(rng):
         categorical_test="chi2",
         distance_threshold=0.2,
         min_rows=30,
-        null={"samples": 0},  # the configured threshold alone (the null: test_drift_null)
+        bootstrap={"samples": 0},  # the configured threshold alone (the null: test_drift_null)
     )
     ref, cur = _frame(rng, 700), _frame(rng, 170, shift=1.0)
     got = _by_column(compute_drift(ref, cur, DATA, settings))
@@ -314,7 +314,7 @@ def test_auto_large_reference_uses_distances(rng):
     """Reference of > 1000 rows: normalised Wasserstein and Jensen-Shannon (base 2), >= 0.1.
     Reference: scipy.stats.wasserstein_distance / numpy.std, scipy jensenshannon(base=2)."""
     ref, cur = _auto_frame(rng, 1001), _auto_frame(rng, 200, shift=0.5)
-    fixed = DriftSettings(null={"samples": 0})  # the null's thresholds: test_drift_null
+    fixed = DriftSettings(bootstrap={"samples": 0})  # the null's thresholds: test_drift_null
     got = _by_column(compute_drift(ref, cur, AUTO_DATA, fixed))
     assert {c: (f.test, f.threshold, f.p_value) for c, f in got.items()} == {
         "a": ("wasserstein", 0.1, None),
