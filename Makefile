@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 UV := $(BIN)/uv
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: setup demo demo-bank test test-fast lint ui bench bench-steps bench-drift bench-quality bench-policies bench-cli bench-bootstrap report-screenshot ui-check clean
+.PHONY: setup demo demo-bank test test-fast lint ui bench bench-steps bench-drift bench-quality bench-policies bench-drift-null bench-cli bench-bootstrap report-screenshot ui-check clean
 
 $(UV):
 	python3 -m venv $(VENV) && $(BIN)/pip install --quiet --disable-pip-version-check uv==0.13.9
@@ -43,6 +43,9 @@ bench-quality: setup
 
 bench-policies: setup
 	$(BIN)/python benchmarks/bench_policies.py
+
+bench-drift-null: setup
+	$(BIN)/python benchmarks/bench_drift_null.py
 
 bench-cli: setup
 	$(BIN)/python benchmarks/bench_cli.py

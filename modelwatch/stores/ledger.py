@@ -505,18 +505,8 @@ class Ledger:
         self, model: str, champion_version: str, before_step: int
     ) -> BatchRecord | None:
         """Returns the newest evaluated batch that this champion version scored."""
-        return self._one(
-            sa.select(batches)
-            .where(
-                batches.c.model == model,
-                batches.c.status == "accepted",
-                batches.c.evaluated.is_(True),
-                batches.c.champion_version == champion_version,
-                batches.c.step < before_step,
-            )
-            .order_by(batches.c.step.desc())
-            .limit(1)
-        )
+        found = self.evaluated_by(model, champion_version, before_step, limit=1)
+        return found[0] if found else None
 
     def evaluated_by(
         self, model: str, champion_version: str, before_step: int, limit: int
