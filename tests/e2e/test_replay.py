@@ -30,7 +30,15 @@ def bike(tmp_path_factory):
         "params.yaml",
         folder,
         demo={"max_batches": 6, "bad_batch_after": 3},
-        retrain={"cooldown_batches": 2},
+        # promotion mechanics on 6 batches: the policy as it was before issue 14 (the drop
+        # window waits a batch, the interval needs a clear drop; bench-policies measures those)
+        retrain={
+            "cooldown_batches": 1,
+            "window_after_drop": False,
+            "performance_evidence": "point",
+            "drift_weighting": "equal",
+            "gain": {"backoff": 1.0},
+        },
     )
     rows = replay(params_path=params)
     proj = open_project(params)
