@@ -179,10 +179,20 @@ class DriftColumnSettings(_Frozen):
 
 
 class DriftNullSettings(_Frozen):
-    """The bootstrap null of each distance test (modelwatch.drift.null): `samples` pairs of
-    resamples of the reference (0: off, the fixed distance_threshold alone), the `quantile`
-    that becomes the threshold when it is above distance_threshold, the generator's `seed`, and
-    at most `max_rows` rows per resample (larger samples only make the null wider: safe)."""
+    """The bootstrap null of each distance test (modelwatch.drift.null); a distance drifts when
+    it reaches the larger of distance_threshold (or the column's threshold) and the null's
+    quantile at the batch's size.
+
+    samples: pairs of resamples of the reference per column and batch (0: off, the configured
+        threshold alone, exactly as without a null).
+    quantile: the quantile of the null distances that becomes the threshold (Harrell-Davis
+        estimate): on a stationary stream a column drifts in about 1 - quantile of the batches
+        (on average over columns: each column's rate depends on its draws).
+    seed: seeds each column's generator together with a hash of its name, so a rerun of a
+        batch records the same thresholds.
+    max_rows: at most this many rows per resample (cost); fewer rows than the reference or the
+        batch only widen the null, so the cap errs towards fewer alarms.
+    """
 
     samples: StrictInt = Field(200, ge=0)
     quantile: StrictFloat = Field(0.99, gt=0.5, lt=1)

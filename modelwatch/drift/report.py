@@ -273,14 +273,13 @@ def _with_null(
     found = null_threshold(TESTS[result.test], reference, result.cur_rows, kind, null)
     if found is None:
         return result
-    floor = result.threshold
-    source = (
-        f"bootstrap null: {null.quantile:g} quantile {found:.3g} of {null.samples} resamples "
-        f"at {result.cur_rows} rows; floor {floor:g}"
-    )
-    note = "; ".join(filter(None, [result.note, source]))
+    basis = f"{null.quantile:g} quantile of {found.resamples} resamples at {found.rows} rows"
     judged = dataclasses.replace(
-        result, threshold=max(floor, found), null_threshold=found, note=note
+        result,
+        threshold=max(result.threshold, found.value),
+        null_threshold=found.value,
+        threshold_floor=result.threshold,
+        null_basis=basis,
     )
     return decide(judged)
 

@@ -73,9 +73,12 @@ class FeatureDrift:
     importance: float | None = None
     weighted_score: float | None = None
     note: str = ""
-    # distance tests: the bootstrap null's quantile at this batch size (threshold is the larger
-    # of it and the configured distance threshold); None without a null
+    # distance tests judged with the bootstrap null (modelwatch.drift.null): its quantile at this
+    # batch's size, the configured threshold (the floor), and how the null was drawn; threshold
+    # is the larger of the two. None / "" without a null (samples 0, or a p-value test).
     null_threshold: float | None = None
+    threshold_floor: float | None = None
+    null_basis: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """Returns the fields as a JSON-able dict."""
@@ -411,9 +414,21 @@ def hellinger_distance(p_ref: np.ndarray, p_cur: np.ndarray) -> float:
 # --- verdicts -----------------------------------------------------------------------------------
 
 
-def _vs(value: float, threshold: float) -> str:
-    """Returns e.g. "0.012 < 0.05": the comparison that decided the verdict."""
-    return f"{value:.3g} {'<' if value < threshold else '>='} {threshold:g}"
+def _vs(value: float, threshold: float, digits: str = "g") -> str:
+    """Returns e.g. "0.012 < 0.05": the comparison that decided the verdict (a configured
+    threshold as given; a computed one, a bootstrap null's quantile, with digits ".3g")."""
+    return f"{value:.3g} {'<' if value < threshold else '>='} {threshold:{digits}}"
+
+
+def _distance_vs(stat: float, result: FeatureDrift) -> str:
+    """Returns the comparison of a distance and which threshold applied, e.g. "0.12 < 0.134
+    (bootstrap null, 0.99 quantile of 200 resamples at 300 rows; floor 0.1)"."""
+    null, floor, basis = result.null_threshold, result.threshold_floor, result.null_basis
+    if null is None or floor is None:
+        return _vs(stat, result.threshold)
+    if null > floor:
+        return f"{_vs(stat, result.threshold, '.3g')} (bootstrap null, {basis}; floor {floor:g})"
+    return f"{_vs(stat, result.threshold)} (floor; bootstrap null {null:.3g}, {basis})"
 
 
 def decide(result: FeatureDrift, adjusted: bool = False) -> FeatureDrift:
@@ -429,7 +444,7 @@ def decide(result: FeatureDrift, adjusted: bool = False) -> FeatureDrift:
     p = result.p_value_adjusted if adjusted else result.p_value
     if p is None or result.effect_size is None:  # a distance test
         drifted = result.statistic >= result.threshold
-        text = f"{head} {_vs(result.statistic, result.threshold)}"
+        text = f"{head} {_distance_vs(result.statistic, result)}"
     else:
         floor = result.effect_size_floor or 0.0
         significant, large = p < result.threshold, result.effect_size >= floor
