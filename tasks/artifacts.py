@@ -50,10 +50,13 @@ def publish_monitor_artifacts(
     ]
     top = [f for f in report.ranked() if f.drifted][:5]
     if top:
-        lines += ["| feature | test | statistic | p-value | importance |", "|---|---|---|---|---|"]
         lines += [
+            "| feature | test | statistic | p-value | threshold | importance |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [  # threshold: the one that judged (a distance's bootstrap null if larger)
             f"| {f.column} | {f.test} | {_num(f.statistic)} | {_num(f.p_value)} "
-            f"| {_num(f.importance)} |"
+            f"| {_num(f.threshold)} | {_num(f.importance)} |"
             for f in top
         ]
         lines.append("")

@@ -221,6 +221,7 @@ def _rule_text(rule: Any) -> str:
 
 # Optional FeatureDrift fields (newer reports), shown when any column has a value.
 _EXTRA = {
+    "null_threshold": "bootstrap null",
     "p_value_adjusted": "p adj.",
     "effect_size": "effect size",
     "importance": "importance",
@@ -246,7 +247,8 @@ def _table(rows: list[tuple[str, Any]]) -> str:
         out.append(f'<tbody class="{_state(f)}"><tr>')
         for head, cell in zip(heads, cells, strict=True):
             out.append(f'<td class="{_CELL_CLASS.get(head, "num")}">{escape(cell)}</td>')
-        message = " ".join(m for m in (f.message, getattr(f, "note", "")) if m)
+        note = getattr(f, "note", "")
+        message = f.message if note in f.message else f"{f.message} {note}"
         out.append(f'</tr><tr class="msg"><td></td><td colspan="{len(heads) - 1}">')
         out.append(f"{escape(message)}</td></tr></tbody>")
     out.append("</table>")

@@ -218,3 +218,20 @@ def test_multivariate_results_get_their_own_table(rng):
     assert "<b>domain_classifier</b>" in page and "<b>pca_reconstruction</b>" in page
     assert f"{results[0].statistic:.4g}" in page
     assert results[0].drifted is True
+
+
+def test_distance_rows_show_the_applied_threshold_the_null_and_the_note_once(rng):
+    ref, cur = _frames(rng, n=1200)
+    cur = cur.iloc[:60]  # a small batch: the null is above 0.1 for the numerics
+    data = DataSettings(id="id", target="y", features=["same", "cat"], categorical=["cat"])
+    settings = DriftSettings(numeric_test="wasserstein", categorical_test="jensenshannon_base2")
+    report = compute_drift(ref, cur, data, settings)
+    same = next(f for f in report.features if f.column == "same")
+    assert same.threshold == same.null_threshold > 0.1
+    page = render_drift_html(report, ref, cur, title="t")
+    assert "<th>bootstrap null</th>" in page
+    assert (
+        f"threshold {same.threshold:.3g}" in page and f"bootstrap null {same.threshold:.3g}" in page
+    )
+    cat = next(f for f in report.features if f.column == "cat")
+    assert cat.note == "over 3 bins" and page.count("over 3 bins") == 1
