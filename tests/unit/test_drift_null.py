@@ -49,19 +49,41 @@ def same_draws(values: np.ndarray, name: str, n_ref: int, n_cur: int, samples: i
     return [(x[i[:n_ref]], x[i[n_ref:]]) for i in idx]
 
 
-def test_wasserstein_null_equals_scipys_distance_on_the_same_resamples():
+# (reference rows, batch rows, max_rows): resample pairs with about as many rows as the
+# reference has values (summed over its values) and far fewer (summed over the sorted draws)
+SHAPES = [(800, 150, 20000), (6000, 100, 500)]
+
+
+@pytest.mark.parametrize("n_ref, n_cur, max_rows", SHAPES)
+def test_wasserstein_null_equals_scipys_distance_on_the_same_resamples(n_ref, n_cur, max_rows):
     """Reference: scipy.stats.wasserstein_distance(ref, cur) / numpy.std(ref) on the same
     resamples, and scipy.stats.mstats.hdquantiles of those distances for the threshold."""
-    ref = pd.Series(np.random.default_rng(1).normal(size=800), name="a")
-    got = null_distances(TESTS["wasserstein"], ref, 150, "numeric", NULL)
+    ref = pd.Series(np.random.default_rng(1).normal(size=n_ref), name="a")
+    settings = NULL.model_copy(update={"max_rows": max_rows})
+    got = null_distances(TESTS["wasserstein"], ref, n_cur, "numeric", settings)
+    rows = min(n_ref, max_rows), min(n_cur, max_rows)
     want = [
         scipy.stats.wasserstein_distance(r, c) / np.std(r)
-        for r, c in same_draws(ref.to_numpy(), "a", 800, 150)
+        for r, c in same_draws(ref.to_numpy(), "a", *rows)
     ]
     np.testing.assert_allclose(got, want, rtol=1e-12)
-    found = null_threshold(TESTS["wasserstein"], ref, 150, "numeric", NULL)
+    found = null_threshold(TESTS["wasserstein"], ref, n_cur, "numeric", settings)
     assert found.value == pytest.approx(hdquantiles(np.array(want), [0.99])[0], rel=1e-12)
-    assert (found.resamples, found.rows) == (200, 150)
+    assert (found.resamples, found.rows) == (200, rows[1])
+
+
+@pytest.mark.parametrize("n_ref, n_cur, max_rows", SHAPES)
+def test_energy_null_equals_scipys_distance(n_ref, n_cur, max_rows):
+    """Reference: scipy.stats.energy_distance(ref, cur) / numpy.std(ref) on the same resamples."""
+    ref = pd.Series(np.random.default_rng(2).gamma(2.0, size=n_ref), name="e")
+    settings = DriftNullSettings(samples=50, max_rows=max_rows)
+    got = null_distances(TESTS["energy"], ref, n_cur, "numeric", settings)
+    rows = min(n_ref, max_rows), min(n_cur, max_rows)
+    want = [
+        scipy.stats.energy_distance(r, c) / np.std(r)
+        for r, c in same_draws(ref.to_numpy(), "e", *rows, samples=50)
+    ]
+    np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
 def test_energy_null_equals_scipys_distance_with_ties_and_a_row_cap():
