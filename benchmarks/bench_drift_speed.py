@@ -36,11 +36,21 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 VENVS = ROOT / "benchmarks" / ".venvs"
 OUTPUT = ROOT / "benchmarks" / "output"
-# modelwatch runs twice: with default settings ("auto": normalised Wasserstein / Jensen-Shannon
-# at these sizes, like Evidently) and with KS / chi-squared forced; each has a floor that computes
+# modelwatch runs three times: with default settings ("auto": normalised Wasserstein /
+# Jensen-Shannon at these sizes, like Evidently, each distance's threshold from its bootstrap
+# null), the same without the null (drift.bootstrap.samples 0: the statistics alone, what the
+# floor and Evidently compute), and with KS / chi-squared forced; each has a floor that computes
 # the same statistics in plain numpy/scipy.
-ENGINES = ("modelwatch", "modelwatch-ks", "floor-wd", "floor-ks", "evidently", "nannyml")
-FLOOR_OF = {"modelwatch": "floor-wd", "modelwatch-ks": "floor-ks"}
+ENGINES = (
+    "modelwatch",
+    "modelwatch-nonull",
+    "modelwatch-ks",
+    "floor-wd",
+    "floor-ks",
+    "evidently",
+    "nannyml",
+)
+FLOOR_OF = {"modelwatch": "floor-wd", "modelwatch-nonull": "floor-wd", "modelwatch-ks": "floor-ks"}
 N_NUMERIC, N_CATEGORICAL, N_LEVELS = 40, 10, 10
 DRIFTED_NUMERIC = ("num_00", "num_05", "num_10", "num_15", "num_20", "num_25", "num_30", "num_35")
 DRIFTED_CATEGORICAL = ("cat_00", "cat_05")
@@ -121,9 +131,9 @@ Engine = tuple[Callable[[], Any], Callable[[Any], dict[str, Any]]]
 
 
 def build_modelwatch(
-    ref: Any, cur: Any, spec: dict[str, list[str]], tests: dict[str, str] | None = None
+    ref: Any, cur: Any, spec: dict[str, list[str]], options: dict[str, Any] | None = None
 ) -> Engine:
-    """modelwatch.drift.compute_drift with default DriftSettings, or with tests forced."""
+    """modelwatch.drift.compute_drift with default DriftSettings, or with these changed."""
     sys.path.insert(0, str(ROOT))
     from modelwatch.drift import compute_drift
     from modelwatch.settings import DataSettings, DriftSettings
@@ -132,7 +142,7 @@ def build_modelwatch(
     data = DataSettings(
         id="row_id", target="target", features=features, categorical=spec["categorical"]
     )
-    settings = DriftSettings(**(tests or {}))
+    settings = DriftSettings(**(options or {}))
 
     def run() -> Any:
         return compute_drift(ref, cur, data, settings)
@@ -146,6 +156,10 @@ def build_modelwatch(
         }
 
     return run, summarise
+
+
+def build_modelwatch_nonull(ref: Any, cur: Any, spec: dict[str, list[str]]) -> Engine:
+    return build_modelwatch(ref, cur, spec, {"bootstrap": {"samples": 0}})
 
 
 def build_modelwatch_ks(ref: Any, cur: Any, spec: dict[str, list[str]]) -> Engine:
@@ -306,6 +320,7 @@ def build_nannyml(ref: Any, cur: Any, spec: dict[str, list[str]]) -> Engine:
 
 BUILDERS = {
     "modelwatch": build_modelwatch,
+    "modelwatch-nonull": build_modelwatch_nonull,
     "modelwatch-ks": build_modelwatch_ks,
     "floor-wd": build_floor_wd,
     "floor-ks": build_floor_ks,
@@ -464,10 +479,10 @@ def run_size(n: int, args: argparse.Namespace) -> list[dict[str, Any]]:
             row.update(size=n, repeat=repeat)
             rows.append(row)
             if "error" in row:
-                print(f"  {engine:13s} ERROR {row['error']}", flush=True)
+                print(f"  {engine:17s} ERROR {row['error']}", flush=True)
             else:
                 print(
-                    f"  {engine:13s} {row['seconds']:8.3f} s  (total {row['total_s']:.1f} s, "
+                    f"  {engine:17s} {row['seconds']:8.3f} s  (total {row['total_s']:.1f} s, "
                     f"drifted {row.get('n_drifted')}, tests {row.get('tests')})",
                     flush=True,
                 )
@@ -481,7 +496,7 @@ def _fmt(value: float | None, spec: str) -> str:
 def print_table(rows: list[dict[str, Any]]) -> list[str]:
     """Prints the side-by-side table and the target lines; returns the target lines."""
     head = (
-        f"{'rows':>9s}  {'engine':13s} {'seconds':>9s} {'total s':>8s} {'peak MB':>8s} "
+        f"{'rows':>9s}  {'engine':17s} {'seconds':>9s} {'total s':>8s} {'peak MB':>8s} "
         f"{'extra MB':>8s} {'data MB':>8s} {'mem/data':>8s} {'x modelwatch':>12s}  drifted"
     )
     print("\n" + head + "\n" + "-" * len(head))
@@ -491,11 +506,11 @@ def print_table(rows: list[dict[str, Any]]) -> list[str]:
         mw = group.get("modelwatch", {}).get("seconds")
         for engine, r in group.items():
             if "error" in r:
-                print(f"{n:>9,d}  {engine:13s} ERROR {r['error'][:80]}")
+                print(f"{n:>9,d}  {engine:17s} ERROR {r['error'][:80]}")
                 continue
             ratio = r["seconds"] / mw if mw else None
             print(
-                f"{n:>9,d}  {engine:13s} {r['seconds']:9.3f} {r['total_s']:8.1f} "
+                f"{n:>9,d}  {engine:17s} {r['seconds']:9.3f} {r['total_s']:8.1f} "
                 f"{r['peak_compute_mb']:8.0f} {r['extra_mb']:8.0f} {r['data_mb']:8.1f} "
                 f"{r['mem_ratio']:8.2f} {_fmt(ratio, '12.2f')}  "
                 f"{r.get('n_drifted')}"
