@@ -684,17 +684,7 @@ class Ledger:
     def last_challenge_step(self, model: str, before_step: int) -> int | None:
         """Returns the step of the newest finished retrain that compared a challenger with the
         champion (promoted or kept, not skipped, deferred, failed or not run), if any."""
-        q = (
-            sa.select(events.c.step, events.c.outcome, events.c.detail)
-            .where(
-                events.c.model == model,
-                events.c.kind == "retrain",
-                events.c.state == "finished",
-                events.c.step.is_not(None),
-                events.c.step < before_step,
-            )
-            .order_by(events.c.step.desc(), events.c.id.desc())
-        )
+        q = _finished_retrains(model, before_step, events.c.outcome)
         with self.engine.connect() as conn:
             for step, outcome, detail in conn.execute(q):
                 kind = json.loads(detail or "{}").get("outcome_kind")
@@ -708,17 +698,7 @@ class Ledger:
         """Returns the newest `limit` finished retrains before a step that compared a
         challenger with a champion and recorded its relative gain, oldest first, as (step,
         gain, promoted). Retrains recorded before gains were kept are left out."""
-        q = (
-            sa.select(events.c.step, events.c.detail)
-            .where(
-                events.c.model == model,
-                events.c.kind == "retrain",
-                events.c.state == "finished",
-                events.c.step.is_not(None),
-                events.c.step < before_step,
-            )
-            .order_by(events.c.step.desc(), events.c.id.desc())
-        )
+        q = _finished_retrains(model, before_step)
         found: list[tuple[int, float, bool]] = []
         with self.engine.connect() as conn:
             for step, detail in conn.execute(q):
@@ -973,3 +953,19 @@ class Intake:
             f"{name}: same content as {rec.batch_id} (step {rec.step}, {rec.status}); "
             "already processed, nothing done"
         )
+
+
+def _finished_retrains(model: str, before_step: int, *extra: sa.Column) -> sa.Select:
+    """Finished retrains of a model before a step, newest first: step, any extra columns, and
+    the detail (outcome kind, gain)."""
+    return (
+        sa.select(events.c.step, *extra, events.c.detail)
+        .where(
+            events.c.model == model,
+            events.c.kind == "retrain",
+            events.c.state == "finished",
+            events.c.step.is_not(None),
+            events.c.step < before_step,
+        )
+        .order_by(events.c.step.desc(), events.c.id.desc())
+    )
