@@ -100,8 +100,9 @@ class Stream:
         return self.s.demo.label_delay_batches if self.s.demo else 1
 
 
-def load_stream(name: str, batch_rows: int = 300, batches: int = 30) -> Stream:
-    """A real stream from its params file, or a planted one on the params of its task."""
+def load_stream(name: str, batch_rows: int = 300, batches: int = 30, seed: int = 0) -> Stream:
+    """A real stream from its params file, or a planted one (drawn with `seed`) on the params
+    of its task."""
     if name in REAL:
         loaded = load_settings(ROOT / ("params.yaml" if name == "bike" else "params.bank.yaml"))
         s, paths = loaded.settings, loaded.paths
@@ -111,7 +112,7 @@ def load_stream(name: str, batch_rows: int = 300, batches: int = 30) -> Stream:
         cut = [part for part in cut if len(part) >= s.validation.min_rows]
         return Stream(name, s, reference, cut)
     kind, task = PLANTED[name]
-    made = planted.make_stream(kind, task, batches=batches, batch_rows=batch_rows)
+    made = planted.make_stream(kind, task, batches=batches, batch_rows=batch_rows, seed=seed)
     params = ROOT / ("params.yaml" if task == "regression" else "params.bank.yaml")
     base = load_settings(params).settings
     data = DataSettings(
@@ -155,6 +156,8 @@ class Outcome:
     alarms: list[int] = field(default_factory=list)  # batches with dataset drift (policy only)
     detected_at: int | None = None  # first batch at or after the change that violated a rule
     seconds: float = 0.0
+    promoted_by_seed: list[list[int]] = field(default_factory=list)  # merge() of seeds
+    detected_by_seed: list[int | None] = field(default_factory=list)
 
     def mean(self) -> float:
         return float(np.mean(self.values))
@@ -245,9 +248,8 @@ class Replay:
             return
         if window.holdout_from_index <= self.champion.trained_through:
             return  # no labelled batch the champion did not see: nothing to compare on
-        if since_drop is not None and since_drop < s.training.window_batches:
-            shorter = s.training.model_copy(update={"window_batches": since_drop})
-            options = [window, windows.build_window(st.reference, labelled, shorter)]
+        options = windows.window_options(st.reference, labelled, s.training, since_drop)
+        if len(options) > 1:
             window, _ = choose_window(
                 options, s.data, s.training, s.project.task, s.promotion.metric
             )
@@ -434,18 +436,40 @@ def _estimate(st: Stream, model: Model, preds: pd.DataFrame) -> float | None:
     return estimated.get(st.metric)
 
 
-def best_schedule(st: Stream, retrains: int) -> tuple[int, Outcome] | None:
-    """The best fixed schedule with the policy's retrain count (or the next higher count)."""
-    n = len(st.batches)
+def best_schedule(streams: list[Stream], retrains: int) -> tuple[int, Outcome] | None:
+    """The best fixed schedule with the policy's retrain count over all `streams` (the seeds
+    of one stream; the same k on each, as one cron would), or the next higher count."""
+    n = len(streams[0].batches)
     if retrains == 0:
         return None
-    counts = {k: n // k for k in range(1, n + 1)}
+    counts = {k: len(streams) * (n // k) for k in range(1, n + 1)}
     target = min((c for c in counts.values() if c >= retrains), default=None)
     if target is None:
         return None
-    tried = [(k, run_schedule(st, k, f"schedule/{k}")) for k, c in counts.items() if c == target]
-    better = _better(st)
+    tried = [
+        (k, merge([run_schedule(st, k, f"schedule/{k}") for st in streams]))
+        for k, c in counts.items()
+        if c == target
+    ]
+    better = _better(streams[0])
     return max(tried, key=lambda t: better(t[1].mean()))
+
+
+def merge(outcomes: list[Outcome]) -> Outcome:
+    """One strategy over several seeds: values one after the other, counts summed; promoted_at
+    and detected_at are kept per seed (promoted_by_seed, detected_by_seed)."""
+    out = Outcome(outcomes[0].name)
+    for o in outcomes:
+        out.values += o.values
+        out.retrains += o.retrains
+        out.promotions += o.promotions
+        out.rejections += o.rejections
+        out.rollbacks += o.rollbacks
+        out.alarms += o.alarms
+        out.seconds += o.seconds
+        out.promoted_by_seed.append(o.promoted_at)
+        out.detected_by_seed.append(o.detected_at)
+    return out
 
 
 def _better(st: Stream) -> Callable[[float], float]:
@@ -479,11 +503,14 @@ def alarm_runs(batch_rows: int, batches: int = 40) -> tuple[int, int, float]:
     return sum(found), windowed, float(np.mean(shares))
 
 
-def run_stream(name: str) -> dict:
-    st = load_stream(name)
+def run_stream(name: str, seeds: int = 1) -> dict:
+    """Every strategy on a stream; a planted stream is drawn `seeds` times (seeds 0, 1, ...)
+    and each strategy's batches over all draws count as one sample."""
+    draws = [load_stream(name, seed=i) for i in range(seeds if name in PLANTED else 1)]
+    st = draws[0]
     print(
         f"\n{name}: {st.s.project.task}, reference {len(st.reference)} rows, "
-        f"{len(st.batches)} batches, metric {st.metric}"
+        f"{len(st.batches)} batches x {len(draws)} draw(s), metric {st.metric}"
         + (
             f", change at batch {st.change} ({'harmful' if st.harmful else 'harmless'})"
             if st.change
@@ -492,18 +519,22 @@ def run_stream(name: str) -> dict:
     )
     timed: list[Outcome] = []
 
-    def timed_run(fn: Callable[[], Outcome]) -> Outcome:
-        start = time.perf_counter()
-        out = fn()
-        out.seconds = time.perf_counter() - start
+    def timed_run(fn: Callable[[Stream], Outcome]) -> Outcome:
+        outs = []
+        for draw in draws:
+            start = time.perf_counter()
+            out = fn(draw)
+            out.seconds = time.perf_counter() - start
+            outs.append(out)
+        out = merge(outs)
         timed.append(out)
         return out
 
-    never = timed_run(lambda: run_schedule(st, None, "never"))
-    every = timed_run(lambda: run_schedule(st, 1, "every"))
-    pol = timed_run(lambda: run_policy(st))
+    never = timed_run(lambda d: run_schedule(d, None, "never"))
+    every = timed_run(lambda d: run_schedule(d, 1, "every"))
+    pol = timed_run(run_policy)
     start = time.perf_counter()
-    found = best_schedule(st, pol.retrains)
+    found = best_schedule(draws, pol.retrains)
     sched = found[1] if found else None
     if sched is not None:
         sched.seconds = time.perf_counter() - start
@@ -513,7 +544,7 @@ def run_stream(name: str) -> dict:
         f"{'rollbacks':>10} {'to promotion':>13} {'alarms':>7} {'seconds':>8}"
     )
     for o in timed:
-        lag = _lag(st, o.promoted_at)
+        lag = _lag(st, o.promoted_by_seed)
         alarms = str(len(o.alarms)) if o.name == "policy" else ""
         print(
             f"  {o.name:<12} {o.mean():>8.4g} {o.retrains:>9} {o.rejections:>7} "
@@ -521,23 +552,22 @@ def run_stream(name: str) -> dict:
         )
     rival = sched or never  # 0 retrains: the schedule with the same count is never
     wins = verdict(st, pol, rival)
-    detect = None
+    detect, worst = None, None
     if st.change and st.harmful:
-        detect = (
-            pol.detected_at is not None
-            and pol.detected_at - (st.change + st.delay) <= DETECT_WITHIN
-        )
+        lags = [None if at is None else at - (st.change + st.delay) for at in pol.detected_by_seed]
+        worst = None if None in lags else max(lags)
+        detect = worst is not None and worst <= DETECT_WITHIN
     return {
         "stream": name,
         "metric": st.metric,
+        "draws": len(draws),
         "never": never.mean(),
         "every": (every.mean(), every.retrains),
         "schedule": (sched.mean(), sched.retrains, sched.name) if sched else None,
         "policy": pol,
         "wins": wins,
         "detect": detect,
-        "change": st.change,
-        "delay": st.delay,
+        "lag": worst,
     }
 
 
@@ -555,17 +585,21 @@ def verdict(st: Stream, pol: Outcome, rival: Outcome) -> str:
     return "tie" if ci.high >= 0 else "NO"
 
 
-def _lag(st: Stream, promoted_at: list[int]) -> str:
+def _lag(st: Stream, promoted_by_seed: list[list[int]]) -> str:
+    """Batches from the change to the first promotion after it: the slowest draw's."""
     if not st.change:
         return ""
-    after = [i for i in promoted_at if i >= st.change]
-    return f"{after[0] - st.change} batches" if after else "none"
+    lags = [next((i - st.change for i in at if i >= st.change), None) for at in promoted_by_seed]
+    return "none" if None in lags else f"{max(lags)} batches"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--streams", nargs="+", default=list(STREAMS), choices=STREAMS)
     parser.add_argument("--alarm-sizes", nargs="*", type=int, default=[50, 300, 3000])
+    parser.add_argument(
+        "--seeds", type=int, default=3, help="draws of each planted stream (seeds 0, 1, ...)"
+    )
     parser.add_argument("--verbose", action="store_true", help="print each decision")
     args = parser.parse_args(argv)
     global VERBOSE
@@ -573,7 +607,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with threadpool_limits(limits=1):
         for name in args.streams:
-            rows.append(run_stream(name))
+            rows.append(run_stream(name, args.seeds))
         sizes = []
         for n in args.alarm_sizes:
             start = time.perf_counter()
@@ -582,10 +616,10 @@ def main(argv: list[str] | None = None) -> int:
         "\nsummary (the metric's mean over all batches; schedule: the best at the policy's count)"
     )
     print(
-        "| stream | metric | never | every batch | fixed schedule | policy | policy >= schedule "
-        "| drift alarms | change noticed |"
+        "| stream | draws | metric | never | every batch | fixed schedule | policy "
+        "| policy >= schedule | drift alarms | change noticed |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     failed = 0
     for row in rows:
         pol: Outcome = row["policy"]
@@ -594,15 +628,12 @@ def main(argv: list[str] | None = None) -> int:
         sched_text = f"{sched[0]:.4g} ({sched[2]}, {sched[1]})" if sched else "= never"
         noticed = ""
         if row["detect"] is not None:
-            lag = (
-                f"{pol.detected_at - row['change'] - row['delay']:+d} after labels"
-                if pol.detected_at
-                else "never"
-            )
+            lag = "never" if row["lag"] is None else f"{row['lag']:+d} after labels"
             noticed = ("yes, " if row["detect"] else "NO, ") + lag
         failed += (row["wins"] == "NO") + (row["detect"] is False)
         print(
-            f"| {row['stream']} | {row['metric']} | {row['never']:.4g} | {ev_mean:.4g} ({ev_n}) "
+            f"| {row['stream']} | {row['draws']} | {row['metric']} | {row['never']:.4g} "
+            f"| {ev_mean:.4g} ({ev_n}) "
             f"| {sched_text} | {pol.mean():.4g} ({pol.retrains}, {pol.rejections} wasted) "
             f"| {row['wins']} | {len(pol.alarms)} | {noticed} |"
         )

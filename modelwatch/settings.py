@@ -351,6 +351,9 @@ class RetrainSettings(_Frozen):
 
 class TrainingSettings(_Frozen):
     window_batches: StrictInt = Field(8, ge=1)
+    # a longer window fitted beside window_batches on each retrain; the one better on the
+    # holdout becomes the challenger (null: only window_batches)
+    long_window_batches: StrictInt | None = Field(None, ge=2)
     holdout_batches: StrictInt = Field(1, ge=1)
     # a built-in model (modelwatch.training.builtin), or "none": no challengers, monitoring only
     model: Literal["hist_gradient_boosting", "random_forest", "linear", "dummy", "none"] = (
@@ -369,6 +372,15 @@ class TrainingSettings(_Frozen):
     # Types (module.Name) a model may hold beyond modelwatch's allow-list
     # (stores.integrity.ALLOWED_TYPES); a model with any other type is neither saved nor loaded.
     trusted_types: list[StrictStr] = []
+
+    @model_validator(mode="after")
+    def _long_is_longer(self) -> TrainingSettings:
+        if self.long_window_batches is not None and self.long_window_batches <= self.window_batches:
+            raise ValueError(
+                f"training: long_window_batches ({self.long_window_batches}) must exceed "
+                f"window_batches ({self.window_batches})"
+            )
+        return self
 
 
 class SignificanceSettings(_Frozen):

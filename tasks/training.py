@@ -31,11 +31,12 @@ def build_training_window(proj: Project, since_drop: int | None = None) -> windo
     """Returns the training window and holdout from DVC-versioned labelled batches.
 
     since_drop: the retrain policy's proposal after a performance drop (the labelled batches
-    since it); when shorter than training.window_batches, both windows are fitted and the one
-    better on the holdout is returned (fit.choose_window)."""
+    since it). Every window of windows.window_options (training's own, long_window_batches,
+    since_drop) is fitted and the one better on the holdout is returned (fit.choose_window)."""
     settings = proj.settings.training
     # the newest evaluated batches are the candidates (a few spare for partly labelled ones)
-    wanted = 3 * (settings.window_batches + settings.holdout_batches)
+    longest = max(settings.window_batches, settings.long_window_batches or 0)
+    wanted = 3 * (longest + settings.holdout_batches)
     recent = proj.ledger.recent_accepted(proj.model_name, wanted, evaluated=True)
     order = {b.batch_id: b.step for b in recent}
     labelled = [
@@ -45,10 +46,9 @@ def build_training_window(proj: Project, since_drop: int | None = None) -> windo
         )
     ]
     reference = project.load_reference(proj)
-    window = windows.build_window(reference, labelled, settings)
-    if since_drop is not None and since_drop < settings.window_batches:
-        shorter = settings.model_copy(update={"window_batches": since_drop})
-        options = [window, windows.build_window(reference, labelled, shorter)]
+    options = windows.window_options(reference, labelled, settings, since_drop)
+    window = options[0]
+    if len(options) > 1:
         window, scored = fit.choose_window(
             options,
             proj.settings.data,
@@ -59,7 +59,7 @@ def build_training_window(proj: Project, since_drop: int | None = None) -> windo
         )
         metric = proj.settings.promotion.metric
         get_run_logger().info(
-            "window after the drop: %s on the holdout; training on %d batch(es)",
+            "windows tried on the holdout: %s; training on %d batch(es)",
             ", ".join(f"{n} batch(es) {metric} {v:.4g}" for n, v in scored),
             len(window.train_batches),
         )

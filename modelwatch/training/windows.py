@@ -64,3 +64,33 @@ def build_window(
         through_index=before[-1].index if before else 0,
         holdout_from_index=holdout[0].index,
     )
+
+
+def window_options(
+    reference: pd.DataFrame,
+    labelled: list[LabelledBatch],
+    settings: TrainingSettings,
+    since_drop: int | None = None,
+) -> list[TrainingWindow]:
+    """Returns the windows a retrain fits and chooses from on the shared holdout
+    (fit.choose_window): training's own first; then `long_window_batches` when set and the
+    labelled batches reach past training's own window (on a stream that only drifts, or not at
+    all, more rows make a better model); then the `since_drop` batches the retrain policy
+    proposes after a performance drop when fewer than training's own (after a concept change the
+    older rows teach the old relation). Options with the same training batches appear once.
+
+    Raises:
+        InsufficientDataError: see build_window.
+    """
+    sizes = [settings.window_batches]
+    if settings.long_window_batches is not None:
+        sizes.append(settings.long_window_batches)
+    if since_drop is not None and since_drop < settings.window_batches:
+        sizes.append(since_drop)
+    options: list[TrainingWindow] = []
+    for size in sizes:
+        sized = settings.model_copy(update={"window_batches": size})
+        window = build_window(reference, labelled, sized)
+        if all(window.train_batches != o.train_batches for o in options):
+            options.append(window)
+    return options

@@ -170,3 +170,41 @@ def test_windows_with_different_holdouts_are_refused():
     other, _, _ = _planted_options("stationary", 16, 2)
     with pytest.raises(ValueError, match="different holdouts"):
         choose_window([options[0], other[0]], data, training, "regression", "mae")
+
+
+def test_window_options_usual_long_and_since_drop(data):
+    """window_options: training's own window first, then long_window_batches, then the
+    policy's since-drop window; all share the holdout (batch 7)."""
+    from modelwatch.training.windows import window_options
+
+    reference, batches = data
+    settings = TrainingSettings(window_batches=3, long_window_batches=5, holdout_batches=1)
+    options = window_options(reference, batches, settings, since_drop=2)
+    assert [o.train_batches for o in options] == [
+        ("b4", "b5", "b6"),
+        ("b2", "b3", "b4", "b5", "b6"),
+        ("b5", "b6"),
+    ]
+    assert {o.holdout_batches for o in options} == {("b7",)}
+    assert [len(o.train) for o in options] == [7 + 8 + 9, 5 + 6 + 7 + 8 + 9, 8 + 9]
+
+
+def test_window_options_drop_duplicates_and_unset_long(data):
+    from modelwatch.training.windows import window_options
+
+    reference, batches = data
+    # only 2 labelled batches before the holdout: the long window is the same (reference + both)
+    few = batches[:3]
+    settings = TrainingSettings(window_batches=4, long_window_batches=8, holdout_batches=1)
+    options = window_options(reference, few, settings)
+    assert [o.train_batches for o in options] == [("reference", "b1", "b2")]
+    # no long window set, a since-drop proposal not shorter than the usual: one option
+    plain = TrainingSettings(window_batches=3, holdout_batches=1)
+    assert len(window_options(reference, batches, plain, since_drop=3)) == 1
+
+
+def test_long_window_must_exceed_the_usual_one():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=r"long_window_batches \(6\) must exceed"):
+        TrainingSettings(window_batches=6, long_window_batches=6)
