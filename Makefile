@@ -42,7 +42,7 @@ bench-quality: setup
 	bash benchmarks/envs/setup.sh && $(BIN)/python benchmarks/bench_drift_quality.py
 
 bench-policies: setup
-	$(BIN)/python benchmarks/bench_policies.py
+	$(BIN)/python benchmarks/bench_policies.py --variants
 
 bench-drift-null: setup
 	$(BIN)/python benchmarks/bench_drift_null.py

@@ -7,8 +7,11 @@ features and a target, cut into batches of `batch_rows`, and says where its chan
 - stationary   nothing changes (the control: no drift alarm, no retrain needed)
 - abrupt       the relation between inputs and target changes at one batch (concept drift)
 - gradual      the relation moves from the old to the new one over `ramp_batches` batches
-- covariate    a feature's distribution shifts, the relation stays (drift that should not
-               trigger a retrain: a model trained before still predicts well)
+- covariate    a feature's distribution shifts inside the range it had before (x3: mean
+               +0.75 sd, spread 0.6 of before), the relation stays (drift that should not
+               trigger a retrain: a model trained before still predicts well; a shift out of
+               the range seen in training is not harmless for a tree model, which does not
+               extrapolate)
 - label_shift  classification: the share of the positive class changes, inputs given the
                class do not (prior shift)
 
@@ -90,8 +93,8 @@ def make_stream(
     else:
         progress = (batch_of_row >= change_batch).astype(float)
     x = rng.normal(size=(total, len(NUMERIC)))
-    if kind == "covariate":  # x3 moves by 1.5 sd; the target depends on it as before
-        x[:, 2] += 1.5 * progress
+    if kind == "covariate":  # x3 narrows and moves inside the range it had; the relation stays
+        x[:, 2] = np.where(progress > 0, 0.75 + 0.6 * x[:, 2], x[:, 2])
     segment = rng.choice(SEGMENTS, size=total, p=[0.5, 0.3, 0.2])
     seg_effect = pd.Series(segment).map({"a": 0.0, "b": 1.0, "c": -1.0}).to_numpy()
     old = 2.0 * x[:, 0] - 1.0 * x[:, 1] + 0.5 * x[:, 2] + seg_effect
