@@ -103,6 +103,29 @@ def ensure_database(url: str) -> bool:
         admin.dispose()
 
 
+def drop_databases(pg_url: str, prefix: str) -> list[str]:
+    """Drops every database named <prefix>_* (closing their connections); returns their names.
+    For throw-away deployments (tests, benchmarks): a production prefix is never dropped here."""
+    import sqlalchemy as sa
+
+    url = sa.engine.make_url(pg_url).set(drivername="postgresql+psycopg", database="postgres")
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            pattern = prefix.replace("_", r"\_") + r"\_%"
+            names = list(
+                conn.execute(
+                    sa.text("SELECT datname FROM pg_database WHERE datname LIKE :p"),
+                    {"p": pattern},
+                ).scalars()
+            )
+            for name in names:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        return names
+    finally:
+        engine.dispose()
+
+
 def client_env(cfg: ServerConfig, creds: credentials.Credentials) -> dict[str, str]:
     """The environment of every client of these servers: CLI, workers and their flow runs."""
     return {

@@ -55,10 +55,14 @@ def ensure_experiments(client: Any, name: str, artifact_root: Path | None) -> Ex
     except MlflowException as exc:
         if "API request to" not in str(exc):  # not a transport failure: a bug or bad data
             raise
+        import re
+
         uri = redact_url(client.tracking_uri)
+        cause = re.search(r"\[Errno -?\d+\][^'\")]*", str(exc))
+        retries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "7")
         raise StoreUnavailable(
-            f"MLflow tracking server {uri} did not answer (after the client's retries, "
-            f"MLFLOW_HTTP_REQUEST_MAX_RETRIES): {str(exc)[:300]}"
+            f"MLflow tracking server {uri} did not answer after {retries} retries "
+            f"(MLFLOW_HTTP_REQUEST_MAX_RETRIES): {cause.group(0) if cause else str(exc)[:200]}"
         ) from exc
 
 
