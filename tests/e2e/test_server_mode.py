@@ -32,6 +32,11 @@ pytestmark = pytest.mark.slow
 PG = os.environ.get("MODELWATCH_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432")
 PROJECTS = {"bike-demand": "params.yaml", "bank-subscription": "params.bank.yaml"}
 BIN = Path(sys.executable).parent
+FAST = {
+    "drift": {"html_report": False, "bootstrap": {"samples": 0}},
+    "performance": {"bootstrap": {"samples": 0}},
+    "multivariate": {"methods": []},
+}
 
 
 def _free_port() -> int:
@@ -113,14 +118,16 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def deployed(server, tmp_path_factory):
-    """Both projects in temporary folders, deployed in the server's work pool; bootstrapped
-    and given two monitor batches each through the pool. The second bike batch first meets an
-    MLflow tracking server that does not answer (in a run outside the pool)."""
+    """Both projects in temporary folders, deployed in the server's work pool; bootstrapped,
+    then two batches each monitored through the pool (one monitor-incoming run per project,
+    both at once). The bike batches first meet an MLflow tracking server that does not answer
+    (in a run outside the pool). The costly statistics are off: this module tests the
+    deployment, the other e2e modules the statistics."""
     env = dict(os.environ) | server["env"]
     projects = {}
     for model, base in PROJECTS.items():
         folder = tmp_path_factory.mktemp(model)
-        params = write_params(base, folder, demo={"max_batches": 2})
+        params = write_params(base, folder, demo={"max_batches": 2}, **FAST)
         deploy = subprocess.run(
             [str(BIN / "modelwatch"), "--params", str(params), "server", "deploy"],
             env=env,
@@ -142,25 +149,15 @@ def deployed(server, tmp_path_factory):
         }
         states = {m: _wait(api, r) for m, r in runs.items()}
         assert states == {m: "COMPLETED" for m in PROJECTS}, states
-        rounds = []
-        for index in (1, 2):
-            for p in projects.values():
-                _deliver(p["loaded"].paths, p["plan"], index)
-            if index == 2:
-                projects["bike-demand"]["down"] = _monitor_while_mlflow_down(
-                    mp, projects["bike-demand"]["loaded"].paths.params_file
-                )
-            runs = {m: _run_deployment(api, f"monitor-incoming/{m}") for m in PROJECTS}
-            rounds.append({m: _wait(api, r) for m, r in runs.items()})
-        yield {"projects": projects, "rounds": rounds, "api": api, "env": server["env"]}
-
-
-def _deliver(paths, plan, index: int) -> None:
-    """Drops batch `index` and the labels due by then into the project's incoming folders."""
-    for due in plan.labels_due(index):
-        if not (paths.data_repo / "data" / "labels" / due.labels.name).exists():
-            shutil.copy(due.labels, paths.incoming_labels / due.labels.name)
-    shutil.copy(plan.batches[index - 1].inputs, paths.incoming_batches)
+        for p in projects.values():
+            for batch in p["plan"].batches[:2]:
+                shutil.copy(batch.inputs, p["loaded"].paths.incoming_batches)
+        projects["bike-demand"]["down"] = _monitor_while_mlflow_down(
+            mp, projects["bike-demand"]["loaded"].paths.params_file
+        )
+        runs = {m: _run_deployment(api, f"monitor-incoming/{m}") for m in PROJECTS}
+        monitored = {m: _wait(api, r) for m, r in runs.items()}
+        yield {"projects": projects, "monitored": monitored, "api": api, "env": server["env"]}
 
 
 def _monitor_while_mlflow_down(mp: pytest.MonkeyPatch, params: Path) -> dict:
@@ -220,8 +217,8 @@ def _mlflow(env: dict, path: str, auth: bool = True) -> tuple[int, bytes]:
         return exc.code, b""
 
 
-def test_every_monitor_run_through_the_pool_completes(deployed):
-    assert deployed["rounds"] == [{m: "COMPLETED" for m in PROJECTS}] * 2
+def test_every_run_through_the_pool_completes(deployed):
+    assert deployed["monitored"] == {m: "COMPLETED" for m in PROJECTS}
 
 
 def test_each_project_has_its_own_registered_model_experiments_and_ledger(deployed):
@@ -259,9 +256,10 @@ def test_a_batch_fails_cleanly_while_mlflow_is_down_and_runs_once_it_is_back(dep
     assert "did not answer after 1 retries" in state.message, state.message
     assert "Connection refused" in state.message, state.message
     assert down["waiting"] == down["files"]  # input kept where the next run finds it
-    assert down["batches"] == 1 and down["record"] is None  # never claimed: ledger unchanged
-    processed = down["files"][0].parent.parent / "processed" / down["files"][0].name
-    assert processed.exists()  # the next run through the pool (server up) took it
+    assert len(down["files"]) == 2
+    assert down["batches"] == 0 and down["record"] is None  # never claimed: ledger unchanged
+    for file in down["files"]:  # the next run through the pool (server up) took them
+        assert (file.parent.parent / "processed" / file.name).exists()
 
 
 def test_deployments_have_per_project_names_and_concurrency_limits(deployed):
