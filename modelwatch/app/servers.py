@@ -13,7 +13,8 @@ import urllib.request
 from pathlib import Path
 
 from modelwatch.app.credentials import Credentials, announcement, credentials_path, load_or_create
-from modelwatch.settings import Paths, load_settings
+from modelwatch.errors import ConfigError
+from modelwatch.settings import Paths, load_settings, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +196,11 @@ def serve(params: Path, home: Path, prefect_port: int, mlflow_port: int) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)  # also when started in the background (SIGINT ignored)
     paths = load_settings(params).paths
+    if paths.mode == "server":
+        raise ConfigError(
+            f"{params}: server mode (tracking {redact_url(paths.tracking_uri)}): the UIs are "
+            "those of the servers (`modelwatch server start` prints their addresses)"
+        )
     creds, _ = load_or_create(home)
     env = _server_env(paths.prefect_home, prefect_port, creds)
     procs: dict[str, tuple[subprocess.Popen, str]] = {}

@@ -124,20 +124,22 @@ def deployed(server, tmp_path_factory):
     (in a run outside the pool). The costly statistics are off: this module tests the
     deployment, the other e2e modules the statistics."""
     env = dict(os.environ) | server["env"]
-    projects = {}
-    for model, base in PROJECTS.items():
+    projects, deploys = {}, {}
+    for model, base in PROJECTS.items():  # both deploys at once: each imports every flow
         folder = tmp_path_factory.mktemp(model)
         params = write_params(base, folder, demo={"max_batches": 2}, **FAST)
-        deploy = subprocess.run(
-            [str(BIN / "modelwatch"), "--params", str(params), "server", "deploy"],
-            env=env,
-            capture_output=True,
-            text=True,
+        cmd = [str(BIN / "modelwatch"), "--params", str(params), "server", "deploy"]
+        deploys[model] = subprocess.Popen(
+            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        assert deploy.returncode == 0, deploy.stderr[-3000:]
-        loaded = load_settings(params)
-        plan = demo_plan(loaded, folder / "plan")
-        projects[model] = {"params": params, "plan": plan, "deploy": deploy.stdout}
+        projects[model] = {
+            "params": params,
+            "plan": demo_plan(load_settings(params), folder / "plan"),
+        }
+    for model, proc in deploys.items():
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-3000:]
+        projects[model]["deploy"] = out
     with pytest.MonkeyPatch.context() as mp:
         for name, value in server["env"].items():
             mp.setenv(name, value)
