@@ -44,7 +44,8 @@ from modelwatch.app import prefect_rest, production  # noqa: E402
 from modelwatch.settings import load_settings  # noqa: E402
 from tests.conftest import demo_plan, write_params  # noqa: E402
 
-LOG_TIME = re.compile(r"^(\d\d:\d\d:\d\d\.\d{3}) \| ", re.M)
+# a flow or task run's log line: "19:12:03.466 | INFO    | Flow run 'monitor-...' - ..."
+LOG_TIME = re.compile(r"^(\d\d:\d\d:\d\d\.\d{3}) \| \w+ +\| (?:Flow|Task) run '", re.M)
 
 
 def free_port() -> int:
@@ -53,18 +54,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_servers(folder: Path, prefix: str) -> tuple[subprocess.Popen, dict[str, str]]:
+def start_servers(folder: Path, prefix: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
     cmd = [str(BIN / "modelwatch"), "--params", str(ROOT / "params.yaml"), "server", "start",
            "--dir", str(folder), "--db-prefix", prefix, "--prefect-port", str(free_port()),
            "--mlflow-port", str(free_port())]  # fmt: skip
     log = open(folder / "start.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=log, start_new_session=True)
+    return subprocess.Popen(cmd, env=env, stdout=log, stderr=log, start_new_session=True)
+
+
+def wait_ready(proc: subprocess.Popen, folder: Path) -> dict[str, str]:
+    """Waits for `server start`'s ready line; returns the client environment it wrote."""
     while production.READY not in (folder / "start.log").read_text():
         if proc.poll() is not None:
             raise SystemExit((folder / "start.log").read_text()[-3000:])
         time.sleep(1)
-    return proc, production.read_env_file(folder / production.ENV_FILE)
+    return production.read_env_file(folder / production.ENV_FILE)
 
 
 def modelwatch(params: Path, env: dict[str, str], *args: str) -> tuple[float, str]:
@@ -78,7 +83,8 @@ def modelwatch(params: Path, env: dict[str, str], *args: str) -> tuple[float, st
 
 
 def flow_seconds(log: str) -> float:
-    """First to last Prefect log line of a command's output (same day)."""
+    """First to last log line of a flow or task run in a command's output (same day): the
+    flow's own time, without the temporary server's start and stop."""
     stamps = [datetime.strptime(t, "%H:%M:%S.%f") for t in LOG_TIME.findall(log)]
     return (stamps[-1] - stamps[0]).total_seconds()
 
@@ -105,17 +111,27 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-server-"))
     prefix = f"mwbench_{uuid.uuid4().hex[:6]}"
     (tmp / "server").mkdir()
-    proc, server_env = start_servers(tmp / "server", prefix)
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
-    base_env.pop("MODELWATCH_HOME", None)
-    envs = {"embedded": base_env, "server": base_env | server_env}
+    proc = start_servers(tmp / "server", prefix)
     rows: list[tuple[str, int, float, float]] = []
     try:
+        server_env = wait_ready(proc, tmp / "server")
+        base_env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))
+        }
+        base_env.pop("MODELWATCH_HOME", None)
+        envs = {"embedded": base_env, "server": base_env | server_env}
         plan = None
-        for mode in ("embedded, modelwatch run", "server, modelwatch run", "server, work pool"):
+        modes = {"embedded, modelwatch run": "bike-embedded", "server, modelwatch run": "bike-cli",
+                 "server, work pool": "bike-pool"}  # fmt: skip
+        for mode, model in modes.items():  # one model each: server mode shares the registry
             env = envs["embedded" if mode.startswith("embedded") else "server"]
-            folder = tmp / mode.split(",")[0] / mode.split()[-1]
-            params = write_params("params.yaml", folder, demo={"max_batches": args.batches})
+            params = write_params(
+                "params.yaml",
+                tmp / model,
+                demo={"max_batches": args.batches},
+                project={"model_name": model},
+                tracking={"experiment": model},
+            )
             plan = plan or demo_plan(load_settings(params), tmp / "plan")
             if mode == "server, work pool":
                 modelwatch(params, env, "server", "deploy")
@@ -123,7 +139,7 @@ def main() -> None:
             paths = load_settings(params).paths
             api = server_env["PREFECT_API_URL"]
             if mode == "server, work pool":
-                dep = prefect_rest.call(api, "/deployments/name/monitor-incoming/bike-demand")
+                dep = prefect_rest.call(api, f"/deployments/name/monitor-incoming/{model}")
             for batch in plan.batches[: args.batches]:
                 if mode == "server, work pool":
                     shutil.copy(batch.inputs, paths.incoming_batches)
@@ -136,7 +152,10 @@ def main() -> None:
                       flush=True)  # fmt: skip
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=120)
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
         production.drop_databases(production.pg_url_from_env(), prefix)
         shutil.rmtree(tmp, ignore_errors=True)
     print("\n| mode | batches | wall s/batch (median) | flow s/batch | overhead s/batch |")
