@@ -133,7 +133,7 @@ def main() -> None:
                 tracking={"experiment": model},
             )
             plan = plan or demo_plan(load_settings(params), tmp / "plan")
-            if mode == "server, work pool":
+            if mode.startswith("server"):  # the project's ledger database and deployments
                 modelwatch(params, env, "server", "deploy")
             modelwatch(params, env, "bootstrap", str(plan.reference))
             paths = load_settings(params).paths
