@@ -89,11 +89,11 @@ def flow_seconds(log: str) -> float:
     return (stamps[-1] - stamps[0]).total_seconds()
 
 
-def pool_batch(api: str, deployment_id: str) -> tuple[float, float]:
+def pool_batch(api: str, auth: str, deployment_id: str) -> tuple[float, float]:
     t0 = time.perf_counter()
-    run = prefect_rest.call(api, f"/deployments/{deployment_id}/create_flow_run", {})
+    run = prefect_rest.call(api, f"/deployments/{deployment_id}/create_flow_run", {}, auth)
     while True:
-        found = prefect_rest.call(api, f"/flow_runs/{run['id']}")
+        found = prefect_rest.call(api, f"/flow_runs/{run['id']}", auth_string=auth)
         if found["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
             break
         time.sleep(0.5)
@@ -137,13 +137,15 @@ def main() -> None:
                 modelwatch(params, env, "server", "deploy")
             modelwatch(params, env, "bootstrap", str(plan.reference))
             paths = load_settings(params).paths
-            api = server_env["PREFECT_API_URL"]
+            api, auth = server_env["PREFECT_API_URL"], server_env["PREFECT_API_AUTH_STRING"]
             if mode == "server, work pool":
-                dep = prefect_rest.call(api, f"/deployments/name/monitor-incoming/{model}")
+                dep = prefect_rest.call(
+                    api, f"/deployments/name/monitor-incoming/{model}", auth_string=auth
+                )
             for batch in plan.batches[: args.batches]:
                 if mode == "server, work pool":
                     shutil.copy(batch.inputs, paths.incoming_batches)
-                    wall, inside = pool_batch(api, dep["id"])
+                    wall, inside = pool_batch(api, auth, dep["id"])
                 else:
                     wall, log = modelwatch(params, env, "run", str(batch.inputs))
                     inside = flow_seconds(log)
