@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 UV := $(BIN)/uv
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: setup demo demo-bank test test-fast lint ui bench bench-steps bench-drift bench-quality bench-policies bench-drift-null bench-cli bench-bootstrap report-screenshot ui-check clean
+.PHONY: setup demo demo-bank test test-fast lint ui bench bench-steps bench-drift bench-quality bench-policies bench-drift-null bench-cli bench-bootstrap report-screenshot ui-check server-up server-deploy server-status bench-server clean
 
 $(UV):
 	python3 -m venv $(VENV) && $(BIN)/pip install --quiet --disable-pip-version-check uv==0.13.9
@@ -65,5 +65,19 @@ ui-check: setup
 ui: setup
 	$(BIN)/modelwatch --params params.yaml ui
 
+# server mode (README "Production mode"): servers on PostgreSQL (MODELWATCH_PG_URL) until Ctrl-C;
+# then, in another shell, both projects' deployments in the work pool
+server-up: setup
+	$(BIN)/modelwatch --params params.yaml server start
+
+server-deploy: setup
+	. ./.modelwatch-server/env && $(BIN)/modelwatch --params params.yaml server deploy && $(BIN)/modelwatch --params params.bank.yaml server deploy
+
+server-status: setup
+	. ./.modelwatch-server/env && $(BIN)/modelwatch server status
+
+bench-server: setup
+	$(BIN)/python benchmarks/bench_server.py
+
 clean:
-	rm -rf .modelwatch .modelwatch-bank
+	rm -rf .modelwatch .modelwatch-bank .modelwatch-server

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
+from prefect.states import Failed
 
 from flows.common import DEFAULT_PARAMS
 from flows.monitor import monitor_batch
@@ -33,8 +34,10 @@ def monitor_incoming(
     """Runs monitor-batch on each CSV in incoming/batches in name order (name batches so that
     names sort in time order, e.g. batch-2026-11-23.csv), then moves each file to
     incoming/processed/. A file with content seen before ends Skipped; a bad one ends Rejected
-    (its copy is in quarantine). Files arriving while nothing ran are all picked up by the next
-    run: that is the catch-up policy for missed schedule ticks.
+    (its copy is in quarantine). A batch that failed otherwise (a store server down, a bug) stays
+    in incoming/batches, released in the ledger, for the next run, and this run ends Failed
+    naming it. Files arriving while nothing ran are all picked up by the next run: that is the
+    catch-up policy for missed schedule ticks.
 
     Args:
         params_path: the project's params.yaml.
@@ -49,13 +52,23 @@ def monitor_incoming(
     logger.info("%d batch file(s) waiting in %s", len(files), paths.incoming_batches)
     done = paths.incoming / "processed"
     done.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows, kept = [], []
     progress = flow_progress("monitor-incoming", len(files), artifact_key="incoming-progress")
     for path in files:
         state = monitor_batch(batch_path=path, params_path=params_path, return_state=True)
-        shutil.move(str(path), done / path.name)
+        if state.is_failed() and state.name != "Rejected":
+            kept.append(path.name)  # not judged: tried again by the next run
+        else:
+            shutil.move(str(path), done / path.name)
         rows.append({"file": path.name, "state": state.name, "message": state.message or ""})
         progress.advance(detail=f"{path.name} {state.name} {state.message or ''}".strip())
     if rows:
         create_table_artifact(key="monitor-incoming", table=rows, description="batches processed")
+    if kept:
+        first = next(r for r in rows if r["file"] == kept[0])
+        return Failed(
+            message=f"{len(kept)} batch(es) failed and stay in {paths.incoming_batches} for the "
+            f"next run: {', '.join(kept)} ({first['message']})",
+            data=rows,
+        )
     return rows

@@ -41,3 +41,7 @@ class VersioningError(ModelwatchError):
 
 class PromotionRejected(ModelwatchError):
     """The promotion policy refused a model where one is required (e.g. the first model)."""
+
+
+class StoreUnavailable(ModelwatchError):
+    """A store server (MLflow tracking server, ledger database) did not answer after retries."""

@@ -45,7 +45,9 @@ METRIC_DIRECTIONS: dict[str, dict[str, Direction]] = {
 }
 
 LEDGER_URL_ENV = "MODELWATCH_LEDGER_URL"
+TRACKING_URI_ENV = "MODELWATCH_TRACKING_URI"
 HOME_ENV = "MODELWATCH_HOME"
+PROJECT_PLACEHOLDER = "{project}"  # in a ledger URL: the project's model name, database-safe
 
 
 class _Frozen(BaseModel):
@@ -471,6 +473,19 @@ class TrackingSettings(_Frozen):
     experiment: str = Field(min_length=1)
 
 
+class StoresSettings(_Frozen):
+    """Where the MLflow tracking store and the ledger live. Unset (the default): embedded,
+    SQLite files in the project home. Server mode: `tracking_uri` is the http(s):// address of
+    an MLflow tracking server (artifacts proxied by it), `ledger_url` any SQLAlchemy URL, e.g.
+    postgresql+psycopg://user@host:5432/modelwatch_ledger_{project}, where {project} becomes the
+    model name (lower case, [a-z0-9_]). The environment wins over the file:
+    MODELWATCH_TRACKING_URI and MODELWATCH_LEDGER_URL; Prefect's own PREFECT_API_URL picks the
+    Prefect server."""
+
+    tracking_uri: StrictStr | None = Field(None, pattern=r"^https?://[^/\s]+")
+    ledger_url: StrictStr | None = Field(None, min_length=1)
+
+
 class WebhookSettings(_Frozen):
     """Where alerts go: an http(s) incoming webhook that accepts Slack-compatible JSON (Slack,
     Mattermost, Rocket.Chat), or any apprise URL (mailto://, msteams://, discord://, ...)."""
@@ -559,6 +574,7 @@ class Settings(_Frozen):
     promotion: PromotionSettings
     schedule: ScheduleSettings = ScheduleSettings()
     tracking: TrackingSettings
+    stores: StoresSettings = StoresSettings()
     alerts: AlertSettings = AlertSettings()
 
     @model_validator(mode="before")
@@ -608,6 +624,8 @@ class Paths:
     project_root: Path
     params_file: Path
     home: Path
+    tracking_server: str | None = None  # an MLflow server's http(s) URL (server mode)
+    ledger_server: str | None = None  # a SQLAlchemy URL of the ledger (server mode)
 
     @property
     def mlflow_db(self) -> Path:
@@ -615,17 +633,29 @@ class Paths:
 
     @property
     def tracking_uri(self) -> str:
-        return f"sqlite:///{self.mlflow_db}"
+        """The MLflow tracking server's URL in server mode, else SQLite in the project home."""
+        return self.tracking_server or f"sqlite:///{self.mlflow_db}"
 
     @property
     def artifact_root(self) -> Path:
         return self.home / "mlartifacts"
 
     @property
+    def experiment_artifact_root(self) -> Path | None:
+        """Where new experiments keep their artifacts: the project's folder when embedded; None
+        with a tracking server, whose proxied artifact store (mlflow-artifacts:/) decides."""
+        return None if self.tracking_server else self.artifact_root
+
+    @property
     def ledger_url(self) -> str:
-        """The ledger database: MODELWATCH_LEDGER_URL (any SQLAlchemy URL, e.g. PostgreSQL in a
-        server deployment), else SQLite in the project home."""
-        return os.environ.get(LEDGER_URL_ENV) or f"sqlite:///{self.home / 'ledger.db'}"
+        """The ledger database: stores.ledger_url or MODELWATCH_LEDGER_URL (any SQLAlchemy URL,
+        e.g. PostgreSQL in a server deployment), else SQLite in the project home."""
+        return self.ledger_server or f"sqlite:///{self.home / 'ledger.db'}"
+
+    @property
+    def mode(self) -> Literal["embedded", "server"]:
+        """ "server" when the tracking store or the ledger is a server, else "embedded"."""
+        return "server" if self.tracking_server or self.ledger_server else "embedded"
 
     @property
     def prefect_home(self) -> Path:
@@ -698,7 +728,31 @@ def load_settings(path: Path | str) -> LoadedSettings:
     home = Path(env_home) if env_home else Path(settings.project.home)
     if not home.is_absolute():
         home = path.parent / home
-    return LoadedSettings(settings, Paths(path.parent, path, home.resolve()))
+    tracking = os.environ.get(TRACKING_URI_ENV) or settings.stores.tracking_uri
+    if tracking and not re.match(r"^https?://[^/\s]+", tracking):
+        raise ConfigError(
+            f"{TRACKING_URI_ENV}: {redact_url(tracking)!r} is not the http(s):// URL of an "
+            "MLflow tracking server"
+        )
+    ledger = os.environ.get(LEDGER_URL_ENV) or settings.stores.ledger_url
+    if ledger:
+        ledger = ledger.replace(PROJECT_PLACEHOLDER, database_name(settings.project.model_name))
+    paths = Paths(path.parent, path, home.resolve(), tracking or None, ledger or None)
+    return LoadedSettings(settings, paths)
+
+
+def database_name(model_name: str) -> str:
+    """A model name as a database-name part: lower case, [a-z0-9_] (bike-demand -> bike_demand)."""
+    return re.sub(r"[^a-z0-9_]", "_", model_name.lower())
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password (user:password@) shown as ***, for logs and status lines."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
 
 
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")

@@ -19,6 +19,8 @@ EPILOG = """examples:
   modelwatch decision batch-014-2011-04-30         # the retrain decision record of a batch
   modelwatch status                                # champion, last batch, last decision
   modelwatch doctor                                # find and repair what a crash left behind
+  modelwatch server start                          # server mode: Prefect + MLflow on PostgreSQL
+  modelwatch --params params.bank.yaml server deploy  # a project's deployments in the work pool
 """
 
 
@@ -119,7 +121,48 @@ def build_parser() -> argparse.ArgumentParser:
     ui = sub.add_parser("ui", help="start the Prefect UI and the MLflow UI on the project stores")
     ui.add_argument("--prefect-port", type=_positive_int, default=4200)
     ui.add_argument("--mlflow-port", type=_positive_int, default=5000)
+    _server_parser(sub)
     return parser
+
+
+def _server_parser(sub: argparse._SubParsersAction) -> None:
+    server = sub.add_parser(
+        "server",
+        help="server mode: Prefect and MLflow servers on PostgreSQL, a work pool and workers",
+        description="Server mode. PostgreSQL: MODELWATCH_PG_URL "
+        "(default postgresql://postgres@127.0.0.1:5432). `start` runs until Ctrl-C and writes "
+        "DIR/env, the client environment; source it (`set -a; . DIR/env; set +a`) before "
+        "`deploy`, `status`, `worker` or any other modelwatch command.",
+    )
+    action = server.add_subparsers(dest="server_command", required=True)
+    start = action.add_parser("start", help="start the servers, the work pool and its workers")
+    start.add_argument("--prefect-port", type=_positive_int, default=4200)
+    start.add_argument("--mlflow-port", type=_positive_int, default=5000)
+    start.add_argument("--host", default="127.0.0.1", help="listen address (0.0.0.0: all)")
+    start.add_argument("--workers", type=_positive_int, default=1)
+    start.add_argument(
+        "--db-prefix",
+        default="modelwatch",
+        type=_db_prefix,
+        help="databases <prefix>_prefect, <prefix>_mlflow, <prefix>_ledger_<project>",
+    )
+    action.add_parser("deploy", help="register this project's deployments in the work pool")
+    action.add_parser("status", help="the servers and every project deployed on them")
+    action.add_parser("worker", help="one more worker for the pool (with DIR/env)")
+    for parser in action.choices.values():
+        parser.add_argument(
+            "--dir", type=Path, default=None, help="server folder (default: .modelwatch-server "
+            "beside the params file)",
+        )  # fmt: skip
+        parser.add_argument("--pool", default="modelwatch", help="work pool name")
+
+
+def _db_prefix(value: str) -> str:
+    import re
+
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,30}", value):
+        raise argparse.ArgumentTypeError(f"expected [a-z_][a-z0-9_]* (max 31), got {value!r}")
+    return value
 
 
 def configure_environment(params: Path) -> Path:
@@ -150,6 +193,11 @@ def configure_environment(params: Path) -> Path:
     os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"
     os.environ.setdefault("DO_NOT_TRACK", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if paths.mode == "server" or os.environ.get("PREFECT_API_URL"):
+        from modelwatch.app.production import CLIENT_RETRIES
+
+        for name, value in CLIENT_RETRIES.items():
+            os.environ.setdefault(name, value)
     paths.prefect_home.mkdir(parents=True, exist_ok=True)
     from modelwatch.app.doctor import stop_orphaned_servers
 
@@ -256,6 +304,10 @@ def _dispatch(args: argparse.Namespace, params: Path, home: Path) -> int:
     if args.command == "table":
         _out(status.render_table(status.batch_table(params)))
         return 0
+    if args.command == "server":
+        from modelwatch.app import production_cli
+
+        return production_cli.dispatch(args, params)
     from modelwatch.app import servers
 
     if args.command == "serve":

@@ -13,7 +13,8 @@ import urllib.request
 from pathlib import Path
 
 from modelwatch.app.credentials import Credentials, announcement, credentials_path, load_or_create
-from modelwatch.settings import Paths, load_settings
+from modelwatch.errors import ConfigError
+from modelwatch.settings import Paths, load_settings, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +75,28 @@ def _prefect_server(env: dict[str, str], port: int) -> tuple[subprocess.Popen, s
 def _mlflow_server(
     paths: Paths, env: dict[str, str], port: int, creds: Credentials
 ) -> tuple[subprocess.Popen, str]:
-    """Starts `mlflow server` with its basic-auth app on 127.0.0.1:port (Host header and CORS
-    limited to that address); returns the process and its health URL."""
-    auth_db = f"sqlite:///{paths.home / AUTH_DB}"
-    config = paths.home / AUTH_CONFIG
+    """Starts `mlflow server` with its basic-auth app on 127.0.0.1:port on the project's own
+    stores; returns the process and its health URL."""
+    return mlflow_server(
+        paths.home, paths.tracking_uri, paths.artifact_root, env, "127.0.0.1", port, creds
+    )
+
+
+def mlflow_server(
+    home: Path,
+    backend_uri: str,
+    artifacts: Path,
+    env: dict[str, str],
+    host: str,
+    port: int,
+    creds: Credentials,
+    stdout: object = None,
+) -> tuple[subprocess.Popen, str]:
+    """Starts `mlflow server` with its basic-auth app (users in home/mlflow-auth.db) on
+    host:port, proxying artifacts stored under `artifacts` (Host header and CORS limited to that
+    address and the loopback names); returns the process and its health URL."""
+    auth_db = f"sqlite:///{home / AUTH_DB}"
+    config = home / AUTH_CONFIG
     config.write_text(  # no secret in it: the admin password comes from the environment
         "[mlflow]\n"
         "default_permission = NO_PERMISSIONS\n"
@@ -85,27 +104,29 @@ def _mlflow_server(
         f"admin_username = {creds.mlflow_username}\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
     )
-    if (paths.home / AUTH_DB).exists():
+    if (home / AUTH_DB).exists():
         _sync_mlflow_admin(auth_db, creds)
     else:  # owner only, like the credentials (SQLite takes an empty file as a new database)
-        os.close(os.open(paths.home / AUTH_DB, os.O_CREAT | os.O_WRONLY, 0o600))
+        os.close(os.open(home / AUTH_DB, os.O_CREAT | os.O_WRONLY, 0o600))
     env = env | {
         "MLFLOW_AUTH_CONFIG_PATH": str(config),
         "MLFLOW_AUTH_ADMIN_PASSWORD": creds.mlflow_password,
         "MLFLOW_FLASK_SERVER_SECRET_KEY": creds.mlflow_secret_key,
     }
-    hosts = f"127.0.0.1:{port},localhost:{port}"
+    names = dict.fromkeys([host, "127.0.0.1", "localhost"])  # in order, once each
+    hosts = ",".join(f"{name}:{port}" for name in names)
     cmd = [
         str(Path(sys.executable).parent / "mlflow"),
         "server",
         "--app-name",
         "basic-auth",
         "--backend-store-uri",
-        paths.tracking_uri,
+        backend_uri,
+        "--serve-artifacts",
         "--artifacts-destination",
-        str(paths.artifact_root),
+        str(artifacts),
         "--host",
-        "127.0.0.1",
+        host,
         "--port",
         str(port),
         "--workers",
@@ -113,9 +134,15 @@ def _mlflow_server(
         "--allowed-hosts",
         hosts,
         "--cors-allowed-origins",
-        origins(port),
+        ",".join(f"http://{name}:{port}" for name in names),
     ]
-    return subprocess.Popen(cmd, env=env), f"http://127.0.0.1:{port}/health"
+    proc = subprocess.Popen(cmd, env=env, stdout=stdout, stderr=stdout)
+    return proc, f"http://{_loopback(host)}:{port}/health"
+
+
+def _loopback(host: str) -> str:
+    """The address a local client reaches a server bound to host at (0.0.0.0: 127.0.0.1)."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::") else host
 
 
 def _sync_mlflow_admin(auth_db: str, creds: Credentials) -> None:
@@ -169,6 +196,11 @@ def serve(params: Path, home: Path, prefect_port: int, mlflow_port: int) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)  # also when started in the background (SIGINT ignored)
     paths = load_settings(params).paths
+    if paths.mode == "server":
+        raise ConfigError(
+            f"{params}: server mode (tracking {redact_url(paths.tracking_uri)}): the UIs are "
+            "those of the servers (`modelwatch server start` prints their addresses)"
+        )
     creds, _ = load_or_create(home)
     env = _server_env(paths.prefect_home, prefect_port, creds)
     procs: dict[str, tuple[subprocess.Popen, str]] = {}

@@ -6,7 +6,7 @@ from datetime import datetime
 from pathlib import Path
 
 from modelwatch import names
-from modelwatch.settings import load_settings
+from modelwatch.settings import Paths, load_settings, redact_url
 from modelwatch.stores import history, registry, tracking
 
 COLUMNS = ["batch", "rows", "validation", "drift_share", "error", "decision", "champion"]
@@ -17,7 +17,7 @@ def batch_table(params_path: Path | str) -> list[dict]:
     loaded = load_settings(params_path)
     client = tracking.configure(loaded.paths)
     exps = tracking.ensure_experiments(
-        client, loaded.settings.tracking.experiment, loaded.paths.artifact_root
+        client, loaded.settings.tracking.experiment, loaded.paths.experiment_artifact_root
     )
     return history.batch_table(client, exps.monitoring, loaded.settings.retrain.performance_metric)
 
@@ -85,7 +85,7 @@ def decision_record(params_path: Path | str, batch_id: str) -> str:
     loaded = load_settings(params_path)
     client = tracking.configure(loaded.paths)
     exps = tracking.ensure_experiments(
-        client, loaded.settings.tracking.experiment, loaded.paths.artifact_root
+        client, loaded.settings.tracking.experiment, loaded.paths.experiment_artifact_root
     )
     run = history.find_by_batch_id(client, exps.monitoring, batch_id)
     if run is None:
@@ -117,8 +117,10 @@ def status(params_path: Path | str) -> str:
     settings, paths = loaded.settings, loaded.paths
     name = settings.project.model_name
     client = tracking.configure(paths)
-    exps = tracking.ensure_experiments(client, settings.tracking.experiment, paths.artifact_root)
-    lines = [f"model {name} ({settings.project.task}), home {paths.home}"]
+    exps = tracking.ensure_experiments(
+        client, settings.tracking.experiment, paths.experiment_artifact_root
+    )
+    lines = [f"model {name} ({settings.project.task}), home {paths.home}", *stores_lines(paths)]
     found = registry.aliases(client, name)
     hist = ah.AliasHistory(paths.registry_dir, name)
     moves = [r for r in hist.records() if r.alias == registry.CHAMPION and r.state == "committed"]
@@ -159,8 +161,26 @@ def status(params_path: Path | str) -> str:
         severity = last.tags.get(names.DECISION_SEVERITY, "")
         lines.append(f"last decision: {decision}" + (f" ({severity})" if severity else ""))
     lines += _ledger_lines(paths.ledger_url, name)
-    lines.append(f"next scheduled run: {_next_scheduled_run(paths)}")
+    lines.append(f"next scheduled run: {_next_scheduled_run(paths, name)}")
     return "\n".join(lines)
+
+
+def stores_lines(paths: Paths) -> list[str]:
+    """The mode (embedded or server) and the address of each store, passwords hidden."""
+    import os
+
+    prefect = os.environ.get("PREFECT_API_URL")
+    return [
+        f"mode: {paths.mode}",
+        f"  tracking: {redact_url(paths.tracking_uri)}",
+        f"  ledger:   {redact_url(paths.ledger_url)}",
+        "  prefect:  "
+        + (
+            redact_url(prefect)
+            if prefect
+            else "a temporary server per command (no PREFECT_API_URL)"
+        ),
+    ]
 
 
 def _ledger_lines(url: str, name: str) -> list[str]:
@@ -207,18 +227,22 @@ def _outbox_lines(outbox: list[dict]) -> list[str]:
     return [f"undelivered alerts: {len(pending)}, retried with the next batch: {shown}{more}"]
 
 
-def _next_scheduled_run(paths, api: str | None = None) -> str:
+def _next_scheduled_run(paths, model: str, api: str | None = None) -> str:
     """Asks the Prefect server `modelwatch serve` uses (PREFECT_API_URL, else the default
     127.0.0.1:4200) for the monitor deployment's next scheduled run, over its REST API, with the
-    project's auth string (PREFECT_API_AUTH_STRING) and a CSRF token."""
+    project's auth string (PREFECT_API_AUTH_STRING) and a CSRF token. The deployment is
+    monitor-incoming/monitor under `modelwatch serve`, monitor-incoming/<model> in server mode
+    (`modelwatch server deploy`)."""
     import os
     import urllib.error
 
     from modelwatch.app import prefect_rest
 
     api = (api or os.environ.get("PREFECT_API_URL") or "http://127.0.0.1:4200/api").rstrip("/")
+    deployment = model if paths.mode == "server" else "monitor"
     body = {
-        "deployments": {"name": {"any_": ["monitor"]}},
+        "flows": {"name": {"any_": ["monitor-incoming"]}},
+        "deployments": {"name": {"any_": [deployment]}},
         "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}},
         "sort": "EXPECTED_START_TIME_ASC",
         "limit": 1,
@@ -233,4 +257,4 @@ def _next_scheduled_run(paths, api: str | None = None) -> str:
         return f"unknown: no Prefect server at {api} (`modelwatch serve` starts one)"
     if not runs:
         return "none scheduled (the monitor deployment is not served, or paused)"
-    return f"{runs[0]['expected_start_time']} ({runs[0]['name']}, monitor-incoming/monitor)"
+    return f"{runs[0]['expected_start_time']} ({runs[0]['name']}, monitor-incoming/{deployment})"

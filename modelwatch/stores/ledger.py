@@ -926,10 +926,26 @@ _open: dict[str, Ledger] = {}
 
 def open_ledger(url: str) -> Ledger:
     """Returns the ledger at this URL, creating its tables on first use (one engine per URL and
-    process: the connection pool is reused across flows of one process)."""
+    process: the connection pool is reused across flows of one process).
+
+    Raises:
+        StoreUnavailable: the ledger's database server does not answer, or has no such database.
+    """
     ledger = _open.get(url)
     if ledger is None:
-        ledger = _open[url] = Ledger(url)
+        try:
+            ledger = _open[url] = Ledger(url)
+        except sa.exc.OperationalError as exc:
+            from modelwatch.errors import StoreUnavailable
+            from modelwatch.settings import redact_url
+
+            cause = str(exc.orig or exc).strip().splitlines()[0]
+            hint = (
+                " (`modelwatch server deploy` creates a project's ledger database)"
+                if "does not exist" in cause
+                else ""
+            )
+            raise StoreUnavailable(f"ledger {redact_url(url)}: {cause}{hint}") from None
     return ledger
 
 

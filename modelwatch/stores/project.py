@@ -54,7 +54,7 @@ def open_project(params_path: Path | str) -> Project:
     versioning.init_data_repo(paths.data_repo, paths.dvc_remote, paths.params_file)
     client = tracking.configure(paths)
     experiments = tracking.ensure_experiments(
-        client, loaded.settings.tracking.experiment, paths.artifact_root
+        client, loaded.settings.tracking.experiment, paths.experiment_artifact_root
     )
     return Project(loaded.settings, paths, client, experiments, open_ledger(paths.ledger_url))
 

@@ -13,7 +13,8 @@ from typing import Any
 import pandas as pd
 
 from modelwatch import names
-from modelwatch.settings import Paths
+from modelwatch.errors import StoreUnavailable
+from modelwatch.settings import Paths, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,8 @@ class Experiments:
 
 
 def configure(paths: Paths) -> Any:
-    """Points MLflow at the project's SQLite store; returns an MlflowClient."""
+    """Points MLflow at the project's tracking store (SQLite in the home, or an MLflow server in
+    server mode); returns an MlflowClient."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"  # stores.integrity loads models
     import mlflow
@@ -39,14 +41,38 @@ def configure(paths: Paths) -> Any:
     return MlflowClient(tracking_uri=paths.tracking_uri, registry_uri=paths.tracking_uri)
 
 
-def ensure_experiments(client: Any, name: str, artifact_root: Path) -> Experiments:
-    """Creates (once) the monitoring and training experiments with explicit artifact locations."""
+def ensure_experiments(client: Any, name: str, artifact_root: Path | None) -> Experiments:
+    """Creates (once) the monitoring and training experiments with explicit artifact locations
+    (artifact_root None: the tracking server's proxied artifact store decides).
+
+    Raises:
+        StoreUnavailable: the tracking server did not answer (after the MLflow client's retries).
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return _ensure_experiments(client, name, artifact_root)
+    except MlflowException as exc:
+        if "API request to" not in str(exc):  # not a transport failure: a bug or bad data
+            raise
+        import re
+
+        uri = redact_url(client.tracking_uri)
+        cause = re.search(r"\[Errno -?\d+\][^'\")]*", str(exc))
+        retries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "7")
+        raise StoreUnavailable(
+            f"MLflow tracking server {uri} did not answer after {retries} retries "
+            f"(MLFLOW_HTTP_REQUEST_MAX_RETRIES): {cause.group(0) if cause else str(exc)[:200]}"
+        ) from exc
+
+
+def _ensure_experiments(client: Any, name: str, artifact_root: Path | None) -> Experiments:
     ids = []
     for suffix in ("monitoring", "training"):
         full = f"{name}-{suffix}"
         exp = client.get_experiment_by_name(full)
         if exp is None:
-            location = (artifact_root / full).as_uri()
+            location = None if artifact_root is None else (artifact_root / full).as_uri()
             # MLflow 3's UI opens GenAI (traces) views unless told these are model runs
             kind = {"mlflow.experimentKind": "custom_model_development"}
             ids.append(client.create_experiment(full, artifact_location=location, tags=kind))

@@ -24,6 +24,7 @@ COMMANDS = [
     "doctor",
     "serve",
     "ui",
+    "server",
 ]
 
 
@@ -110,7 +111,8 @@ def test_default_params_file_missing_in_cwd(tmp_path):
             ["promote"],
             "modelwatch: error: argument command: invalid choice: 'promote' "
             "(choose from 'demo', 'run', 'bootstrap', 'adopt', 'check-params', 'retrain', "
-            "'rollback', 'history', 'decision', 'table', 'status', 'doctor', 'serve', 'ui')",
+            "'rollback', 'history', 'decision', 'table', 'status', 'doctor', 'serve', 'ui', "
+            "'server')",
         ),
     ],
 )

@@ -8,7 +8,14 @@ import yaml
 from sqlalchemy.engine import make_url
 
 from modelwatch.errors import ConfigError
-from modelwatch.settings import HOME_ENV, Paths, load_settings
+from modelwatch.settings import (
+    HOME_ENV,
+    LEDGER_URL_ENV,
+    TRACKING_URI_ENV,
+    Paths,
+    load_settings,
+    redact_url,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "params.yaml"
@@ -16,7 +23,8 @@ SHIPPED = ROOT / "params.yaml"
 
 @pytest.fixture(autouse=True)
 def _no_home_env(monkeypatch):
-    monkeypatch.delenv(HOME_ENV, raising=False)
+    for name in (HOME_ENV, LEDGER_URL_ENV, TRACKING_URI_ENV):
+        monkeypatch.delenv(name, raising=False)
 
 
 def shipped() -> dict:
@@ -285,3 +293,54 @@ def test_secrets_come_from_the_environment_and_never_show_in_errors(tmp_path, mo
     with pytest.raises(ConfigError) as err:
         load_settings(path)
     assert "tok3n" not in str(err.value) and "${MW_TEST_HOOK}" in str(err.value)
+
+
+def test_stores_are_embedded_sqlite_by_default():
+    paths = load_settings(SHIPPED).paths
+    assert paths.mode == "embedded"
+    assert paths.tracking_uri == f"sqlite:///{ROOT / '.modelwatch' / 'mlflow.db'}"
+    assert paths.ledger_url == f"sqlite:///{ROOT / '.modelwatch' / 'ledger.db'}"
+    assert paths.experiment_artifact_root == ROOT / ".modelwatch" / "mlartifacts"
+
+
+def test_stores_section_switches_to_server_mode_with_a_ledger_per_project(tmp_path):
+    raw = shipped() | {
+        "stores": {
+            "tracking_uri": "http://mlflow.internal:5000",
+            "ledger_url": "postgresql+psycopg://mw@db:5432/ledger_{project}",
+        }
+    }
+    paths = load_settings(write_params(tmp_path, raw)).paths
+    assert paths.mode == "server"
+    assert paths.tracking_uri == "http://mlflow.internal:5000"
+    assert paths.ledger_url == "postgresql+psycopg://mw@db:5432/ledger_bike_demand"
+    assert paths.experiment_artifact_root is None  # the server's proxied artifact store
+
+
+def test_environment_wins_over_the_stores_section(tmp_path, monkeypatch):
+    raw = shipped() | {"stores": {"tracking_uri": "http://from-file:5000"}}
+    monkeypatch.setenv(TRACKING_URI_ENV, "https://from-env:443")
+    monkeypatch.setenv(LEDGER_URL_ENV, "postgresql+psycopg://u:pw@h/l_{project}")
+    paths = load_settings(write_params(tmp_path, raw)).paths
+    assert (paths.tracking_uri, paths.ledger_url) == (
+        "https://from-env:443",
+        "postgresql+psycopg://u:pw@h/l_bike_demand",
+    )
+
+
+def test_a_tracking_uri_that_is_not_an_http_server_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv(TRACKING_URI_ENV, "sqlite:///elsewhere.db")
+    with pytest.raises(ConfigError, match="MODELWATCH_TRACKING_URI: 'sqlite:///elsewhere.db' is"):
+        load_settings(SHIPPED)
+    raw = shipped() | {"stores": {"tracking_uri": "mlflow.internal:5000"}}
+    with pytest.raises(ConfigError, match=r"stores.tracking_uri: String should match"):
+        load_settings(write_params(tmp_path, raw))
+
+
+def test_redact_url_hides_only_the_password():
+    assert (
+        redact_url("postgresql+psycopg://u:s3cret@h:5432/db")
+        == "postgresql+psycopg://u:***@h:5432/db"
+    )
+    assert redact_url("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+    assert redact_url("postgresql://postgres@h/db") == "postgresql://postgres@h/db"
