@@ -17,7 +17,8 @@ differs, which is what the policy decides):
 
 Streams: bike (params.yaml, weekly 2011-2012, regression), bank (params.bank.yaml, 2,500-row
 batches, classification), and streams with planted changes (modelwatch.streams.planted, 30
-batches of 300 rows after a 6-batch reference, change at batch 15): stationary, abrupt,
+batches of 300 rows after a 6-batch reference, change at batch 15, each drawn --seeds times
+and judged over all draws together): stationary, abrupt,
 gradual, covariate (regression, with params.yaml's policy) and abrupt-cls, label-shift
 (classification, with params.bank.yaml's policy). A planted stream's columns replace the data
 section; everything else comes from the params file. Beside it, the stationary stream is cut
@@ -29,6 +30,7 @@ does not change a decision: Prefect, MLflow runs, GX validation, DVC versioning.
 demo.label_delay_batches late (1).
 
     .venv/bin/python benchmarks/bench_policies.py                      # every stream, ~10 min
+    .venv/bin/python benchmarks/bench_policies.py --variants           # + each rule on/off, ~35 min
     .venv/bin/python benchmarks/bench_policies.py --streams abrupt bank --verbose
 """
 
