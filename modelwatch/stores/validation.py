@@ -65,6 +65,8 @@ class ValidationFailure:
     unexpected_count: int | None = None
     examples: tuple = ()
     expected: str = ""
+    # a batch validated in pieces (modelwatch.scale): the pieces the problem was found in
+    where: str = ""
 
 
 @dataclass(frozen=True)
