@@ -72,6 +72,8 @@ def compute_drift(
     """
     report.check_column_overrides(settings, data)
     shipped = [_one_column(reference, c) for c in data.features]
+    if isinstance(reference, pd.DataFrame):  # sent to the workers once, not inside the graph
+        shipped = client.scatter(shipped)
     futures = client.map(
         column_drift, shipped, [batch] * len(shipped), data.features, data=data, settings=settings
     )
