@@ -43,7 +43,7 @@ from modelwatch.settings import (  # noqa: E402
 NUMERIC = [f"n{i:02d}" for i in range(40)]
 CATEGORICAL = [f"c{i}" for i in range(10)]
 DATA = DataSettings(id="id", target="y", features=NUMERIC + CATEGORICAL, categorical=CATEGORICAL)
-VALIDATION = ValidationSettings(max_rows=50_000_000, max_missing_share=0.01)
+VALIDATION = ValidationSettings(max_rows=50_000_000, max_missing_share=0.01, range_margin=0.5)
 FILE_ROWS = 250_000
 REFERENCE_ROWS = 1_000_000
 SHIFTED = 5  # the first columns' means move in the batches: some drift to find

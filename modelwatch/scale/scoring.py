@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from modelwatch.scale.parquet import ParquetBatch, open_parquet
+from modelwatch.scale.parquet import ParquetBatch, Piece, open_parquet
 from modelwatch.settings import DataSettings
 from modelwatch.training.scoring import score_frame
 
@@ -25,12 +25,33 @@ def score_parquet(
     """
     columns = [data.id, *data.features]
     meta = score_frame(model, batch.head()[columns], data, task).iloc[:0]
-    scored = batch.to_dask(columns).map_partitions(score_frame, model, data, task, meta=meta)
+    scored = batch.to_dask(columns).map_partitions(_score, model, data, task, meta=meta)
     written = scored.to_parquet(
         str(out_dir), write_index=False, name_function=_file_name, compute=False
     )
     client.compute(written).result()
     return open_parquet(str(out_dir))
+
+
+def score_piece(
+    batch: ParquetBatch,
+    piece: Piece,
+    index: int,
+    model: Any,
+    data: DataSettings,
+    task: str,
+    out_dir: str | Path,
+) -> int:
+    """Scores one piece into out_dir/part-<index>.parquet (the file score_parquet would write
+    for it); returns its row count. The monitor-large-batch flow maps this over the pieces."""
+    scored = score_frame(model, batch.read_piece(piece, [data.id, *data.features]), data, task)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    scored.to_parquet(Path(out_dir) / _file_name(index), index=False)
+    return len(scored)
+
+
+def _score(frame: pd.DataFrame, model: Any, data: DataSettings, task: str) -> pd.DataFrame:
+    return score_frame(model, frame, data, task)
 
 
 def _file_name(index: int) -> str:

@@ -18,9 +18,12 @@ import pandas as pd
 
 from modelwatch.settings import DataSettings, ValidationSettings
 from modelwatch.stores.validation import (
+    MATCH_SET,
     NOT_NULL,
     RESULT_FORMAT,
     ROW_COUNT,
+    TO_EXIST,
+    TYPE_CHECKS,
     UNIQUE,
     ValidationFailure,
     ValidationResult,
@@ -37,6 +40,8 @@ SUMMED = ("element_count", "unexpected_count", "missing_count")
 LISTED = ("partial_unexpected_list", "partial_unexpected_index_list")
 PARTIAL = RESULT_FORMAT["partial_unexpected_count"]
 SHOWN_PIECES = 3
+# schema problems are the same in every file (open_parquet checks that): no location
+SCHEMA = (TO_EXIST, MATCH_SET, ROW_COUNT, *TYPE_CHECKS)
 
 
 @dataclass(frozen=True)
@@ -128,7 +133,7 @@ def combine(
         combined = _combine_one(config, [p.results[i] for p in pieces])
         results.append(ExpectationValidationResult(expectation_config=config, **combined))
         failed_in = [p.label for p in pieces if not p.results[i]["success"]]
-        if not combined["success"] and failed_in and config.type != ROW_COUNT:
+        if not combined["success"] and failed_in and config.type not in SCHEMA:
             where[(config.type, config.kwargs.get("column"))] = _where(failed_in)
     for expectation, outcome in zip(whole_suite.expectations, whole.results, strict=True):
         config = expectation.configuration
