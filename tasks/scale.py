@@ -6,6 +6,7 @@ the columns puts each one on a Dask worker; the combining tasks run in the flow'
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ from modelwatch.scale import validation as scale_validation
 from modelwatch.settings import DataSettings, DriftSettings, ScaleSettings, ValidationSettings
 from modelwatch.stores import validation, validation_parts
 
+PARQUET_EXPECTED = "a Parquet file, or a folder of Parquet files with the same columns"
+
 
 @task(cache_policy=NO_CACHE)
 def open_parquet_batch(
@@ -37,7 +40,9 @@ def open_parquet_batch(
         batch = parquet.open_parquet(batch_path, settings.storage_options, settings.partition_rows)
     except SchemaError as exc:
         name = batch_path.rstrip("/").rsplit("/", 1)[-1]
-        return None, validation.ValidationResult.from_error(name, str(exc))
+        result = validation.ValidationResult.from_error(name, str(exc))
+        failure = dataclasses.replace(result.failures[0], expected=PARQUET_EXPECTED)
+        return None, dataclasses.replace(result, failures=(failure,))
     get_run_logger().info(
         "%s: %d rows in %d files, %d pieces",
         batch.path,
