@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -158,9 +159,14 @@ def publish_rejection(result: validation.ValidationResult) -> None:
     )
 
 
+@task(cache_policy=NO_CACHE)
 def predictions_dir(home: Path, batch_name: str) -> str:
-    """Returns where the predictions of a large batch are written (under the project home)."""
-    return str(home / "scale" / "predictions" / batch_name)
+    """Returns the empty folder the predictions of a large batch are written to (under the
+    project home; a rerun's older files are removed, so they cannot mix with the new ones)."""
+    folder = home / "scale" / "predictions" / batch_name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return str(folder)
 
 
 @task(cache_policy=NO_CACHE)

@@ -31,10 +31,11 @@ class Piece:
     row_groups: tuple[int, ...]
     start: int
     rows: int
+    name: str = ""  # the file's path inside the batch folder (its name for a single file)
 
     def label(self) -> str:
-        """Returns e.g. "part-3.parquet rows 500000-999999" (the file name and batch rows)."""
-        name = self.file.rstrip("/").rsplit("/", 1)[-1]
+        """Returns e.g. "part-3.parquet rows 500000-999999" (the file and the batch rows)."""
+        name = self.name or self.file.rstrip("/").rsplit("/", 1)[-1]
         return f"{name} rows {self.start}-{self.start + self.rows - 1}"
 
 
@@ -130,7 +131,8 @@ def open_parquet(
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     urls = [f if protocol in ("file", "local") else f"{protocol}://{f}" for f in files]
     schema, pieces, n_rows = None, [], 0
-    for url in urls:
+    for url, file in zip(urls, files, strict=True):
+        name = file[len(root) :].strip("/") or file.rstrip("/").rsplit("/", 1)[-1]
         meta = _footer(url, options)
         file_schema = meta.schema.to_arrow_schema().remove_metadata()
         if schema is None:
@@ -138,21 +140,11 @@ def open_parquet(
         elif not file_schema.equals(schema):
             raise SchemaError(f"{url}: {_schema_difference(schema, file_schema, urls[0])}")
         for groups, rows in _group_rows(meta, partition_rows):
-            pieces.append(Piece(url, groups, n_rows, rows))
+            pieces.append(Piece(url, groups, n_rows, rows, name))
             n_rows += rows
     if n_rows == 0:
         raise SchemaError(f"{path}: no rows (the Parquet files hold a schema only)")
     return ParquetBatch(str(path), tuple(urls), schema, n_rows, tuple(pieces), options)
-
-
-def is_parquet(path: str) -> bool:
-    """Whether a batch path is given as Parquet: a *.parquet file, or a folder (local or remote)
-    that holds Parquet files rather than a CSV file."""
-    text = str(path).rstrip("/")
-    if text.endswith(SUFFIXES):
-        return True
-    fs, root = fsspec.core.url_to_fs(text)
-    return bool(fs.isdir(root))
 
 
 def _open(url: str, options: Mapping[str, Any]):
