@@ -42,9 +42,11 @@ def _batch_source(value: str) -> Path | str:
 
 
 def _is_large(batch: Path | str) -> bool:
-    """Whether a batch goes through modelwatch.scale (Parquet on Dask) rather than the
-    in-memory CSV path."""
-    return isinstance(batch, str) or batch.is_dir() or batch.suffix.lower() != ".csv"
+    """Whether a batch goes through modelwatch.scale (Parquet on Dask): a URL, a folder, or a
+    *.parquet / *.parq / *.pq file; any other file stays on the in-memory CSV path."""
+    if isinstance(batch, str):
+        return True
+    return batch.is_dir() or batch.suffix.lower() in (".parquet", ".parq", ".pq")
 
 
 def _positive_int(value: str) -> int:
