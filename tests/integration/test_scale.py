@@ -292,3 +292,20 @@ def test_the_scheduler_comes_from_params_or_the_environment(tmp_path, monkeypatc
     typo = write_params("params.yaml", tmp_path / "typo", scale={"worker": 3})
     with pytest.raises(ConfigError, match=r"scale\.worker: unknown key"):
         load_settings(typo)
+
+
+def test_modelwatch_run_sends_parquet_to_the_dask_path(tmp_path):
+    """URLs, folders and Parquet files go to monitor-large-batch; CSV (or any other file)
+    stays on monitor-batch; a path that is not there is an argument error."""
+    from modelwatch.app.cli import _is_large, build_parser
+
+    parser = build_parser()
+    (tmp_path / "week.csv").write_text("id\n1\n")
+    (tmp_path / "week.parquet").write_bytes(b"")
+    (tmp_path / "folder").mkdir()
+    cases = {"s3://bucket/2026-11/": True, "week.parquet": True, "folder": True, "week.csv": False}
+    for given, large in cases.items():
+        value = given if "://" in given else str(tmp_path / given)
+        assert _is_large(parser.parse_args(["run", value]).batch) is large, given
+    with pytest.raises(SystemExit):
+        parser.parse_args(["run", str(tmp_path / "nowhere.parquet")])
