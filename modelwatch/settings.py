@@ -550,7 +550,7 @@ class ScaleSettings(_Frozen):
     scheduler: StrictStr | None = Field(None, pattern=SCHEDULER_PATTERN)
     workers: StrictInt = Field(2, ge=1)
     threads_per_worker: StrictInt = Field(1, ge=1)
-    worker_memory: StrictStr = Field("1.5GiB", pattern=r"^\d+(\.\d+)?\s*(B|kB|MB|GB|KiB|MiB|GiB)$")
+    worker_memory: StrictStr = Field("1.75GiB", pattern=r"^\d+(\.\d+)?\s*(B|kB|MB|GB|KiB|MiB|GiB)$")
     partition_rows: StrictInt = Field(500_000, ge=1)
     storage_options: dict[str, StrictStr | StrictInt | StrictFloat | StrictBool] = {}
 

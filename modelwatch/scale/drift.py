@@ -71,12 +71,14 @@ def compute_drift(
         ConfigError: drift.columns names an unknown column or a test that does not accept it.
     """
     report.check_column_overrides(settings, data)
-    shipped = [_one_column(reference, c) for c in data.features]
-    if isinstance(reference, pd.DataFrame):  # sent to the workers once, not inside the graph
-        shipped = client.scatter(shipped)
-    futures = client.map(
-        column_drift, shipped, [batch] * len(shipped), data.features, data=data, settings=settings
-    )
+    # one task per column, its reference values inside the task (not scattered): a worker
+    # that is restarted (memory) loses nothing the scheduler cannot send again
+    futures = [
+        client.submit(
+            column_drift, _one_column(reference, c), batch, c, data=data, settings=settings
+        )
+        for c in data.features
+    ]
     prediction = client.submit(
         series_drift, data.prediction, prediction_reference, predictions, settings
     )
