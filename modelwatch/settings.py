@@ -48,6 +48,8 @@ LEDGER_URL_ENV = "MODELWATCH_LEDGER_URL"
 TRACKING_URI_ENV = "MODELWATCH_TRACKING_URI"
 HOME_ENV = "MODELWATCH_HOME"
 PROJECT_PLACEHOLDER = "{project}"  # in a ledger URL: the project's model name, database-safe
+SCHEDULER_ENV = "MODELWATCH_DASK_SCHEDULER"
+SCHEDULER_PATTERN = r"^(tcp|tls|ucx|ws|wss|inproc)://[^\s/]+$"
 
 
 class _Frozen(BaseModel):
@@ -560,6 +562,44 @@ class AlertSettings(_Frozen):
 CLASSIFICATION_GUARDS = {"accuracy": 0.02, "f1": 0.05}
 
 
+class ScaleSettings(_Frozen):
+    """Large Parquet batches (modelwatch.scale): the Dask cluster they run on.
+
+    scheduler: address of a running Dask scheduler (e.g. tcp://10.0.0.5:8786); null starts a
+    local cluster of `workers` processes with `threads_per_worker` threads each and at most
+    `worker_memory` each (Dask's memory limit: it spills, then pauses, then restarts a worker).
+    The environment variable MODELWATCH_DASK_SCHEDULER overrides it (scheduler_address).
+    partition_rows: a batch is read in pieces of whole row groups of about this many rows (one
+    Dask partition each); a file with a single larger row group is one piece.
+    storage_options: passed to fsspec for s3://, gcs://, ... paths (e.g. {anon: true}).
+    """
+
+    scheduler: StrictStr | None = Field(None, pattern=SCHEDULER_PATTERN)
+    workers: StrictInt = Field(2, ge=1)
+    threads_per_worker: StrictInt = Field(1, ge=1)
+    worker_memory: StrictStr = Field("1.75GiB", pattern=r"^\d+(\.\d+)?\s*(B|kB|MB|GB|KiB|MiB|GiB)$")
+    partition_rows: StrictInt = Field(500_000, ge=1)
+    storage_options: dict[str, StrictStr | StrictInt | StrictFloat | StrictBool] = {}
+
+
+def scheduler_address(settings: ScaleSettings) -> str | None:
+    """Returns the Dask scheduler to use: MODELWATCH_DASK_SCHEDULER when set, else
+    scale.scheduler (None: a local cluster).
+
+    Raises:
+        ConfigError: the environment variable is not a scheduler address.
+    """
+    value = os.environ.get(SCHEDULER_ENV)
+    if not value:
+        return settings.scheduler
+    if not re.fullmatch(SCHEDULER_PATTERN, value):
+        raise ConfigError(
+            f"{SCHEDULER_ENV}: {value!r} is not a Dask scheduler address "
+            "(expected e.g. tcp://host:8786; accepted schemes: tcp, tls, ucx, ws, wss, inproc)"
+        )
+    return value
+
+
 class Settings(_Frozen):
     project: ProjectSettings
     data: DataSettings
@@ -576,6 +616,7 @@ class Settings(_Frozen):
     tracking: TrackingSettings
     stores: StoresSettings = StoresSettings()
     alerts: AlertSettings = AlertSettings()
+    scale: ScaleSettings = ScaleSettings()
 
     @model_validator(mode="before")
     @classmethod

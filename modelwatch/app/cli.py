@@ -13,6 +13,7 @@ from modelwatch.errors import ModelwatchError
 EPILOG = """examples:
   modelwatch demo                                  # bootstrap + replay the bundled year of batches
   modelwatch run incoming/batch-042.csv            # monitor one batch
+  modelwatch run big/2026-11/                      # a Parquet batch (file, folder, URL): Dask
   modelwatch retrain --reason "new pricing policy"  # manual retrain, promoted only if better
   modelwatch rollback --reason "complaints since v7" # previous_champion becomes champion again
   modelwatch history --at 2026-11-20T12:00         # which version was champion then
@@ -29,6 +30,25 @@ def _existing_file(value: str) -> Path:
     if not path.is_file():
         raise argparse.ArgumentTypeError(f"{value}: no such file")
     return path.resolve()
+
+
+def _batch_source(value: str) -> Path | str:
+    """A batch: an existing CSV or Parquet file, a folder of Parquet files, or a URL (any
+    fsspec protocol, read as Parquet)."""
+    if "://" in value and not value.startswith("file://"):
+        return value
+    path = Path(value.removeprefix("file://"))
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{value}: no such file")
+    return path.resolve()
+
+
+def _is_large(batch: Path | str) -> bool:
+    """Whether a batch goes through modelwatch.scale (Parquet on Dask): a URL, a folder, or a
+    *.parquet / *.parq / *.pq file; any other file stays on the in-memory CSV path."""
+    if isinstance(batch, str):
+        return True
+    return batch.is_dir() or batch.suffix.lower() in (".parquet", ".parq", ".pq")
 
 
 def _positive_int(value: str) -> int:
@@ -76,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="replay only the first N batches (default: demo.max_batches)",
     )
     run = sub.add_parser("run", help="run monitor-batch on one batch file")
-    run.add_argument("batch", type=_existing_file)
+    run.add_argument("batch", type=_batch_source, help="a CSV file, or Parquet (file, folder, URL)")
     run.add_argument("--force-retrain", action="store_true", help="retrain after this batch")
     run.add_argument("--reason", type=_reason, default=None, help="why (with --force-retrain)")
     boot = sub.add_parser("bootstrap", help="train the first champion on a reference file")
@@ -214,6 +234,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "run" and args.force_retrain and not args.reason:
         parser.error("run --force-retrain needs --reason (why the model must be retrained)")
+    if args.command == "run" and args.force_retrain and _is_large(args.batch):
+        parser.error(
+            "run --force-retrain: not for Parquet batches (monitor-large-batch does not retrain)"
+        )
     params = args.params or Path("params.yaml").resolve()
     try:
         home = configure_environment(params)
@@ -236,6 +260,12 @@ def _dispatch(args: argparse.Namespace, params: Path, home: Path) -> int:
         _out(status.champion_summary(params))
         _out(_ui_hint(params, home))
         return 0
+    if args.command == "run" and _is_large(args.batch):
+        from flows.large_batch import run_large_batch
+
+        state = run_large_batch(str(args.batch), params)
+        _out(_state_line(str(args.batch), state))
+        return exit_code(state)
     if args.command == "run":
         from flows.monitor import monitor_batch
 

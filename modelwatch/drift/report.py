@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -150,16 +150,30 @@ def compute_drift(
     progress = Progress(f"drift on {len(current)} rows", len(data.features), on_line=on_progress)
     found = []
     for column in data.features:
-        found.append(_feature_drift(reference, current, column, data, settings))
+        found.append(feature_drift(reference, current, column, data, settings))
         progress.advance(detail=column)
-    features = tuple(found)
-    features = _weigh(_correct(features, settings), data.features, importance)
-    prediction = _task_drift(data.prediction, prediction_reference, prediction_current, settings)
-    target = _task_drift(data.target, target_reference, target_current, settings)
-    for result in (*features, prediction, target):
+    prediction = task_drift(data.prediction, prediction_reference, prediction_current, settings)
+    target = task_drift(data.target, target_reference, target_current, settings)
+    return combine_drift(found, data, settings, prediction, target, importance)
+
+
+def combine_drift(
+    features: Sequence[FeatureDrift],
+    data: DataSettings,
+    settings: DriftSettings,
+    prediction: FeatureDrift | None = None,
+    target: FeatureDrift | None = None,
+    importance: Mapping[str, float] | None = None,
+) -> DriftReport:
+    """Returns the report of per-column results computed one by one (feature_drift, in
+    data.features order; task_drift): Benjamini-Hochberg across them, importance weights and
+    the dataset verdict, exactly as compute_drift does (modelwatch.scale computes the columns
+    on a Dask cluster and assembles them here)."""
+    weighted = _weigh(_correct(tuple(features), settings), data.features, importance)
+    for result in (*weighted, prediction, target):
         if result is not None and result.status != "ok":
             logger.warning("drift not tested: %s", result.message)
-    return _assemble(features, prediction, target, settings)
+    return _assemble(weighted, prediction, target, settings)
 
 
 def compute_series_drift(
@@ -284,13 +298,15 @@ def _with_null(
     return decide(judged)
 
 
-def _feature_drift(
+def feature_drift(
     reference: pd.DataFrame,
     current: pd.DataFrame,
     column: str,
     data: DataSettings,
     settings: DriftSettings,
 ) -> FeatureDrift:
+    """Returns the drift of one feature; `reference` and `current` need only hold that column
+    (and all of their rows: the reference's row count chooses the "auto" test)."""
     kind: Kind = "categorical" if column in data.categorical else "numeric"
     sides = {"reference": reference, "current": current}
     missing = [side for side, frame in sides.items() if column not in frame.columns]
@@ -321,7 +337,7 @@ def _series_drift(
     return _run(test, reference, current, kind, settings)
 
 
-def _task_drift(
+def task_drift(
     name: str, reference: pd.Series | None, current: pd.Series | None, settings: DriftSettings
 ) -> FeatureDrift | None:
     """Returns the drift of a prediction or target series, or None if neither side was given."""

@@ -65,6 +65,8 @@ class ValidationFailure:
     unexpected_count: int | None = None
     examples: tuple = ()
     expected: str = ""
+    # a batch validated in pieces (modelwatch.scale): the pieces the problem was found in
+    where: str = ""
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,10 @@ class ValidationResult:
     def to_dict(self) -> dict[str, Any]:
         """Returns a JSON-able dict of every field plus the summary line."""
         out = asdict(self)
-        out["failures"] = [{**f, "examples": list(f["examples"])} for f in out["failures"]]
+        out["failures"] = [
+            {**{k: v for k, v in f.items() if k != "where" or v}, "examples": list(f["examples"])}
+            for f in out["failures"]
+        ]  # "where" only for batches validated in pieces: the CSV path's reports stay as they were
         out["summary"] = self.summary()
         return out
 

@@ -96,6 +96,8 @@ def test_the_rule_check_can_fail(tmp_path):
         "modelwatch.training.fit",
         "modelwatch.alerts.incidents",
         "modelwatch.settings",
+        "modelwatch.scale.drift",
+        "modelwatch.scale.validation",
     ],
 )
 def test_importing_the_core_loads_neither_prefect_nor_mlflow(module):
