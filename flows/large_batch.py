@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import flow, unmapped
-from prefect.states import Failed, State
+from prefect.states import Completed, Failed, State
 from prefect_dask import DaskTaskRunner
 
 from flows.common import DEFAULT_PARAMS, run_name, tag_run
@@ -27,6 +27,8 @@ from tasks.scale import (
     column_drift,
     combine_drift,
     combine_validation,
+    log_large_batch,
+    logged_run,
     open_parquet_batch,
     open_predictions,
     prediction_drift,
@@ -61,18 +63,34 @@ def dask_task_runner(settings: ScaleSettings) -> DaskTaskRunner:
     task_runner=DaskTaskRunner(cluster_kwargs=local_cluster_options(ScaleSettings())),
 )
 def monitor_large_batch(batch_path: str, params_path: Path = DEFAULT_PARAMS):
-    """Validates, scores and drift-checks one Parquet batch; a failing batch ends
-    Failed("Rejected") with its report in quarantine (the batch itself stays where it is)."""
+    """Validates, scores and drift-checks one Parquet batch and logs it as a run of the
+    monitoring experiment (batch_kind large); a failing batch ends Failed("Rejected") with its
+    report in quarantine (the batch itself stays where it is). A batch whose run finished
+    before (same id, same files: ParquetBatch.fingerprint) is not done again; one whose run a
+    crash left unfinished is."""
     proj = open_project(params_path)
     settings, data = proj.settings, proj.settings.data
     tag_run(proj.model_name, "large-batch")
     name = batch_id(batch_path)
     batch, unreadable = open_parquet_batch(batch_path, settings.scale)
+    fingerprint = batch.fingerprint() if batch is not None else "unreadable"
+    done = logged_run(proj, name, fingerprint) if batch is not None else None
+    if done is not None:  # a finished run: logged last, after every other step
+        tag_run("done-before")
+        return Completed(message=f"{name}: done before, MLflow run {done} (not repeated)")
     reference = load_reference(proj)
     checked = unreadable or _validate(batch, reference, proj)
     if not checked.success:
         folder = quarantine_batch(Path(batch_path), checked, proj, name)
         publish_rejection(checked)
+        log_large_batch(
+            proj,
+            name=name,
+            source=batch_path,
+            fingerprint=fingerprint,
+            checked=checked,
+            quarantine=folder,
+        )
         tag_run("rejected")
         return Failed(name="Rejected", message=f"{checked.problems()}; report in {folder}")
     model, champion = load_champion(proj)
@@ -102,6 +120,16 @@ def monitor_large_batch(batch_path: str, params_path: Path = DEFAULT_PARAMS):
     )
     importance = json.loads(champion.tags.get(names.FEATURE_IMPORTANCE, "null"))
     report = combine_drift(features.result(), predicted.result(), data, settings.drift, importance)
+    log_large_batch(
+        proj,
+        name=name,
+        source=batch_path,
+        fingerprint=fingerprint,
+        checked=checked,
+        drift_report=report,
+        predictions=out_dir,
+        champion_version=champion.version,
+    )
     tag_run("accepted", *(["drift"] if report.dataset_drift else []))
     return LargeBatchResult(name, checked, report, out_dir)
 

@@ -33,6 +33,9 @@ LABELS_EVALUATED = "labels_evaluated"
 LABELS_EVALUATED_AT = "labels_evaluated_at_batch"
 ALERTS = "alerts"
 ALERTS_FAILED = "alerts_failed"
+BATCH_KIND = "batch_kind"  # large: a Parquet batch of monitor-large-batch (no ledger step)
+BATCH_SOURCE = "batch_source"  # where the large batch was read (path or URL)
+BATCH_FINGERPRINT = "batch_fingerprint"  # md5 of its files' names, sizes and change times
 
 # links to Prefect (on every run modelwatch makes inside a flow run)
 PREFECT_FLOW_RUN_ID = "prefect.flow_run_id"

@@ -174,3 +174,85 @@ def batch_id(batch_path: str) -> str:
     """Returns the batch's id: its file or folder name made safe as one path component."""
     name = batch_path.rstrip("/").rsplit("/", 1)[-1]
     return io.safe_stem(name, hashlib.md5(batch_path.encode()).hexdigest())
+
+
+@task(cache_policy=NO_CACHE)
+def logged_run(proj: Any, name: str, fingerprint: str) -> str | None:
+    """Returns the id of the FINISHED monitoring run of this large batch (same id and
+    fingerprint), else None. Only a finished run counts: a run left RUNNING by a killed flow is
+    marked KILLED here and the batch is done again, so a rerun never skips unfinished work."""
+    from modelwatch import names
+    from modelwatch.stores import tracking
+
+    query = (
+        f"tags.`{names.BATCH_KIND}` = 'large' and tags.`{names.BATCH_ID}` = "
+        f"{tracking.quoted(name)} and tags.`{names.BATCH_FINGERPRINT}` = '{fingerprint}'"
+    )
+    found = tracking.find_runs(proj.client, proj.experiments.monitoring, query)
+    done = [r for r in found if r.info.status == "FINISHED"]
+    for stale in (r for r in found if r.info.status == "RUNNING"):
+        proj.client.set_terminated(stale.info.run_id, "KILLED")
+        get_run_logger().warning(
+            "large batch %s: run %s was left unfinished (a crash?); doing the batch again",
+            name,
+            stale.info.run_id,
+        )
+    return done[0].info.run_id if done else None
+
+
+@task(cache_policy=NO_CACHE)
+def log_large_batch(
+    proj: Any,
+    *,
+    name: str,
+    source: str,
+    fingerprint: str,
+    checked: validation.ValidationResult,
+    drift_report: Any | None = None,
+    predictions: str | None = None,
+    champion_version: str | None = None,
+    quarantine: Path | None = None,
+) -> str:
+    """Logs a large batch's MLflow run in the monitoring experiment: where it was read, its
+    validation (and, accepted, its drift: shares, per-column statistics and the report);
+    returns the run id. The run ends FINISHED last, which is what logged_run looks for."""
+    from modelwatch import names
+    from modelwatch.stores import tracking
+    from tasks import runtime
+    from tasks.tracking import drift_metrics
+
+    accepted = checked.success
+    tags = {
+        names.BATCH_ID: name,
+        names.BATCH_KIND: "large",
+        names.BATCH_SOURCE: source,
+        names.BATCH_FINGERPRINT: fingerprint,
+        names.VALIDATION_STATUS: names.ACCEPTED if accepted else names.REJECTED,
+        names.CHAMPION_VERSION: champion_version or "",
+        **({names.QUARANTINE: str(quarantine)} if quarantine else {}),
+        **runtime.flow_run_tags(),
+    }
+    metrics: dict[str, float] = {
+        names.ROWS: checked.n_rows,
+        names.FAILED_EXPECTATIONS: checked.failed,
+    }
+    if drift_report is not None:
+        tags[names.DATASET_DRIFT] = str(drift_report.dataset_drift).lower()
+        tags[names.DATASET_DRIFT_RULE] = drift_report.dataset_rule or ""
+        metrics |= {
+            names.DRIFT_SHARE: drift_report.drift_share,
+            names.DRIFT_WEIGHTED_SHARE: drift_report.weighted_drift_share,
+            names.DRIFTED_FEATURES: drift_report.n_drifted,
+        }
+        metrics |= drift_metrics(drift_report)
+    with tracking.run(proj.experiments.monitoring, name, tags) as run_id:
+        tracking.log_metrics(metrics, step=0)
+        tracking.log_json(checked.to_dict(), "validation.json")
+        if not accepted:
+            tracking.log_text(checked.to_markdown(), "validation.md")
+        if drift_report is not None:
+            tracking.log_json(drift_report.to_dict(), "drift_report.json")
+        if predictions is not None:
+            tracking.set_tags({"predictions": predictions})
+    get_run_logger().info("MLflow run %s for large batch %s", run_id, name)
+    return run_id

@@ -120,7 +120,7 @@ def log_monitoring_run(
         names.FAILED_EXPECTATIONS: checked.failed,
         names.PREDICTION_MEAN: float(pd.to_numeric(pred, errors="coerce").mean()),
     }
-    metrics |= _drift_metrics(report)
+    metrics |= drift_metrics(report)
     metrics |= {names.estimated(k): v for k, v in (estimated or {}).items()}
     labels_in = proj.ledger.label_counts(proj.model_name, step=index)
     if labels_in["files"]:
@@ -208,7 +208,7 @@ def _decision_word(decision: RetrainDecision) -> str:
     return f"keep ({decision.blocked_by})" if decision.blocked_by else "keep"
 
 
-def _drift_metrics(report: drift.DriftReport) -> dict[str, float]:
+def drift_metrics(report: drift.DriftReport) -> dict[str, float]:
     out: dict[str, float] = {}
     entries = list(report.features) + [e for e in (report.prediction, report.target) if e]
     for entry in entries:

@@ -7,6 +7,7 @@ memory is bounded by one piece (validation, scoring) or one column (drift) per w
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,6 +58,18 @@ class ParquetBatch:
     @property
     def columns(self) -> list[str]:
         return [c for c in self.schema.names if not c.startswith("__index_level_")]
+
+    def fingerprint(self) -> str:
+        """Returns an md5 over the batch's files: each one's path inside the batch and its
+        filesystem checksum (fsspec: size and modification time for local files, the store's
+        own tag for object stores). Cheap at any size: no data is read. A file replaced by
+        another changes it; the same bytes copied elsewhere do not keep it."""
+        fs, _ = fsspec.core.url_to_fs(self.path, **dict(self.storage_options))
+        inside = {piece.file: piece.name for piece in self.pieces}
+        digest = hashlib.md5()
+        for file in self.files:
+            digest.update(f"{inside.get(file, file)}\0{fs.checksum(file)}\n".encode())
+        return digest.hexdigest()
 
     def empty_frame(self) -> pd.DataFrame:
         """Returns a frame with no rows and the batch's columns and pandas dtypes."""

@@ -106,3 +106,91 @@ def test_an_unreadable_parquet_file_is_rejected_with_its_name(project, tmp_path)
     kept = project["loaded"].paths.quarantine / "week-9.parquet"
     assert (kept / "week-9.parquet").read_bytes() == broken.read_bytes()
     assert broken.exists()
+
+
+def _large_runs(proj, name: str) -> list:
+    from modelwatch import names
+    from modelwatch.stores import tracking
+
+    query = f"tags.`{names.BATCH_KIND}` = 'large' and tags.`{names.BATCH_ID}` = '{name}'"
+    return tracking.find_runs(proj.client, proj.experiments.monitoring, query)
+
+
+def test_a_large_batch_is_logged_once_and_a_rerun_is_not_repeated(project, tmp_path):
+    """The MLflow run holds the flow's drift report (reference: the result the flow returned);
+    the same files again end Completed without a second run; a changed file is a new batch."""
+    from flows.large_batch import run_large_batch
+    from modelwatch import names
+
+    folder = write_parts(project["batch"], tmp_path / "week-2")
+    state = run_large_batch(str(folder), project["params"])
+    assert state.is_completed(), state.message
+    report = state.result().drift
+    proj = open_project(project["params"])
+    (run,) = _large_runs(proj, "week-2")
+    assert run.info.status == "FINISHED"
+    assert run.data.tags[names.VALIDATION_STATUS] == names.ACCEPTED
+    assert run.data.tags[names.BATCH_SOURCE] == str(folder)
+    assert run.data.metrics[names.DRIFT_SHARE] == pytest.approx(report.drift_share, abs=1e-12)
+    assert run.data.metrics[names.ROWS] == len(project["batch"])
+    first = report.features[0]
+    logged = run.data.metrics[names.drift("statistic", first.column)]
+    assert logged == pytest.approx(first.statistic, rel=1e-12)
+
+    again = run_large_batch(str(folder), project["params"])
+    assert again.is_completed() and "done before" in again.message
+    assert run.info.run_id in again.message
+    assert len(_large_runs(proj, "week-2")) == 1
+
+    part = pd.read_parquet(folder / "part-1.parquet")
+    part.iloc[:-1].to_parquet(folder / "part-1.parquet", index=False)  # a row less
+    changed = run_large_batch(str(folder), project["params"])
+    assert changed.is_completed() and "done before" not in (changed.message or "")
+    assert len(_large_runs(proj, "week-2")) == 2
+
+
+def test_killed_while_logging_then_rerun_logs_exactly_once(project, tmp_path):
+    """`modelwatch run` SIGKILLed (its whole process group, Dask workers included) inside the
+    MLflow run, after the drift report was logged: the rerun marks the unfinished run KILLED
+    and does the batch again, so exactly one FINISHED run remains."""
+    import os
+    import subprocess
+    import sys
+
+    from prefect.settings import PREFECT_API_URL
+
+    root = Path(__file__).resolve().parents[2]
+    folder = write_parts(project["batch"], tmp_path / "week-3")
+    point = "modelwatch.stores.tracking:log_json:after:2"  # validation.json, drift_report.json
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    env |= {
+        "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+        "NO_PROXY": "127.0.0.1",
+        "no_proxy": "127.0.0.1",
+        "PYTHONPATH": os.pathsep.join([str(root / "tests" / "faults"), str(root)]),
+        "MODELWATCH_TEST_KILL": point,
+    }
+    cmd = [str(Path(sys.executable).parent / "modelwatch"), "--params", str(project["params"])]
+    proc = subprocess.run(
+        [*cmd, "run", str(folder)],
+        env=env,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        start_new_session=True,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode in (-9, 137), out[-3000:]
+    assert f"fault injection: SIGKILL at {point}" in out
+    proj = open_project(project["params"])
+    (left,) = _large_runs(proj, "week-3")
+    assert left.info.status == "RUNNING"
+
+    from flows.large_batch import run_large_batch
+
+    state = run_large_batch(str(folder), project["params"])
+    assert state.is_completed(), state.message
+    runs = {r.info.run_id: r.info.status for r in _large_runs(proj, "week-3")}
+    assert sorted(runs.values()) == ["FINISHED", "KILLED"]
+    assert runs[left.info.run_id] == "KILLED"
