@@ -25,7 +25,6 @@ import argparse
 import os
 import re
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -153,11 +152,7 @@ def main() -> None:
                 print(f"{mode:<28} batch {batch.index}: wall {wall:6.2f} s, flow {inside:6.2f} s",
                       flush=True)  # fmt: skip
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        production.terminate(proc, 120)
         production.drop_databases(production.pg_url_from_env(), prefix)
         shutil.rmtree(tmp, ignore_errors=True)
     print("\n| mode | batches | wall s/batch (median) | flow s/batch | overhead s/batch |")

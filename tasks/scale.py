@@ -219,7 +219,6 @@ def log_large_batch(
     from modelwatch import names
     from modelwatch.stores import tracking
     from tasks import runtime
-    from tasks.tracking import drift_metrics
 
     accepted = checked.success
     tags = {
@@ -244,7 +243,7 @@ def log_large_batch(
             names.DRIFT_WEIGHTED_SHARE: drift_report.weighted_drift_share,
             names.DRIFTED_FEATURES: drift_report.n_drifted,
         }
-        metrics |= drift_metrics(drift_report)
+        metrics |= tracking.drift_metrics(drift_report)
     with tracking.run(proj.experiments.monitoring, name, tags) as run_id:
         tracking.log_metrics(metrics, step=0)
         tracking.log_json(checked.to_dict(), "validation.json")

@@ -9,7 +9,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from modelwatch import drift, names
+from modelwatch import names
 from modelwatch.decide.outcome import RetrainOutcome
 from modelwatch.decide.policy import RetrainDecision
 from modelwatch.decide.probation import ProbationVerdict
@@ -120,7 +120,7 @@ def log_monitoring_run(
         names.FAILED_EXPECTATIONS: checked.failed,
         names.PREDICTION_MEAN: float(pd.to_numeric(pred, errors="coerce").mean()),
     }
-    metrics |= drift_metrics(report)
+    metrics |= tracking.drift_metrics(report)
     metrics |= {names.estimated(k): v for k, v in (estimated or {}).items()}
     labels_in = proj.ledger.label_counts(proj.model_name, step=index)
     if labels_in["files"]:
@@ -206,26 +206,6 @@ def _decision_word(decision: RetrainDecision) -> str:
     if decision.retrain:
         return "retrain"
     return f"keep ({decision.blocked_by})" if decision.blocked_by else "keep"
-
-
-def drift_metrics(report: drift.DriftReport) -> dict[str, float]:
-    out: dict[str, float] = {}
-    entries = list(report.features) + [e for e in (report.prediction, report.target) if e]
-    for entry in entries:
-        if entry.status != "ok":
-            continue
-        name = entry.column
-        if entry.p_value is not None:
-            out[names.drift("p_value", name)] = entry.p_value
-        if entry.statistic is not None:
-            out[names.drift("statistic", name)] = entry.statistic
-        if entry.p_value_adjusted is not None:
-            out[names.drift("p_value_adjusted", name)] = entry.p_value_adjusted
-        if entry.effect_size is not None:
-            out[names.drift("effect_size", name)] = entry.effect_size
-        if entry.weighted_score is not None:
-            out[names.drift("weighted_score", name)] = entry.weighted_score
-    return out
 
 
 @task(cache_policy=NO_CACHE)

@@ -335,6 +335,17 @@ def stop(procs: list[subprocess.Popen]) -> None:
         proc.wait()
 
 
+def terminate(proc: subprocess.Popen, timeout: float) -> None:
+    """Stops a `modelwatch server start` started in its own session: SIGTERM (it stops its
+    servers and workers itself), then SIGKILL to its process group after `timeout` seconds."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def worker(cfg: ServerConfig, env_file: Path) -> int:
     """`modelwatch server worker`: one more worker on this machine (or another one that sees the
     project folders), with the client environment of an env file; runs until interrupted."""

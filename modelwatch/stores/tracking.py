@@ -303,3 +303,25 @@ def find_runs(
             # a run created between two pages shifts the later ones: keep each run once
             unique = {r.info.run_id: r for r in reversed(found)}
             return sorted(unique.values(), key=lambda r: r.info.start_time or 0, reverse=True)
+
+
+def drift_metrics(report: Any) -> dict[str, float]:
+    """A drift report's per-column numbers as MLflow metric names (drift.<kind>.<column>):
+    p-values, statistics, adjusted p-values, effect sizes and importance-weighted scores."""
+    out: dict[str, float] = {}
+    entries = list(report.features) + [e for e in (report.prediction, report.target) if e]
+    for entry in entries:
+        if entry.status != "ok":
+            continue
+        name = entry.column
+        if entry.p_value is not None:
+            out[names.drift("p_value", name)] = entry.p_value
+        if entry.statistic is not None:
+            out[names.drift("statistic", name)] = entry.statistic
+        if entry.p_value_adjusted is not None:
+            out[names.drift("p_value_adjusted", name)] = entry.p_value_adjusted
+        if entry.effect_size is not None:
+            out[names.drift("effect_size", name)] = entry.effect_size
+        if entry.weighted_score is not None:
+            out[names.drift("weighted_score", name)] = entry.weighted_score
+    return out

@@ -259,6 +259,25 @@ def check_reference(
     return found
 
 
+def run_gx(frame: pd.DataFrame, suite: Any, asset: str) -> Any:
+    """Validates `frame` with `suite` in an ephemeral Great Expectations context (no files, no
+    progress bars); returns GX's validation result."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    # TQDM_DISABLE does not work: GX passes disable= explicitly.
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    definition = (
+        context.data_sources.add_pandas("modelwatch")
+        .add_dataframe_asset(asset)
+        .add_batch_definition_whole_dataframe("whole")
+    )
+    return definition.get_batch(batch_parameters={"dataframe": frame}).validate(
+        suite, result_format=RESULT_FORMAT
+    )
+
+
 def validate_frame(
     batch: pd.DataFrame,
     reference: pd.DataFrame,
@@ -276,21 +295,8 @@ def validate_frame(
     Raises:
         ConfigError, SchemaError, InsufficientDataError: see build_suite.
     """
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
     suite = build_suite(reference, data, settings)
-    context = gx.get_context(mode="ephemeral")
-    # TQDM_DISABLE does not work: GX passes disable= explicitly.
-    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
-    definition = (
-        context.data_sources.add_pandas("modelwatch")
-        .add_dataframe_asset("batch")
-        .add_batch_definition_whole_dataframe("whole")
-    )
-    outcome = definition.get_batch(batch_parameters={"dataframe": batch}).validate(
-        suite, result_format=RESULT_FORMAT
-    )
+    outcome = run_gx(batch, suite, "batch")
     failures = describe_failures(outcome.results, batch, expected_columns(data))
     stats = outcome.statistics
     window = None

@@ -30,6 +30,7 @@ from modelwatch.stores.validation import (
     build_suite,
     describe_failures,
     expected_columns,
+    run_gx,
 )
 
 if TYPE_CHECKING:
@@ -76,19 +77,7 @@ def split_suite(
 
 def run_suite(frame: pd.DataFrame, suite: gx.ExpectationSuite, label: str) -> PieceOutcome:
     """Returns the outcome of `suite` on one piece (a worker calls this; the values pickle)."""
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
-    definition = (
-        context.data_sources.add_pandas("modelwatch")
-        .add_dataframe_asset("piece")
-        .add_batch_definition_whole_dataframe("whole")
-    )
-    outcome = definition.get_batch(batch_parameters={"dataframe": frame}).validate(
-        suite, result_format=RESULT_FORMAT
-    )
+    outcome = run_gx(frame, suite, "piece")
     results = tuple(
         {
             "key": expectation_key(r.expectation_config),

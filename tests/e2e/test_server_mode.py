@@ -10,7 +10,6 @@ import base64
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -105,12 +104,7 @@ def server(tmp_path_factory):
             "mlflow_port": mlflow_port,
         }
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        production.terminate(proc, 60)
         log.close()
         dropped = production.drop_databases(PG, prefix)
         assert f"{prefix}_ledger_bike_demand" in dropped and f"{prefix}_mlflow" in dropped
