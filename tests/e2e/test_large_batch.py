@@ -19,12 +19,23 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
+def cluster():
+    """One Dask cluster for the module, reached by its address (scale.scheduler) as a
+    team's shared scheduler would be: each flow run (and the killed CLI) connects to it
+    instead of starting its own local cluster. test_scale covers the local one."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True) as running:
+        yield running.scheduler_address
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, cluster):
     """A bootstrapped bike project (champion v1) and its first demo batch."""
     from flows.bootstrap import bootstrap
 
     folder = tmp_path_factory.mktemp("large")
-    params = write_params("params.yaml", folder, scale={"workers": 2})
+    params = write_params("params.yaml", folder, scale={"scheduler": cluster})
     loaded = load_settings(params)
     plan = demo_plan(loaded, folder / "demo")
     bootstrap(reference_path=plan.reference, params_path=params)
