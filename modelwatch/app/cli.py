@@ -229,6 +229,9 @@ def configure_environment(params: Path) -> Path:
     return paths.home
 
 
+PREFECT_UNREACHABLE = "Failed to reach API at"  # prefect.client: the API did not answer
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -244,6 +247,17 @@ def main(argv: list[str] | None = None) -> int:
         return _dispatch(args, params, home)
     except ModelwatchError as exc:
         sys.stderr.write(f"modelwatch: error: {exc}\n")
+        return 1
+    except RuntimeError as exc:
+        if not str(exc).startswith(PREFECT_UNREACHABLE):
+            raise
+        # Prefect's client raises this before a flow run exists: nothing was claimed or moved
+        api = os.environ.get("PREFECT_API_URL", "the Prefect API")
+        sys.stderr.write(
+            f"modelwatch: error: Prefect server {api} did not answer ({exc}); nothing was "
+            "run and every input stays where it is: start the server or fix PREFECT_API_URL, "
+            "then run the command again\n"
+        )
         return 1
     except KeyboardInterrupt:
         return 130

@@ -198,3 +198,44 @@ def test_credentials_file_others_can_read_is_refused_in_one_line(tmp_path):
         f"credentials: `chmod 600 {path}` (or delete it to generate new ones)\n"
     )
     assert path.read_text() == '{"copied": "from a shared folder"}'  # left as it was
+
+
+def test_a_prefect_server_that_does_not_answer_fails_in_one_line_and_moves_nothing(tmp_path):
+    """Server mode with the Prefect API down (PREFECT_API_URL on a port where nothing
+    listens): one line naming the server, exit 1, no traceback, the batch where it was and no
+    ledger claim."""
+    import socket
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["project"]["home"] = str(tmp_path / "home")
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(raw, sort_keys=False))
+    batch = tmp_path / "batch.csv"
+    batch.write_bytes((ROOT / "tests" / "data" / "bike_ok.csv").read_bytes())
+    env = {k: v for k, v in os.environ.items() if k != "MODELWATCH_HOME"}
+    env["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
+    proc = subprocess.run(
+        [sys.executable, "-m", "modelwatch.app.cli", "--params", str(params), "run", str(batch)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    line = last_line(proc.stderr)
+    assert line.startswith(f"modelwatch: error: Prefect server http://127.0.0.1:{port}/api did not")
+    assert "every input stays where it is" in line
+    assert batch.read_bytes() == (ROOT / "tests" / "data" / "bike_ok.csv").read_bytes()
+    ledger = tmp_path / "home" / "ledger.db"
+    if ledger.exists():
+        import sqlalchemy as sa
+
+        with sa.create_engine(f"sqlite:///{ledger}").connect() as conn:
+            tables = sa.inspect(conn).get_table_names()
+            if "batches" in tables:
+                assert conn.execute(sa.text("select count(*) from batches")).scalar() == 0
