@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from prefect import flow, unmapped
@@ -80,17 +81,18 @@ def monitor_large_batch(batch_path: str, params_path: Path = DEFAULT_PARAMS):
         return Completed(message=f"{name}: done before, MLflow run {done} (not repeated)")
     reference = load_reference(proj)
     checked = unreadable or _validate(batch, reference, proj)
+    log_run = partial(
+        log_large_batch,
+        proj,
+        name=name,
+        source=batch_path,
+        fingerprint=fingerprint,
+        checked=checked,
+    )
     if not checked.success:
         folder = quarantine_batch(Path(batch_path), checked, proj, name)
         publish_rejection(checked)
-        log_large_batch(
-            proj,
-            name=name,
-            source=batch_path,
-            fingerprint=fingerprint,
-            checked=checked,
-            quarantine=folder,
-        )
+        log_run(quarantine=folder)
         tag_run("rejected")
         return Failed(name="Rejected", message=f"{checked.problems()}; report in {folder}")
     model, champion = load_champion(proj)
@@ -120,16 +122,7 @@ def monitor_large_batch(batch_path: str, params_path: Path = DEFAULT_PARAMS):
     )
     importance = json.loads(champion.tags.get(names.FEATURE_IMPORTANCE, "null"))
     report = combine_drift(features.result(), predicted.result(), data, settings.drift, importance)
-    log_large_batch(
-        proj,
-        name=name,
-        source=batch_path,
-        fingerprint=fingerprint,
-        checked=checked,
-        drift_report=report,
-        predictions=out_dir,
-        champion_version=champion.version,
-    )
+    log_run(drift_report=report, predictions=out_dir, champion_version=champion.version)
     tag_run("accepted", *(["drift"] if report.dataset_drift else []))
     return LargeBatchResult(name, checked, report, out_dir)
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -25,11 +24,11 @@ import pytest
 
 from modelwatch.stores import recovery, registry, versioning
 from modelwatch.stores.project import REFERENCE, WINDOW, open_project
+from tests.conftest import cli_env, run_modelwatch
 from tests.e2e.test_lifecycle import Life
 
 pytestmark = pytest.mark.slow
 
-FAULTS = Path(__file__).resolve().parents[1] / "faults"
 ROOT = Path(__file__).resolve().parents[2]
 
 # (name, kill point, force a retrain at this batch) in the order the flows pass them
@@ -81,7 +80,6 @@ class Hook:
 
 @pytest.fixture(scope="module")
 def crash(tmp_path_factory):
-    from prefect.settings import PREFECT_API_URL
 
     hook = Hook()
     life = Life(
@@ -89,12 +87,7 @@ def crash(tmp_path_factory):
         alerts={"webhooks": [{"url": hook.url, "name": "ops", "min_severity": "info"}]},
     )
     life.bootstrap()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-    env |= {
-        "PREFECT_API_URL": str(PREFECT_API_URL.value()),  # this session's test server
-        "NO_PROXY": "127.0.0.1",
-        "no_proxy": "127.0.0.1",
-    }
+    env = cli_env()
     life.env, life.hook, life.next = env, hook, 1
     yield life
     hook.close()
@@ -105,22 +98,8 @@ def run_cli(life: Life, k: int, kill: str | None = None, force: bool = False) ->
     target = life.loaded.paths.incoming_batches / life.batches[k - 1].inputs.name
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(life.batches[k - 1].inputs.read_bytes())
-    env = dict(life.env)
-    if kill:
-        env["PYTHONPATH"] = os.pathsep.join([str(FAULTS), str(ROOT)])
-        env["MODELWATCH_TEST_KILL"] = kill
     args = ["run", target] + (["--force-retrain", "--reason", "crash test"] if force else [])
-    cmd = [str(Path(sys.executable).parent / "modelwatch"), "--params", str(life.params), *args]
-    proc = subprocess.run(
-        [str(a) for a in cmd],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        start_new_session=True,
-    )
-    return proc.returncode, proc.stdout + proc.stderr
+    return run_modelwatch(life.params, args, life.env, kill)
 
 
 def md5(path: Path) -> str:

@@ -13,7 +13,7 @@ from modelwatch.drift import compute_drift
 from modelwatch.settings import load_settings
 from modelwatch.stores import registry
 from modelwatch.stores.project import load_reference, open_project
-from tests.conftest import demo_plan, write_params
+from tests.conftest import cli_env, demo_plan, run_modelwatch, write_params
 
 pytestmark = pytest.mark.slow
 
@@ -161,38 +161,13 @@ def test_a_large_batch_is_logged_once_and_a_rerun_is_not_repeated(project, tmp_p
 
 
 def test_killed_while_logging_then_rerun_logs_exactly_once(project, tmp_path):
-    """`modelwatch run` SIGKILLed (its whole process group, Dask workers included) inside the
+    """`modelwatch run` SIGKILLed (its whole process group; the shared cluster lives on) inside the
     MLflow run, after the drift report was logged: the rerun marks the unfinished run KILLED
     and does the batch again, so exactly one FINISHED run remains."""
-    import os
-    import subprocess
-    import sys
-
-    from prefect.settings import PREFECT_API_URL
-
-    root = Path(__file__).resolve().parents[2]
     folder = write_parts(project["batch"], tmp_path / "week-3")
     point = "modelwatch.stores.tracking:log_json:after:2"  # validation.json, drift_report.json
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-    env |= {
-        "PREFECT_API_URL": str(PREFECT_API_URL.value()),
-        "NO_PROXY": "127.0.0.1",
-        "no_proxy": "127.0.0.1",
-        "PYTHONPATH": os.pathsep.join([str(root / "tests" / "faults"), str(root)]),
-        "MODELWATCH_TEST_KILL": point,
-    }
-    cmd = [str(Path(sys.executable).parent / "modelwatch"), "--params", str(project["params"])]
-    proc = subprocess.run(
-        [*cmd, "run", str(folder)],
-        env=env,
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        start_new_session=True,
-    )
-    out = proc.stdout + proc.stderr
-    assert proc.returncode in (-9, 137), out[-3000:]
+    code, out = run_modelwatch(project["params"], ["run", folder], cli_env(), kill=point)
+    assert code in (-9, 137), out[-3000:]
     assert f"fault injection: SIGKILL at {point}" in out
     proj = open_project(project["params"])
     (left,) = _large_runs(proj, "week-3")
