@@ -259,8 +259,37 @@ def main(argv: list[str] | None = None) -> int:
             "then run the command again\n"
         )
         return 1
+    except Exception as exc:
+        if not _lost_prefect(exc):
+            raise
+        _exit_prefect_lost(exc)
     except KeyboardInterrupt:
         return 130
+
+
+def _lost_prefect(exc: BaseException) -> bool:
+    """Whether exc is the Prefect client's transport failure (after its retries): the API went
+    away while a flow ran and the engine could not record the run's state."""
+    import httpx
+
+    return isinstance(exc, httpx.TransportError)
+
+
+def _exit_prefect_lost(exc: BaseException) -> None:
+    """Prints what happened and exits 1 at once. The flow already released its ledger claim (a
+    crash leaves one the next run takes over, its owner gone), so the batch runs again in full
+    next time. os._exit skips Prefect's delivery of the queued events at exit: the server is
+    gone, and each event would wait 7 s for it (minutes in all)."""
+    api = os.environ.get("PREFECT_API_URL", "the Prefect API")
+    sys.stderr.write(
+        f"modelwatch: error: Prefect server {api} stopped answering during the run ({exc}); "
+        "what the run finished is in the ledger and the input stays where it is: run the "
+        "command again once the server answers, it finishes the batch once (or says it is "
+        "done)\n"
+    )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
 
 
 def _dispatch(args: argparse.Namespace, params: Path, home: Path) -> int:

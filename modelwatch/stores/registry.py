@@ -37,7 +37,8 @@ def newest_trained_through(client: Any, name: str) -> int | None:
 
     try:
         versions = client.search_model_versions(filter_string=f"name = {tracking.quoted(name)}")
-    except MlflowException:
+    except MlflowException as exc:
+        tracking.raise_if_unavailable(client, exc)
         return None
     if not versions:
         return None
@@ -52,7 +53,8 @@ def get_alias(client: Any, name: str, alias: str) -> ModelVersionInfo | None:
 
     try:
         mv = client.get_model_version_by_alias(name, alias)
-    except MlflowException:
+    except MlflowException as exc:
+        tracking.raise_if_unavailable(client, exc)
         return None
     return ModelVersionInfo(str(mv.version), dict(mv.tags), mv.run_id)
 
@@ -75,7 +77,8 @@ def aliases(client: Any, name: str) -> dict[str, str]:
 
     try:
         return {k: str(v) for k, v in client.get_registered_model(name).aliases.items()}
-    except MlflowException:
+    except MlflowException as exc:
+        tracking.raise_if_unavailable(client, exc)
         return {}
 
 
@@ -321,4 +324,5 @@ def _require_version(client: Any, name: str, version: str) -> None:
     try:
         client.get_model_version(name, version)
     except MlflowException as exc:
+        tracking.raise_if_unavailable(client, exc)
         raise RegistryError(f"model {name!r} has no version {version!r}") from exc

@@ -53,17 +53,29 @@ def ensure_experiments(client: Any, name: str, artifact_root: Path | None) -> Ex
     try:
         return _ensure_experiments(client, name, artifact_root)
     except MlflowException as exc:
-        if "API request to" not in str(exc):  # not a transport failure: a bug or bad data
-            raise
-        import re
+        raise_if_unavailable(client, exc)
+        raise
 
-        uri = redact_url(client.tracking_uri)
-        cause = re.search(r"\[Errno -?\d+\][^'\")]*", str(exc))
-        retries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "7")
-        raise StoreUnavailable(
-            f"MLflow tracking server {uri} did not answer after {retries} retries "
-            f"(MLFLOW_HTTP_REQUEST_MAX_RETRIES): {cause.group(0) if cause else str(exc)[:200]}"
-        ) from exc
+
+def raise_if_unavailable(client: Any, exc: Exception) -> None:
+    """Raises StoreUnavailable when exc is a transport failure of the MLflow client (the server
+    did not answer after its retries), so that a caller reading "not found" from an
+    MlflowException never mistakes a server that is down for a missing model or alias.
+
+    Raises:
+        StoreUnavailable: exc says the tracking server did not answer.
+    """
+    if "API request to" not in str(exc):  # not a transport failure: a real answer
+        return
+    import re
+
+    uri = redact_url(client.tracking_uri)
+    cause = re.search(r"\[Errno -?\d+\][^'\")]*", str(exc))
+    retries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "7")
+    raise StoreUnavailable(
+        f"MLflow tracking server {uri} did not answer after {retries} retries "
+        f"(MLFLOW_HTTP_REQUEST_MAX_RETRIES): {cause.group(0) if cause else str(exc)[:200]}"
+    ) from exc
 
 
 def _ensure_experiments(client: Any, name: str, artifact_root: Path | None) -> Experiments:

@@ -102,6 +102,7 @@ def server(tmp_path_factory):
             "env": production.read_env_file(folder / production.ENV_FILE),
             "prefix": prefix,
             "mlflow_port": mlflow_port,
+            "prefect_port": prefect_port,
         }
     finally:
         production.terminate(proc, 60)
@@ -121,7 +122,7 @@ def deployed(server, tmp_path_factory):
     projects, deploys = {}, {}
     for model, base in PROJECTS.items():  # both deploys at once: each imports every flow
         folder = tmp_path_factory.mktemp(model)
-        params = write_params(base, folder, demo={"max_batches": 2}, **FAST)
+        params = write_params(base, folder, demo={"max_batches": 4}, **FAST)
         cmd = [str(BIN / "modelwatch"), "--params", str(params), "server", "deploy"]
         deploys[model] = subprocess.Popen(
             cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -304,3 +305,165 @@ def test_server_status_lists_both_projects_and_their_stores(deployed):
         assert "next scheduled run: 20" in out.stdout
     assert out.stdout.count("mode: server") == 2
     assert out.stdout.count(f"  tracking: {env['MODELWATCH_TRACKING_URI']}") == 2
+
+
+# The servers go away in the middle of a batch. These run last in this module (file order): they
+# add batches 3 and 4 of bike-demand, after the checks above counted batches 1 and 2.
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILLs a process and every process it started (a server and its web workers)."""
+    import psutil
+
+    root = psutil.Process(pid)
+    for proc in [*root.children(recursive=True), root]:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
+def _batch_runs(env: dict, params: Path) -> list:
+    """(batch id, status) of each monitoring run of the project, oldest first."""
+    from mlflow import MlflowClient
+
+    from modelwatch.stores import history
+
+    uri = env["MODELWATCH_TRACKING_URI"]
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = load_settings(params).settings.tracking.experiment
+    exp = client.get_experiment_by_name(f"{experiment}-monitoring")
+    return [(r.batch_id, r.status) for r in history.batch_runs(client, exp.experiment_id)]
+
+
+def test_mlflow_killed_after_the_claim_releases_the_batch_and_the_pool_runs_it_once(
+    server, deployed, monkeypatch
+):
+    """A second MLflow server on the same database and artifacts serves this run until the batch
+    is claimed in the ledger, then it is SIGKILLed: the run fails cleanly (the batch stays in
+    incoming/, its claim released), and the next run through the pool monitors it once."""
+    from flows.incoming import monitor_incoming
+    from modelwatch.app import credentials, servers
+    from modelwatch.stores.ledger import Ledger, open_ledger
+
+    for name, value in server["env"].items():
+        monkeypatch.setenv(name, value)
+    p = deployed["projects"]["bike-demand"]
+    batch = p["plan"].batches[2]
+    incoming = p["loaded"].paths.incoming_batches
+    shutil.copy(batch.inputs, incoming)
+    cfg = production.ServerConfig(folder=server["folder"], pg_url=PG, prefix=server["prefix"])
+    creds, _ = credentials.load_or_create(server["folder"])
+    home = server["folder"] / "second-mlflow"
+    home.mkdir()
+    port = _free_port()
+    log = open(home / "mlflow.log", "wb")  # noqa: SIM115
+    proc, health = servers.mlflow_server(
+        home,
+        cfg.database("mlflow", "psycopg"),
+        server["folder"] / "artifacts",
+        dict(os.environ) | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        "127.0.0.1",
+        port,
+        creds,
+        stdout=log,
+    )
+    try:
+        assert servers.wait_healthy(health, proc, timeout=240), (home / "mlflow.log").read_text()
+        claim = Ledger.claim_batch
+
+        def claim_then_kill(self, *args, **kwargs):  # the real claim, then the server dies
+            out = claim(self, *args, **kwargs)
+            _kill_tree(proc.pid)
+            return out
+
+        monkeypatch.setattr(Ledger, "claim_batch", claim_then_kill)
+        monkeypatch.setenv("MODELWATCH_TRACKING_URI", f"http://127.0.0.1:{port}")
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
+        state = monitor_incoming(params_path=p["params"], return_state=True)
+    finally:
+        _kill_tree(proc.pid) if proc.poll() is None else None
+        log.close()
+    monkeypatch.undo()
+    for name, value in server["env"].items():
+        monkeypatch.setenv(name, value)
+    assert state.is_failed(), state
+    assert "stay in" in state.message and "did not answer" in state.message, state.message
+    assert (incoming / batch.inputs.name).exists()  # input kept where the next run finds it
+    led = open_ledger(p["loaded"].paths.ledger_url)
+    record = led.get_batch("bike-demand", file_md5(incoming / batch.inputs.name))
+    assert record is not None and not record.done and record.owner is None, record
+    assert led.unfinished("bike-demand") == [record]
+    run = _run_deployment(deployed["api"], "monitor-incoming/bike-demand")
+    assert _wait(deployed["api"], run) == "COMPLETED"
+    assert not (incoming / batch.inputs.name).exists()
+    assert led.count_batches("bike-demand") == 3 and led.unfinished("bike-demand") == []
+    runs = _batch_runs(server["env"], p["params"])
+    ids = [b.batch_id for b in p["plan"].batches[:3]]
+    assert [r for r in runs if r[1] == "accepted"] == [(i, "accepted") for i in ids], runs
+
+
+def test_prefect_killed_during_a_run_leaves_the_ledger_consistent_and_the_batch_runs_once(
+    server, deployed
+):
+    """`modelwatch run` talks to a second Prefect API on the same database, SIGKILLed right after
+    the batch is claimed in the ledger: the command fails with the server named and no traceback;
+    the claim is taken over by the next run through the pool (its owner is gone), which monitors
+    the batch once."""
+    from modelwatch.app import credentials
+    from modelwatch.stores.ledger import open_ledger
+    from tests.conftest import run_modelwatch
+
+    p = deployed["projects"]["bike-demand"]
+    batch = p["plan"].batches[3]
+    cfg = production.ServerConfig(
+        folder=server["folder"], pg_url=PG, prefix=server["prefix"], prefect_port=_free_port()
+    )
+    creds, _ = credentials.load_or_create(server["folder"])
+    env = production._prefect_env(cfg, creds) | {"PREFECT_HOME": str(server["folder"] / "p2")}
+    log = open(server["folder"] / "second-prefect.log", "wb")  # noqa: SIM115
+    prefect = [str(BIN / "prefect"), "server", "start", "--no-services", "--no-ui"]
+    proc = subprocess.Popen(
+        [*prefect, "--host", "127.0.0.1", "--port", str(cfg.prefect_port)],
+        env=env,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
+    api = f"http://127.0.0.1:{cfg.prefect_port}/api"
+    try:
+        from modelwatch.app import servers
+
+        assert servers.wait_healthy(f"{api}/health", proc, timeout=240)
+        cli = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "PREFECT_"))}
+        cli |= server["env"] | {
+            "PREFECT_API_URL": api,
+            "NO_PROXY": "127.0.0.1",
+            "MODELWATCH_TEST_KILL_PID": f"-{proc.pid}",  # its process group
+        }
+        code, out = run_modelwatch(
+            p["params"],
+            ["run", batch.inputs],
+            cli,
+            kill="modelwatch.stores.ledger:Ledger.claim_batch:after",
+        )
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 9)
+        log.close()
+    assert "fault injection: SIGKILL of pid" in out, out[-3000:]
+    assert code == 1, out[-3000:]
+    last = out.rstrip().splitlines()[-1]  # Prefect logs its own failures above; then one line
+    assert last.startswith(f"modelwatch: error: Prefect server {api} stopped answering"), last
+    led = open_ledger(p["loaded"].paths.ledger_url)
+    record = led.get_batch("bike-demand", file_md5(batch.inputs))
+    assert record is not None and not record.done and record.owner is None, record
+    incoming = p["loaded"].paths.incoming_batches
+    shutil.copy(batch.inputs, incoming)  # the same batch again, now through the pool
+    run = _run_deployment(deployed["api"], "monitor-incoming/bike-demand")
+    assert _wait(deployed["api"], run) == "COMPLETED"
+    assert led.count_batches("bike-demand") == 4 and led.unfinished("bike-demand") == []
+    runs = _batch_runs(server["env"], p["params"])
+    ids = [b.batch_id for b in p["plan"].batches[:4]]
+    assert [r for r in runs if r[1] == "accepted"] == [(i, "accepted") for i in ids], runs

@@ -7,8 +7,10 @@ this folder first on PYTHONPATH. A point is
 commas; `Class.method` works too, and `:N` fires at the N-th call (default the first). When the
 named module is imported, the function is wrapped; at the point the whole process group dies
 with SIGKILL (the CLI, its temporary Prefect server and any DVC stage), as a crashed machine or
-an OOM kill would leave it (group=False: this process only, for forked children). Nothing of
-this ships: the product has no fail points of its own.
+an OOM kill would leave it (group=False: this process only, for forked children). With
+MODELWATCH_TEST_KILL_PID set, the point SIGKILLs that process instead (a server this process talks
+to goes away) and this one carries on. Nothing of this ships: the product has no fail points of
+its own.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import signal
 import sys
 
 ENV = "MODELWATCH_TEST_KILL"
+PID_ENV = "MODELWATCH_TEST_KILL_PID"
 
 
 def _parse(specs: str) -> dict[str, list[tuple[str, str, int]]]:
@@ -36,6 +39,12 @@ def _parse(specs: str) -> dict[str, list[tuple[str, str, int]]]:
 
 
 def _die(point: str, group: bool) -> None:
+    other = os.environ.get(PID_ENV)
+    if other:
+        sys.stderr.write(f"fault injection: SIGKILL of pid {other} at {point}\n")
+        sys.stderr.flush()
+        os.kill(int(other), signal.SIGKILL)
+        return
     sys.stderr.write(f"fault injection: SIGKILL at {point} (pid {os.getpid()})\n")
     sys.stderr.flush()
     try:

@@ -248,3 +248,27 @@ def test_ensure_experiments_is_idempotent(tmp_path, monkeypatch):
         assert paths.mlflow_db.is_file()
     finally:
         reset_mlflow()
+
+
+def test_a_tracking_server_that_does_not_answer_is_not_a_missing_alias(monkeypatch):
+    """A server that is down must fail the batch as down, never as "no champion: run bootstrap"
+    (found when an MLflow server was killed in the middle of a batch, test_server_mode)."""
+    import socket
+
+    from mlflow import MlflowClient
+
+    from modelwatch.errors import StoreUnavailable
+
+    with socket.socket() as s:  # a port where nothing listens: connection refused
+        s.bind(("127.0.0.1", 0))
+        uri = f"http://127.0.0.1:{s.getsockname()[1]}"
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    for call in (
+        lambda: registry.get_alias(client, NAME, "champion"),
+        lambda: registry.require_alias(client, NAME, "champion"),
+        lambda: registry.aliases(client, NAME),
+        lambda: registry.newest_trained_through(client, NAME),
+    ):
+        with pytest.raises(StoreUnavailable, match=f"MLflow tracking server {uri} did not answer"):
+            call()
