@@ -15,15 +15,23 @@ ANSWER_WAIT_SECONDS = 180  # how long the CLI waits for the waiting flow run to 
 
 
 def list_pending(params: Path) -> str:
-    """Returns one line per pending approval (restarting the waiter of any whose process died)."""
+    """Returns one line per pending approval. One whose waiting process died is carried on: an
+    answer it got is carried out here (the outcome is printed), else a new waiter starts."""
+    from modelwatch.stores import ledger as ledger_mod
     from modelwatch.stores.project import open_project
     from tasks import approval
 
     proj = open_project(params)
-    restarted = approval.resume_waiters(proj)
-    lines = [approval.describe(e) for e in approval.pending(proj)]
-    if restarted:
-        lines.append(f"restarted the waiting flow run of approval event(s) {restarted}")
+    lines = []
+    for event in approval.pending(proj):
+        if ledger_mod.owner_alive(event.owner):
+            continue
+        if approval.answer_given(proj, event) is not None:
+            lines.append(f"v{event.detail.get('candidate')}: {wait(params, event.id)}")
+        else:
+            approval.start_waiter(proj.paths.params_file, event.id, proj.paths.home)
+            lines.append(f"v{event.detail.get('candidate')}: restarted its waiting flow run")
+    lines += [approval.describe(e) for e in approval.pending(proj)]
     return "\n".join(lines) or f"{proj.model_name}: no pending approvals"
 
 
@@ -42,6 +50,7 @@ def answer(params: Path, version: str, choice: str, reason: str, by: str) -> str
         ModelwatchError: nothing of that version is pending, or Prefect refused the input.
     """
     from modelwatch.decide import approval as core
+    from modelwatch.errors import ModelwatchError
     from modelwatch.stores import ledger as ledger_mod
     from modelwatch.stores.project import open_project
     from tasks import approval
@@ -49,6 +58,12 @@ def answer(params: Path, version: str, choice: str, reason: str, by: str) -> str
     proj = open_project(params)
     event = approval.find_pending(proj, version)
     given = core.from_form(choice, reason, by)
+    earlier = approval.answer_given(proj, event)
+    if earlier is not None:
+        raise ModelwatchError(
+            f"version {version} was answered already ({earlier.outcome()}); "
+            "`modelwatch approvals` finishes carrying it out"
+        )
     approval.answer_through_prefect(proj, event, given, choice)
     end = time.monotonic() + ANSWER_WAIT_SECONDS
     while time.monotonic() < end:
