@@ -174,3 +174,33 @@ def test_alias_history_keeps_the_approval_and_reads_older_records(tmp_path):
         del raw[key]  # as written before approvals existed
     hist.path.write_text(json.dumps(raw) + "\n" + second.to_line())
     assert [r.approval for r in AliasHistory(tmp_path, "m").records()] == ["", "rejected"]
+
+
+def test_cli_parses_approve_and_reject():
+    from modelwatch.app.cli import build_parser
+
+    args = build_parser().parse_args(["approve", "v7", "--reason", "card checked", "--by", "ana"])
+    assert (args.command, args.version, args.reason, args.by) == (
+        "approve",
+        "7",
+        "card checked",
+        "ana",
+    )
+    assert build_parser().parse_args(["reject", "7", "--reason", "no"]).by is None
+    assert build_parser().parse_args(["approvals"]).wait is None
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["approve", "seven", "--reason", "x"], "expected a model version such as 7 or v7"),
+        (["reject", "7", "--reason", "  "], "the reason must not be blank"),
+        (["approve", "7"], "the following arguments are required: --reason"),
+    ],
+)
+def test_cli_refuses_a_bad_answer_naming_it(capsys, argv, expected):
+    from modelwatch.app.cli import build_parser
+
+    with pytest.raises(SystemExit) as info:
+        build_parser().parse_args(argv)
+    assert info.value.code == 2 and expected in capsys.readouterr().err
