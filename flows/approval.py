@@ -35,10 +35,8 @@ def await_approval(event_id: int, params_path: Path = DEFAULT_PARAMS) -> str:
     if done.state != "started":
         return done.outcome or done.state
     event = approval.claim(proj, event_id)
-    if event is None:
-        from modelwatch.stores.ledger import LedgerBusy
-
-        raise LedgerBusy(f"approval {event_id}: another live process waits for it")
+    if event is None:  # started twice (a rerun raced the first waiter): that one carries on
+        return f"approval {event_id}: another live process waits for it"
     tag_run(proj.model_name, "approval")
     answer = approval.answer_given(proj, event) or approval.wait_for_answer(proj, event)
     event = proj.ledger.get_event(event_id)
@@ -49,6 +47,9 @@ def await_approval(event_id: int, params_path: Path = DEFAULT_PARAMS) -> str:
         return event.outcome or event.state
     recover_state(proj)  # a promotion a killed process began is finished first
     with one_at_a_time(proj.model_name, others_alive(proj, event)):
+        event = proj.ledger.get_event(event_id)
+        if event.state != "started":  # superseded while this run waited for the slot
+            return event.outcome or event.state
         alerts = approval.carry_out(proj, event, answer, approval.approval_via())
         step = event.step or 0
         send_alerts(proj, alerts, approval.subject_of(event), step)

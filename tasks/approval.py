@@ -112,8 +112,8 @@ def request_approval(
         },
     )
     registry.tag_version(proj.client, proj.model_name, version, {names.APPROVAL: "pending"})
-    proj.ledger.free_event(event.id)  # the waiter claims it
     pid = start_waiter(proj.paths.params_file, event.id, proj.paths.home)
+    proj.ledger.claim_event(event.id, owner=ledger_mod.owner_token(pid))  # the waiter owns it
     get_run_logger().warning(
         "version %s passed every check and waits for approval (event %d, waiter pid %d, "
         "timeout %s): approve in the Prefect UI or with `modelwatch approve %s --reason ...`",

@@ -673,11 +673,6 @@ class Ledger:
             )
         return True
 
-    def free_event(self, event_id: int) -> None:
-        """Leaves a started event without an owner (whoever claims it next carries it on)."""
-        with self._tx() as conn:
-            conn.execute(events.update().where(events.c.id == event_id).values(owner=None))
-
     def release_events(self, model: str) -> int:
         """Frees the open events of this process (after an exception: the next run finishes or
         closes them as if the process had died); returns how many."""

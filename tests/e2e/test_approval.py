@@ -190,7 +190,9 @@ def test_approved_through_the_ui_api_promotes_exactly_once_after_a_kill(scenario
     aliases = life.aliases()
     assert (aliases["champion"], aliases["previous_champion"]) == ("4", "1")
     committed = [
-        r for r in life.history().records() if r.state == "committed" and r.to_version == "4"
+        r
+        for r in life.history().records()
+        if r.state == "committed" and r.alias == "champion" and r.to_version == "4"
     ]
     assert len(committed) == 1
     rec = committed[0]

@@ -204,3 +204,28 @@ def test_cli_refuses_a_bad_answer_naming_it(capsys, argv, expected):
     with pytest.raises(SystemExit) as info:
         build_parser().parse_args(argv)
     assert info.value.code == 2 and expected in capsys.readouterr().err
+
+
+def test_an_approval_event_is_claimed_by_one_live_process(tmp_path):
+    """The waiter's claim: a live owner keeps it, a dead or absent one gives it up."""
+    import subprocess
+    import sys
+
+    from modelwatch.stores import ledger
+
+    led = ledger.Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    event = led.start_event("m", "approval", "ticket 1", step=3, detail={"candidate": "4"})
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert led.claim_event(event.id, owner=ledger.owner_token(other.pid))
+        assert not led.claim_event(event.id)  # a live process waits for it
+    finally:
+        other.kill()
+        other.wait()
+    assert led.claim_event(event.id)  # its owner died: this process carries on
+    assert led.get_event(event.id).owner == ledger.owner_token()
+    promo = led.start_event("m", "promotion", "ticket 1", detail={"approval": event.id})
+    assert [e.id for e in led.events_after("m", "promotion", event.id)] == [promo.id]
+    assert led.events_after("m", "promotion", promo.id) == []
+    led.finish_event(event.id, "rejected: superseded by v5")
+    assert not led.claim_event(event.id)  # finished: nothing to wait for
