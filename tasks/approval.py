@@ -329,6 +329,8 @@ def carry_out(
             "approval": event.id,
         },
     )
+    if event.detail.get("probation"):  # before the move, as apply_promotion: a kill after the
+        recovery.set_probation(proj, version, "active")  # move must not leave it unjudged
     registry.promote(
         proj.client,
         name,
@@ -339,8 +341,6 @@ def carry_out(
         decision_id=decision.decision_id,
         approval=_approval_fields(answer),
     )
-    if event.detail.get("probation"):
-        recovery.set_probation(proj, version, "active")
     recovery.reconcile_reference(proj)
     return incidents.promotion_alerts(decision, subject, step)
 
