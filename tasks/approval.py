@@ -331,7 +331,7 @@ def carry_out(
     )
     if event.detail.get("probation"):  # before the move, as apply_promotion: a kill after the
         recovery.set_probation(proj, version, "active")  # move must not leave it unjudged
-    registry.promote(
+    old = registry.promote(
         proj.client,
         name,
         version,
@@ -341,6 +341,9 @@ def carry_out(
         decision_id=decision.decision_id,
         approval=_approval_fields(answer),
     )
+    if old and old != version and led.get_meta(name, f"probation:{old}") == "active":
+        said = f"superseded by version {version} before it was judged (an approved promotion)"
+        recovery.set_probation(proj, old, "superseded", {names.PROBATION_REASON: said})
     recovery.reconcile_reference(proj)
     return incidents.promotion_alerts(decision, subject, step)
 
