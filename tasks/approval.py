@@ -398,18 +398,6 @@ def claim(proj: Project, event_id: int) -> ledger_mod.Event | None:
     return proj.ledger.get_event(event_id)
 
 
-def describe(event: ledger_mod.Event, now: float | None = None) -> str:
-    """Returns one line about a pending approval, for `modelwatch approvals` and status."""
-    left = approval.remaining(float(event.detail.get("deadline", 0)), now or time.time())
-    who = "waiting" if ledger_mod.owner_alive(event.owner) else "no waiter (restarted on demand)"
-    runs = event.detail.get("flow_runs") or ["-"]
-    return (
-        f"pending approval: v{event.detail.get('candidate')} (champion "
-        f"v{event.detail.get('champion')}), {approval.format_duration(round(left))} left, "
-        f"{who}, flow run {runs[-1]}; reason: {event.reason}"
-    )
-
-
 def answer_through_prefect(
     proj: Project, event: ledger_mod.Event, answer: approval.Answer, choice: str
 ) -> bool:

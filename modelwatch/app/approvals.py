@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 ANSWER_WAIT_SECONDS = 180  # how long the CLI waits for the waiting flow run to carry out
 
@@ -31,8 +32,23 @@ def list_pending(params: Path) -> str:
         else:
             approval.start_waiter(proj.paths.params_file, event.id, proj.paths.home)
             lines.append(f"v{event.detail.get('candidate')}: restarted its waiting flow run")
-    lines += [approval.describe(e) for e in approval.pending(proj)]
+    lines += [describe(e) for e in approval.pending(proj)]
     return "\n".join(lines) or f"{proj.model_name}: no pending approvals"
+
+
+def describe(event: Any, now: float | None = None) -> str:
+    """Returns one line about a pending approval, for `modelwatch approvals` and status."""
+    from modelwatch.decide import approval
+    from modelwatch.stores import ledger as ledger_mod
+
+    left = approval.remaining(float(event.detail.get("deadline", 0)), now or time.time())
+    who = "waiting" if ledger_mod.owner_alive(event.owner) else "no waiter (restarted on demand)"
+    runs = event.detail.get("flow_runs") or ["-"]
+    return (
+        f"pending approval: v{event.detail.get('candidate')} (champion "
+        f"v{event.detail.get('champion')}), {approval.format_duration(round(left))} left, "
+        f"{who}, flow run {runs[-1]}; reason: {event.reason}"
+    )
 
 
 def wait(params: Path, event_id: int) -> str:

@@ -217,7 +217,7 @@ def _ledger_lines(url: str, name: str) -> list[str]:
         )
     for event in led.open_events(name):
         if event.kind == "approval":
-            from tasks.approval import describe
+            from modelwatch.app.approvals import describe
 
             out.append(describe(event) + f"; `modelwatch approve|reject {_cand(event)} --reason`")
             continue

@@ -229,3 +229,24 @@ def test_an_approval_event_is_claimed_by_one_live_process(tmp_path):
     assert led.events_after("m", "promotion", promo.id) == []
     led.finish_event(event.id, "rejected: superseded by v5")
     assert not led.claim_event(event.id)  # finished: nothing to wait for
+
+
+def test_a_pending_approval_is_described_for_people():
+    from modelwatch.app.approvals import describe
+    from modelwatch.stores.ledger import Event
+
+    event = Event(
+        id=1,
+        model="m",
+        kind="approval",
+        state="started",
+        step=3,
+        manual=False,
+        reason="ticket 1",
+        owner=None,
+        detail={"candidate": "4", "champion": "1", "deadline": 5000.0, "flow_runs": ["abc"]},
+    )
+    assert describe(event, now=5000.0 - 1800) == (
+        "pending approval: v4 (champion v1), 30m left, no waiter (restarted on demand), "
+        "flow run abc; reason: ticket 1"
+    )
