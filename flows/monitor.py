@@ -21,6 +21,7 @@ from modelwatch.stores import validation
 from modelwatch.stores.ledger import Intake
 from modelwatch.stores.project import Project
 from tasks.alerts import send_alerts
+from tasks.approval import resume_approvals
 from tasks.artifacts import publish_monitor_artifacts
 from tasks.drift import measure_batch
 from tasks.events import finish_event, retrain_done_at, start_event
@@ -113,6 +114,7 @@ def monitor_batch(
     tag_run(proj.model_name, "monitor", "manual-retrain" if force_retrain else None)
     for alert in recover_state(proj).alerts:  # promotions an interrupted run finished now
         send_alerts(proj, incidents.Findings((alert,)), alert.batch_id, alert.batch_index)
+    resume_approvals(proj)  # a pending approval whose waiting process was killed waits again
     intake = claim_batch(proj, batch_path)
     if intake.done:
         tag_run("duplicate")

@@ -18,6 +18,7 @@ from modelwatch.errors import ConfigError, InsufficientDataError
 from modelwatch.stores import gate
 from modelwatch.stores.project import Project
 from tasks.alerts import send_alerts
+from tasks.approval import request_approval
 from tasks.events import (
     finish_event,
     mark_reference,
@@ -93,8 +94,11 @@ def retrain(
     finish_event(proj, event, ended.text, kind=ended.kind, gain=ended.gain)
     if isinstance(result, promotion.PromotionDecision):
         dry = proj.settings.retrain.run_mode == "dry_run"
+        moved = result.promote and not dry and not result.awaiting_approval
         tag_run(
-            "promoted" if result.promote and not dry else "not-promoted", "dry-run" if dry else None
+            "promoted" if moved else "not-promoted",
+            "dry-run" if dry else None,
+            "awaiting-approval" if result.awaiting_approval else None,
         )
     else:
         tag_run(result.name.lower())
@@ -175,6 +179,11 @@ def _retrain(
     baseline = decision.candidate_metrics.get(metric, cand.cv_metrics.get(metric, float("nan")))
     if not (decision.promote and proj.settings.retrain.run_mode == "enabled"):
         apply_promotion(proj, decision, cand.run_id, baseline, reason)
+        return decision
+    if proj.settings.promotion.approval == "required":  # a person decides, in another flow run
+        decision = replace(decision, awaiting_approval=True)
+        apply_promotion(proj, decision, cand.run_id, baseline, reason)
+        request_approval(proj, decision, cand.run_id, reason, batch_index, batch_id)
         return decision
     _promote(proj, decision, cand, window.train, baseline, reason, batch_index, batch_id)
     return decision

@@ -67,6 +67,11 @@ PROBATION = "probation"  # active | passed | failed | rolled_back
 PROBATION_REASON = "probation_reason"
 ROLLED_BACK_REASON = "rolled_back_reason"
 INTERRUPTED = "interrupted"
+APPROVAL = "approval"  # pending | approved | rejected | timeout | superseded (also on its run)
+APPROVAL_BY = "approval_by"  # the person who answered (or "modelwatch" for timeout, superseded)
+APPROVAL_REASON = "approval_reason"
+APPROVAL_AT = "approval_at"  # ISO 8601 UTC time of the answer
+APPROVAL_FLOW_RUN = "approval_flow_run_id"  # the paused Prefect flow run that waits for it
 
 
 def baseline(metric: str) -> str:

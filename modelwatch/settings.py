@@ -417,6 +417,34 @@ class ProbationSettings(_Frozen):
     tolerance: StrictFloat = Field(0.05, ge=0)
 
 
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any) -> float:
+    """Returns a duration in seconds from a number of seconds or a string such as "24h", "30m",
+    "90s", "2d" (one number and one unit).
+
+    Raises:
+        ValueError: not a positive duration in that form.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration such as 24h, 30m, 90s or 2d, got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.fullmatch(str(value).lower())
+        if match is None:
+            raise ValueError(
+                f"expected a duration such as 24h, 30m, 90s, 2d or a number of seconds, "
+                f"got {value!r}"
+            )
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if not seconds > 0 or seconds == float("inf"):
+        raise ValueError(f"expected a positive duration, got {value!r}")
+    return seconds
+
+
 class PromotionSettings(_Frozen):
     """When a challenger replaces the champion. Thresholds mirror mlflow.models.MetricThreshold.
 
@@ -434,6 +462,13 @@ class PromotionSettings(_Frozen):
     segment_margin: StrictFloat | None = Field(None, ge=0)  # per segment: not worse by more (rel.)
     fairness: FairnessSettings = FairnessSettings()
     probation: ProbationSettings = ProbationSettings()
+    approval: Literal["none", "required"] = "none"  # required: a person approves in Prefect
+    approval_timeout: float = 86400.0  # seconds; "24h", "30m", "90s", "2d" or a number
+
+    @field_validator("approval_timeout", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> float:
+        return parse_duration(value)
 
     @model_validator(mode="after")
     def _fairness_complete(self) -> PromotionSettings:

@@ -106,8 +106,10 @@ def apply_promotion(
     """
     name, version = proj.model_name, decision.candidate_version
     mode = proj.settings.retrain.run_mode
-    moved = decision.promote and mode == "enabled"
+    moved = decision.promote and mode == "enabled" and not decision.awaiting_approval
     outcome = "promoted" if moved else "rejected" if not decision.promote else "dry_run"
+    if decision.awaiting_approval:
+        outcome = "awaiting_approval"  # tasks/approval.py moves the aliases once approved
     card = _model_card(proj, decision, candidate_run_id, outcome)
     with tracking.resume(candidate_run_id):
         tracking.log_metrics(

@@ -19,6 +19,7 @@ EPILOG = """examples:
   modelwatch history --at 2026-11-20T12:00         # which version was champion then
   modelwatch decision batch-014-2011-04-30         # the retrain decision record of a batch
   modelwatch status                                # champion, last batch, last decision
+  modelwatch approve 7 --reason "checked the card" # promote v7 (promotion.approval: required)
   modelwatch doctor                                # find and repair what a crash left behind
   modelwatch server start                          # server mode: Prefect + MLflow on PostgreSQL
   modelwatch --params params.bank.yaml server deploy  # a project's deployments in the work pool
@@ -65,6 +66,13 @@ def _reason(value: str) -> str:
     if not value.strip():
         raise argparse.ArgumentTypeError("the reason must not be blank")
     return value
+
+
+def _version(value: str) -> str:
+    number = value.strip().lower().removeprefix("v")
+    if not number.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a model version such as 7 or v7, got {value!r}")
+    return number
 
 
 def _timestamp(value: str) -> datetime:
@@ -129,6 +137,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dec = sub.add_parser("decision", help="print the retrain decision record of a batch")
     dec.add_argument("batch_id")
+    pend = sub.add_parser(
+        "approvals", help="list promotions waiting for approval (promotion.approval: required)"
+    )
+    pend.add_argument("--wait", type=_positive_int, default=None, help=argparse.SUPPRESS)
+    for verb, what in (("approve", "promote"), ("reject", "keep the champion, not promote")):
+        ans = sub.add_parser(verb, help=f"answer a pending approval: {what} the version")
+        ans.add_argument("version", type=_version, help="the challenger's version, e.g. 7 or v7")
+        ans.add_argument("--reason", type=_reason, required=True, help="why (recorded)")
+        ans.add_argument(
+            "--by", type=_reason, default=None, help="who decides (default: $MODELWATCH_ACTOR "
+            "or the login name)",
+        )  # fmt: skip
     sub.add_parser("table", help="print the per-batch table from the MLflow store")
     sub.add_parser("status", help="champion, last batch, last decision, open incidents")
     sub.add_parser(
@@ -374,6 +394,8 @@ def _dispatch(args: argparse.Namespace, params: Path, home: Path) -> int:
             _out(f"- {repair.line()}")
         _out(f"doctor: {len(found)} finding(s)" if found else "doctor: nothing to repair")
         return 0
+    if args.command in ("approvals", "approve", "reject"):
+        return _approvals(args, params)
     if args.command == "table":
         _out(status.render_table(status.batch_table(params)))
         return 0
@@ -386,6 +408,21 @@ def _dispatch(args: argparse.Namespace, params: Path, home: Path) -> int:
     if args.command == "serve":
         return servers.run_deployments(params, home, args.prefect_port)
     return servers.serve(params, home, args.prefect_port, args.mlflow_port)
+
+
+def _approvals(args: argparse.Namespace, params: Path) -> int:
+    from modelwatch.app import approvals
+
+    if args.command == "approvals" and args.wait is not None:
+        _out(approvals.wait(params, args.wait))
+    elif args.command == "approvals":
+        _out(approvals.list_pending(params))
+    else:
+        from modelwatch.stores.alias_history import current_actor
+
+        by = args.by or current_actor()
+        _out(approvals.answer(params, args.version, args.command, args.reason, by))
+    return 0
 
 
 def _check_params(params: Path, reference: Path) -> int:

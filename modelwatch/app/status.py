@@ -66,6 +66,11 @@ def alias_history(params_path: Path | str, at: datetime | None = None) -> str:
             + (f" via {r.via}" if r.via else "")
             + (f"  decision {r.decision_id}" if r.decision_id else "")
             + (f"  ({r.reason})" if r.reason else "")
+            + (
+                f"  approval: {r.approval} by {r.approval_by}: {r.approval_reason}"
+                if r.approval
+                else ""
+            )
         )
     return "\n".join(lines) or f"{name}: no alias moves recorded yet"
 
@@ -211,9 +216,18 @@ def _ledger_lines(url: str, name: str) -> list[str]:
             + (f": {rec.error}" if rec.error else "")
         )
     for event in led.open_events(name):
+        if event.kind == "approval":
+            from modelwatch.app.approvals import describe
+
+            out.append(describe(event) + f"; `modelwatch approve|reject {_cand(event)} --reason`")
+            continue
         who = "running" if ledger.owner_alive(event.owner) else "interrupted"
         out.append(f"open {event.kind}: step {event.step} ({who}); `modelwatch doctor` closes it")
     return out
+
+
+def _cand(event) -> str:
+    return str(event.detail.get("candidate"))
 
 
 def _outbox_lines(outbox: list[dict]) -> list[str]:

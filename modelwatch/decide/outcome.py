@@ -40,6 +40,12 @@ class RetrainOutcome:
 
     @classmethod
     def from_decision(cls, decision: PromotionDecision) -> RetrainOutcome:
+        if decision.awaiting_approval:  # the champion stays until a person approves
+            return cls(
+                "kept",
+                f"kept v{decision.champion_version}: v{decision.candidate_version} awaits approval",
+                decision,
+            )
         if decision.promote:
             return cls("promoted", f"promoted v{decision.candidate_version}", decision)
         return cls("kept", f"kept v{decision.champion_version}", decision)

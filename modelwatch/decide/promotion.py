@@ -57,6 +57,7 @@ class PromotionDecision:
     candidate_metrics: dict[str, float] = field(default_factory=dict)
     champion_metrics: dict[str, float] | None = None
     decision_id: str = ""
+    awaiting_approval: bool = False  # promote held until a person answers (promotion.approval)
 
     def summary(self) -> str:
         """Returns one line: the verdict followed by every check."""
@@ -74,6 +75,8 @@ class PromotionDecision:
                 f"keep champion version {self.champion_version}, "
                 f"reject candidate version {self.candidate_version}"
             )
+        if self.awaiting_approval:
+            verdict += " (awaiting approval)"
         return f"{verdict}: {'; '.join(self.reasons)}"
 
     def to_dict(self) -> dict:
@@ -100,6 +103,7 @@ class PromotionDecision:
             candidate_metrics={k: float(v) for k, v in raw.get("candidate_metrics", {}).items()},
             champion_metrics=None if champ is None else {k: float(v) for k, v in champ.items()},
             decision_id=raw.get("decision_id", ""),
+            awaiting_approval=bool(raw.get("awaiting_approval", False)),
         )
 
 

@@ -79,6 +79,9 @@ class AliasRecord:
     previous_before: str | None = None
     previous_after: str | None = None
     note: str = ""
+    approval: str = ""  # promotion.approval: approved | rejected | timeout | superseded
+    approval_by: str = ""  # the person who answered
+    approval_reason: str = ""  # what they said
 
     @property
     def at(self) -> datetime:
@@ -143,6 +146,9 @@ class AliasHistory:
         previous_before: str | None = None,
         previous_after: str | None = None,
         note: str = "",
+        approval: str = "",
+        approval_by: str = "",
+        approval_reason: str = "",
     ) -> AliasRecord:
         """Appends one record (txn defaults to its own seq: a new transaction); returns it."""
         with self.lock():
@@ -163,6 +169,9 @@ class AliasHistory:
                 previous_before=previous_before,
                 previous_after=previous_after,
                 note=note,
+                approval=approval,
+                approval_by=approval_by,
+                approval_reason=approval_reason,
             )
             self._write(record)
         return record

@@ -41,7 +41,7 @@ STAGES = (
     "done",
 )
 BatchStatus = Literal["pending", "accepted", "rejected", "failed"]
-EventKind = Literal["retrain", "promotion", "rollback"]
+EventKind = Literal["retrain", "promotion", "rollback", "approval"]
 T = TypeVar("T")
 EventState = Literal["started", "finished", "interrupted"]
 
@@ -639,6 +639,39 @@ class Ledger:
                 .where(events.c.id == event_id)
                 .values(**values, finished_at=time.time())
             )
+
+    def events_after(self, model: str, kind: str, after_id: int) -> list[Event]:
+        """Returns the events of a kind newer than an event id (any state), oldest first."""
+        q = sa.select(events).where(
+            events.c.model == model, events.c.kind == kind, events.c.id > after_id
+        )
+        with self.engine.connect() as conn:
+            return [_event(r) for r in conn.execute(q.order_by(events.c.id))]
+
+    def get_event(self, event_id: int) -> Event | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(events).where(events.c.id == event_id)).first()
+        return _event(row) if row is not None else None
+
+    def claim_event(self, event_id: int, owner: str | None = None) -> bool:
+        """Makes this process (or `owner`; None frees it) the owner of a started event whose
+        owner is none, dead or this process; returns whether it did (False: a live process
+        owns it, or it is finished)."""
+        me = owner_token()
+        with self._tx() as conn:
+            row = conn.execute(
+                sa.select(events.c.owner, events.c.state).where(events.c.id == event_id)
+            ).first()
+            if row is None or row.state != "started":
+                return False
+            if row.owner not in (None, me) and owner_alive(row.owner):
+                return False
+            conn.execute(
+                events.update()
+                .where(events.c.id == event_id)
+                .values(owner=me if owner is None else owner)
+            )
+        return True
 
     def release_events(self, model: str) -> int:
         """Frees the open events of this process (after an exception: the next run finishes or

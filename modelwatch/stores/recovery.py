@@ -134,8 +134,8 @@ def close_dead_events(proj: Project) -> list[Repair]:
     neither cooldown nor budget; a candidate version they registered is tagged as such."""
     done = []
     for event in proj.ledger.open_events(proj.model_name):
-        if event.kind == "promotion" or ledger_mod.owner_alive(event.owner):
-            continue
+        if event.kind in ("promotion", "approval") or ledger_mod.owner_alive(event.owner):
+            continue  # approvals wait for a person without a process: tasks/approval.py
         candidate = event.detail.get("candidate")
         if candidate:
             registry.tag_version(

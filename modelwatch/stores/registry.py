@@ -120,11 +120,13 @@ def promote(
     via: str | None = None,
     reason: str = "",
     decision_id: str = "",
+    approval: dict[str, str] | None = None,
 ) -> str | None:
     """Makes `version` the champion and keeps the outgoing one as previous_champion.
 
     Promoting the current champion changes nothing and records nothing. `actor` defaults to
-    $MODELWATCH_ACTOR or the login name; `via` names the caller (e.g. a flow run).
+    $MODELWATCH_ACTOR or the login name; `via` names the caller (e.g. a flow run); `approval`
+    (approval, approval_by, approval_reason) records a person's approval with the move.
 
     Returns:
         The outgoing champion version (the champion itself if it was promoted again), or None.
@@ -144,7 +146,7 @@ def promote(
         before = prev.version if prev else None
         after = old.version if old else before
         move = _Move("promote", CHAMPION, old.version if old else None, version, before, after)
-        _run(client, name, history, move, actor, via, reason, decision_id)
+        _run(client, name, history, move, actor, via, reason, decision_id, approval)
     return old.version if old else None
 
 
@@ -247,12 +249,19 @@ def _run(
     via: str | None,
     reason: str,
     decision_id: str,
+    approval: dict[str, str] | None = None,
 ) -> None:
     """The transaction; the caller holds the history lock."""
     from mlflow.exceptions import MlflowException
 
     prepared = history.append(
-        state="prepared", **vars(move), reason=reason, decision_id=decision_id, actor=actor, via=via
+        state="prepared",
+        **vars(move),
+        reason=reason,
+        decision_id=decision_id,
+        actor=actor,
+        via=via,
+        **(approval or {}),
     )
     try:
         if move.alias == CHAMPION:
