@@ -11,6 +11,7 @@ from flows.incoming import monitor_incoming
 from flows.predictions import collect_predictions
 from flows.retrain import retrain
 from flows.rollback import rollback
+from modelwatch.serving import windows
 from modelwatch.settings import load_settings
 
 log = logging.getLogger("modelwatch.serve")
@@ -57,7 +58,7 @@ def build_deployments(params_path: Path) -> list:
         ),
         collect_predictions.to_deployment(
             name="collect",
-            schedule=Cron(collect_cron(settings.serving), timezone="UTC"),
+            schedule=Cron(windows.collect_cron(settings.serving), timezone="UTC"),
             parameters=params,
             concurrency_limit=1,
             tags=[model, "collect"],
@@ -65,13 +66,6 @@ def build_deployments(params_path: Path) -> list:
             f"{settings.serving.window} window becomes a monitored batch",
         ),
     ]
-
-
-def collect_cron(serving: Any) -> str:
-    """The collect schedule (UTC): minute m of every hour (hourly windows) or 00:m every day
-    (daily), m = close_after_seconds rounded up to minutes (at most 59: a later run catches up)."""
-    minute = min(59, -(-int(serving.close_after_seconds) // 60))
-    return f"{minute} * * * *" if serving.window == "hourly" else f"{minute} 0 * * *"
 
 
 MONITOR = "monitor-incoming/monitor"

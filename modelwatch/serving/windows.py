@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from modelwatch.settings import DataSettings, SystemHealthSettings
+from modelwatch.settings import DataSettings, ServingSettings, SystemHealthSettings
 
 WINDOW_FORMAT = "%Y%m%dT%H%M%SZ"
 _FOLDER = re.compile(r"^window=(\d{8}T\d{6}Z)$")
@@ -33,6 +33,14 @@ WindowKind = Literal["hourly", "daily"]
 def window_length(kind: WindowKind) -> timedelta:
     """Returns the length of one window: an hour or a day."""
     return timedelta(hours=1) if kind == "hourly" else timedelta(days=1)
+
+
+def collect_cron(serving: ServingSettings) -> str:
+    """The collect schedule (cron, UTC): minute m of every hour (hourly windows) or 00:m every
+    day (daily), m = close_after_seconds rounded up to minutes (at most 59: the next run
+    collects a window that was not closed yet)."""
+    minute = min(59, -(-int(serving.close_after_seconds) // 60))
+    return f"{minute} * * * *" if serving.window == "hourly" else f"{minute} 0 * * *"
 
 
 def window_start(moment: datetime, kind: WindowKind) -> datetime:
