@@ -273,13 +273,14 @@ def _score_and_version(
     """Scores the batch with the champion (and its shadow on probation) and versions the batch
     and its predictions in the data repository. A prediction-log window is not scored: its
     predictions are what the service answered, by the version that answered."""
-    scored_by = champion.version
-    if window.served_path is not None:
-        predictions, scored_by = served_predictions(proj, window.served_path, batch)
+    if window.served_path is not None:  # the champion's and its shadow's answers, as served
+        served = served_predictions(proj, window.served_path, batch)
+        predictions, stored = served.predictions, served.stored
+        scored_by, shadow_version, shadow = served.version, served.shadow_version, None
     else:
-        predictions = score_batch(model, batch, proj)
-    stored, shadow_version = predictions, None
-    shadow = load_shadow(proj, champion) if window.served_path is None else None
+        predictions, scored_by = score_batch(model, batch, proj), champion.version
+        stored, shadow_version = predictions, None
+        shadow = load_shadow(proj, champion)
     if shadow is not None:
         shadow_model, shadow_info = shadow
         shadow_scores = probation.shadow_columns(

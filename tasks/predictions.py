@@ -3,6 +3,7 @@ model answered, log a window's system health, and mark a window collected (ledge
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -62,11 +63,10 @@ def collect_window(proj: Project, window: windows.LogWindow) -> logfiles.WindowF
 
 
 @task(cache_policy=NO_CACHE)
-def served_predictions(
-    proj: Project, served_path: Path, batch: pd.DataFrame
-) -> tuple[pd.DataFrame, str]:
-    """Returns what the model answered for each batch row (id, prediction, score columns) and
-    the model version that answered (the most frequent one when the alias moved mid-window).
+def served_predictions(proj: Project, served_path: Path, batch: pd.DataFrame) -> Served:
+    """Returns what the model answered for each batch row (id, prediction, score columns), the
+    model version that answered (the most frequent one when the alias moved mid-window), and
+    the challenger's shadow answers when the service scored some rows in shadow.
 
     Raises:
         ValueError: the served file does not hold the batch's rows in the batch's order.
@@ -89,7 +89,25 @@ def served_predictions(
         )
     predictions = served[columns].copy()
     predictions[data.id] = batch[data.id].to_numpy()
-    return predictions.reset_index(drop=True), version
+    predictions = predictions.reset_index(drop=True)
+    shadow_cols = [c for c in served.columns if c.startswith(windows.SHADOW_PREFIX)]
+    shadow_versions = served.get(windows.SHADOW_VERSION, pd.Series(dtype=object)).dropna()
+    if not shadow_cols or shadow_versions.empty:
+        return Served(predictions, predictions, version, None)
+    shadow = served[shadow_cols].reset_index(drop=True)
+    stored = pd.concat([predictions, shadow], axis=1)
+    return Served(predictions, stored, version, str(shadow_versions.astype(str).mode()[0]))
+
+
+@dataclass(frozen=True)
+class Served:
+    """A window's answers: the champion's columns, the same with the shadow columns (what is
+    stored), the version that answered and the shadow's version (None: no row in shadow)."""
+
+    predictions: pd.DataFrame
+    stored: pd.DataFrame
+    version: str
+    shadow_version: str | None
 
 
 @task(cache_policy=NO_CACHE)

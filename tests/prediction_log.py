@@ -42,11 +42,14 @@ def write_requests(
     send_ids: bool = True,
     failed: list[tuple[int, float]] = (),
     request_prefix: str = "req",
+    shadow: np.ndarray | None = None,
+    shadow_version: str = "2",
 ) -> tuple[Path | None, Path]:
     """Writes one rows file and one requests file for successful requests of rows_per_request
     rows each (request k received at start + k seconds, latency latencies_ms[k]), plus failed
     requests (status, latency_ms) without rows. send_ids False: the rows carry the log's own id
-    f"{request_id}:{row}". Returns the paths (rows None when there are no rows)."""
+    f"{request_id}:{row}". shadow: the shadow model's answer per row (NaN: not shadow-scored).
+    Returns the paths (rows None when there are no rows)."""
     folder = window_folder(log_dir, start)
     n_requests = -(-len(inputs) // rows_per_request) if len(inputs) else 0
     rows, requests = [], []
@@ -62,8 +65,13 @@ def write_requests(
         part["received_at"] = at
         part["model_version"] = model_version
         part[prediction] = predictions[k * rows_per_request : (k + 1) * rows_per_request]
-        part["shadow_version"] = None
-        part[f"shadow.{prediction}"] = np.nan
+        answers = (
+            np.full(len(part), np.nan)
+            if shadow is None
+            else np.asarray(shadow[k * rows_per_request : (k + 1) * rows_per_request], float)
+        )
+        part["shadow_version"] = [None if np.isnan(a) else shadow_version for a in answers]
+        part[f"shadow.{prediction}"] = answers
         rows.append(part)
         requests.append(
             {"request_id": rid, "received_at": at, "status": 200,
