@@ -168,18 +168,20 @@ def test_a_killed_collect_run_finishes_exactly_once_when_run_again(served):
     h14, h15 = H9 + timedelta(hours=5), H9 + timedelta(hours=6)
     served.window(h14, 4, 1.0, np.full(ROWS // PER, 30.0))
     served.window(h15, 5, 1.0, np.full(ROWS // PER, 30.0))
-    now = "2026-12-05T16:01:00+00:00"
-    # killed right after the first window's batch was committed to the data repository
-    code, out = run_modelwatch(served.life.params, ["collect", "--now", now], cli_env(),
-                               kill="modelwatch.stores.versioning:commit:after")  # fmt: skip
-    assert code == -9, out
+    now = H9 + timedelta(hours=7, minutes=1)
+    # `modelwatch collect` killed right after the first window's batch was committed to the
+    # data repository (its MLflow run not yet written, the window not yet recorded)
+    args, point = ["collect", "--now", now.isoformat()], "modelwatch.stores.versioning:commit:after"
+    code, out = run_modelwatch(served.life.params, args, cli_env(), kill=point)
+    assert code == -9 and "SIGKILL at modelwatch.stores.versioning:commit" in out, out
     assert served.run_of(h15) is None
 
-    code, out = run_modelwatch(served.life.params, ["collect", "--now", now], cli_env())
+    rows = served.collect(now=now)  # run again (in this process: the same flow the CLI runs)
 
-    assert code == 0, out
-    assert "window 20261205T140000Z: Completed" in out
-    assert "window 20261205T150000Z: Completed" in out
+    assert [(r["window"], r["state"]) for r in rows] == [
+        ("20261205T140000Z", "Completed"),
+        ("20261205T150000Z", "Completed"),
+    ]
     client, exp = served.life.client, served.life.exps.monitoring
     for start in (h14, h15):
         batch_id = f"window-{start:%Y%m%dT%H%M%SZ}"
