@@ -149,6 +149,8 @@ def test_labels_by_request_id_give_the_served_windows_performance(served):
     inbox = served.life.loaded.paths.incoming_labels
     inbox.mkdir(parents=True, exist_ok=True)
     labels.to_csv(inbox / "served-0900.csv", index=False)
+    bad = pd.DataFrame({"request_id": ["req-0900-0000"], "row": ["first"], "cnt": [3]})
+    bad.to_csv(inbox / "bad-rows.csv", index=False)
 
     rows = served.collect(now=h12 + timedelta(hours=1, seconds=60))  # window 12:00 closes
 
@@ -162,6 +164,11 @@ def test_labels_by_request_id_give_the_served_windows_performance(served):
         mean_absolute_error(shadow["truth"], shadow["shadow"])
     )
     assert run.tags["shadow_version"] == "2"
+    # a labels file keyed by request id with a bad row position is refused, kept, and said why
+    kept = served.life.loaded.paths.quarantine / "labels" / "bad-rows"
+    report = (kept / "report.md").read_text()
+    assert "column 'row': 1 value(s) are not row positions (0, 1, 2, ...) (e.g. 'first')" in report
+    assert pd.read_csv(kept / "bad-rows.csv")["row"].tolist() == ["first"]
 
 
 def test_a_killed_collect_run_finishes_exactly_once_when_run_again(served):
