@@ -141,9 +141,10 @@ def _judge(
 @task(cache_policy=NO_CACHE)
 def log_window_health(proj: Project, files: logfiles.WindowFiles) -> tuple[str, int]:
     """A window without a single usable row (only failed requests, or none): its system health
-    in a run of its own (tag prediction_window; no batch), on the timeline at the newest batch
-    step, alerts included. A killed attempt's run is deleted first (one run per window).
-    Returns the run id and the step."""
+    in a run of its own (tag prediction_window; no batch), at the newest batch's step. Not on
+    the timeline, whose steps are batches: a point there would sit on that batch's own point.
+    A killed attempt's run is deleted first (one run per window). Returns the run id and the
+    step (the alerts are judged at it)."""
     window, health = files.window, files.health
     key = HEALTH_RUN + window.label
     stale = proj.ledger.get_meta(proj.model_name, key)
@@ -161,7 +162,6 @@ def log_window_health(proj: Project, files: logfiles.WindowFiles) -> tuple[str, 
         proj.ledger.set_meta(proj.model_name, key, run_id)
         tracking.log_metrics(health.to_metrics(), step=step)
         tracking.log_json(health.to_dict(), "system_health.json")
-    project.log_timeline(proj, health.to_metrics(), step)
     return run_id, step
 
 

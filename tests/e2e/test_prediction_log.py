@@ -41,10 +41,11 @@ class Served:
         self.latencies: dict[datetime, list[float]] = {}
         self.answers: dict[datetime, pd.DataFrame] = {}
 
-    def window(self, start, k, offset, latencies, failed=(), shadow_offset=None):
-        """Writes a window of the first ROWS rows of demo batch k, answered with the true count
-        + offset (so the realized MAE is known), served by champion version 1."""
-        inputs = pd.read_csv(self.life.batches[k - 1].inputs).iloc[:ROWS]
+    def window(self, start, k, offset, latencies, failed=(), shadow_offset=None, rows=ROWS):
+        """Writes a window of the first `rows` rows of demo batch k, answered with the true
+        count + offset (so the realized MAE is known), served by champion version 1."""
+        inputs = pd.read_csv(self.life.batches[k - 1].inputs).iloc[-rows:] if rows < ROWS \
+            else pd.read_csv(self.life.batches[k - 1].inputs).iloc[:ROWS]  # fmt: skip
         labels = pd.read_csv(self.life.batches[k - 1].labels).set_index("instant")["cnt"]
         truth = labels.loc[inputs["instant"]].to_numpy(float)
         shadow = None
@@ -77,7 +78,8 @@ def served(tmp_path_factory):
 
 def test_each_closed_window_becomes_one_monitored_batch_with_its_system_health(served):
     rng = np.random.default_rng(16)
-    h10, h11, h12 = (H9 + timedelta(hours=h) for h in (1, 2, 3))
+    h8, h10, h11, h12 = (H9 + timedelta(hours=h) for h in (-1, 1, 2, 3))
+    served.window(h8, 1, 0.0, np.full(2, 900.0), rows=8)  # too few rows: validation rejects it
     served.window(H9, 1, 10.0, rng.uniform(20, 80, ROWS // PER), failed=[(400, 2.0)],
                   shadow_offset=-4.0)  # fmt: skip
     served.window(h10, 2, -5.0, rng.uniform(300, 500, ROWS // PER))  # slow: p95 > 250 ms
@@ -91,10 +93,14 @@ def test_each_closed_window_becomes_one_monitored_batch_with_its_system_health(s
     rows = served.collect(now=h12 + timedelta(minutes=30))  # 11:00 closed, 12:00 open
 
     assert [(r["window"], r["state"]) for r in rows] == [
+        ("20261205T080000Z", "Rejected"),
         ("20261205T090000Z", "Completed"),
         ("20261205T100000Z", "Completed"),
         ("20261205T110000Z", "NoRows"),
     ]
+    # the rejected window is collected too, and its health was logged and judged
+    rejected = served.run_of(h8)
+    assert rejected.status == "rejected" and rejected.metrics["system.latency_p95_ms"] == 900.0
     first, second = served.run_of(H9), served.run_of(h10)
     assert second.index == first.index + 1 and first.status == "accepted"
     for start, run in ((H9, first), (h10, second)):
@@ -114,18 +120,21 @@ def test_each_closed_window_becomes_one_monitored_batch_with_its_system_health(s
     # the slow window opened a system_health incident (warning), routed like every alert
     state, _ = served.life.proj.ledger.alerts(served.life.name)
     incident = state["open"]["system_health"]
+    # opened by the rejected 8:00 window (p95 900 ms), resolved by 9:00, opened again by 10:00
     assert (incident["severity"], incident["opened_batch_id"]) == ("warning", second.batch_id)
+    assert rejected.tags["alerts"] == "critical,warning"  # validation + system health
     assert "Scoring service unhealthy" in incident["title"]
     # the window of failed requests only: its health in a run of its own
     client, exp = served.life.client, served.life.exps.monitoring
     (alone,) = client.search_runs([exp], "tags.prediction_window = '20261205T110000Z'")
     assert alone.data.metrics["system.requests"] == 2
     assert alone.data.metrics["system.error_rate"] == 1.0
-    # the timeline draws system health over batches
+    # the timeline draws system health over batches (the row-less window has no batch step)
     timeline = served.life.proj.ledger.get_meta(served.life.name, "timeline_run_id")
     points = client.get_metric_history(timeline, "system.latency_p95_ms")
-    assert sorted(p.value for p in points)[-1] == pytest.approx(
-        second.metrics["system.latency_p95_ms"]
+    line = {p.step: p.value for p in points}
+    assert [line[r.index] for r in (rejected, first, second)] == pytest.approx(
+        [r.metrics["system.latency_p95_ms"] for r in (rejected, first, second)]
     )
     # the corrupt part file is kept aside with its reason; the window's other rows were used
     kept = served.log_dir / "quarantine" / "window=20261205T090000Z"
