@@ -276,7 +276,8 @@ def _score_and_version(
     if window.served_path is not None:  # the champion's and its shadow's answers, as served
         served = served_predictions(proj, window.served_path, batch)
         predictions, stored = served.predictions, served.stored
-        scored_by, shadow_version, shadow = served.version, served.shadow_version, None
+        scored_by = served.version or champion.version  # a log without model_version values
+        shadow_version, shadow = served.shadow_version, None
     else:
         predictions, scored_by = score_batch(model, batch, proj), champion.version
         stored, shadow_version = predictions, None
