@@ -180,6 +180,24 @@ def test_labels_by_request_id_give_the_served_windows_performance(served):
     assert pd.read_csv(kept / "bad-rows.csv")["row"].tolist() == ["first"]
 
 
+def test_the_retrain_comparison_records_the_shadow_on_live_traffic(served):
+    from flows.retrain import retrain
+
+    decision = retrain(reason="predlog test: compare", params_path=served.life.params, force=True)
+
+    run = served.life.client.get_run(
+        served.life.client.get_model_version(served.life.name, decision.candidate_version).run_id
+    )
+    shadow = served.answers[H9].dropna(subset=["shadow"])  # reference: sklearn, shadow rows
+    assert run.data.metrics["live.shadow.mae"] == pytest.approx(
+        mean_absolute_error(shadow["truth"], shadow["shadow"])
+    )
+    assert run.data.metrics["live.champion.mae"] == pytest.approx(10.0)
+    assert (
+        run.data.metrics["live.rows"] == len(shadow) and run.data.tags["live_shadow_version"] == "2"
+    )
+
+
 def test_a_killed_collect_run_finishes_exactly_once_when_run_again(served):
     h14, h15 = H9 + timedelta(hours=5), H9 + timedelta(hours=6)
     served.window(h14, 4, 1.0, np.full(ROWS // PER, 30.0))

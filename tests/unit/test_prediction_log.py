@@ -216,3 +216,30 @@ def test_collect_schedule_follows_the_window():
     assert windows.collect_cron(ServingSettings()) == "1 * * * *"
     daily = ServingSettings(window="daily", close_after_seconds=600)
     assert windows.collect_cron(daily) == "10 0 * * *"
+
+
+def test_live_shadow_scores_both_models_on_the_rows_the_shadow_scored():
+    """Reference: sklearn.metrics.mean_absolute_error on the shadow-scored rows only."""
+    from sklearn.metrics import mean_absolute_error
+
+    from modelwatch.decide.probation import live_shadow
+
+    rows = pd.DataFrame(
+        {
+            "cnt": [10.0, 20.0, 30.0, 40.0],
+            "prediction": [12.0, 18.0, 33.0, 40.0],
+            "shadow.prediction": [10.0, np.nan, 31.0, np.nan],
+        }
+    )
+    live = live_shadow(rows, 2, DATA, "regression", "mae", champion_version="1",
+                       shadow_version="2")  # fmt: skip
+    assert live.rows == 2 and live.batches == 2
+    assert live.champion_score == pytest.approx(mean_absolute_error([10, 30], [12, 33]))
+    assert live.shadow_score == pytest.approx(mean_absolute_error([10, 30], [10, 31]))
+    assert live.sentence() == (
+        "in shadow: version 2 mae 0.5 vs 2.5 for champion 1 on the same 2 labelled production "
+        "rows of 2 batch(es)"
+    )
+    none = rows.assign(**{"shadow.prediction": np.nan})
+    assert live_shadow(none, 1, DATA, "regression", "mae", champion_version="1",
+                       shadow_version="2") is None  # fmt: skip
