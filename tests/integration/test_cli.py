@@ -120,9 +120,9 @@ def test_default_params_file_missing_in_cwd(tmp_path):
         (
             ["promote"],
             "modelwatch: error: argument command: invalid choice: 'promote' "
-            "(choose from 'demo', 'run', 'bootstrap', 'adopt', 'check-params', 'retrain', "
-            "'rollback', 'history', 'decision', 'table', 'status', 'doctor', 'serve', 'ui', "
-            "'server')",
+            "(choose from 'demo', 'run', 'collect', 'bootstrap', 'adopt', 'check-params', "
+            "'retrain', 'rollback', 'history', 'decision', 'table', 'status', 'doctor', 'serve', "
+            "'ui', 'server')",
         ),
     ],
 )
