@@ -56,6 +56,9 @@ bench-bootstrap: setup
 bench-scale: setup
 	$(BIN)/python benchmarks/bench_scale.py
 
+bench-predlog: setup
+	$(BIN)/python benchmarks/bench_predlog.py
+
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
