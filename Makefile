@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 UV := $(BIN)/uv
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: setup demo demo-bank test test-fast lint ui bench bench-steps bench-drift bench-quality bench-policies bench-drift-null bench-cli bench-bootstrap report-screenshot ui-check bench-scale server-up server-deploy server-status bench-server clean
+.PHONY: setup demo demo-bank test test-fast lint ui bench bench-steps bench-drift bench-quality bench-policies bench-drift-null bench-cli bench-bootstrap report-screenshot ui-check bench-scale bench-predlog server-up server-deploy server-status bench-server clean
 
 $(UV):
 	python3 -m venv $(VENV) && $(BIN)/pip install --quiet --disable-pip-version-check uv==0.13.9
@@ -55,6 +55,9 @@ bench-bootstrap: setup
 
 bench-scale: setup
 	$(BIN)/python benchmarks/bench_scale.py
+
+bench-predlog: setup
+	$(BIN)/python benchmarks/bench_predlog.py
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

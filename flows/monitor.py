@@ -28,6 +28,7 @@ from tasks.events import finish_event, retrain_done_at, start_event
 from tasks.intake import claim_batch, recover_state
 from tasks.performance import Evaluation, estimate_performance, evaluate_labelled_batches
 from tasks.policy import decide_retraining
+from tasks.predictions import log_system_health, served_predictions
 from tasks.probation import judge_probation
 from tasks.project import open_project
 from tasks.registry import (
@@ -76,6 +77,14 @@ class MonitorResult:
     estimated: dict[str, float] | None = None
 
 
+@dataclass(frozen=True)
+class _Window:
+    """A batch made from a prediction-log window: its served answers and system health."""
+
+    served_path: Path | None = None
+    health_path: Path | None = None
+
+
 def outcome_tags(
     report: drift.DriftReport,
     decision: policy.RetrainDecision,
@@ -105,9 +114,15 @@ def monitor_batch(
     params_path: Path = DEFAULT_PARAMS,
     force_retrain: bool = False,
     retrain_reason: str | None = None,
+    served_path: Path | None = None,
+    health_path: Path | None = None,
 ):
-    """Processes one production batch; a failing batch ends Failed("Rejected") in quarantine."""
+    """Processes one production batch; a failing batch ends Failed("Rejected") in quarantine.
+
+    served_path: what the model answered for these rows (a prediction-log window): monitored
+    as served, not scored again. health_path: the window's system health, logged and judged."""
     batch_path = Path(batch_path)
+    window = _Window(served_path and Path(served_path), health_path and Path(health_path))
     if force_retrain and not (retrain_reason or "").strip():
         raise ConfigError("force_retrain: a manual retrain needs a reason (retrain_reason)")
     proj = open_project(params_path)
@@ -120,7 +135,9 @@ def monitor_batch(
         tag_run("duplicate")
         return Completed(name="Skipped", message=intake.skipped_message(batch_path.name))
     try:
-        return _process(proj, intake, batch_path, params_path, force_retrain, retrain_reason)
+        return _process(
+            proj, intake, batch_path, params_path, force_retrain, retrain_reason, window
+        )
     except Exception as exc:  # this batch's failure: recorded, and the batch is free to rerun
         release_batch(proj, intake, f"{type(exc).__name__}: {exc}")
         if isinstance(exc, ModelIntegrityError):  # someone changed a model: tell people now
@@ -136,6 +153,7 @@ def _process(
     params_path: Path,
     force_retrain: bool,
     retrain_reason: str | None,
+    window: _Window,
 ):
     """The stages of one claimed batch, in the product's order (monitor_batch releases the
     batch when one raises): validate -> score -> measure -> evaluate labels -> probation ->
@@ -144,13 +162,13 @@ def _process(
     model, champion = load_champion(proj)
     batch, checked = validate_batch(batch_path, reference, proj)
     if not checked.success:
-        return _reject(proj, intake, batch_path, batch, checked, champion.version)
+        return _reject(proj, intake, batch_path, batch, checked, champion.version, window)
     advance_batch(proj, intake, "validated")
     note_batch_time(proj, batch)
     if intake.record.reached("versioned"):  # a killed attempt scored and versioned it already
         scored = reuse_versioned(proj, intake)
     else:
-        scored = _score_and_version(proj, intake, batch_path, batch, model, champion)
+        scored = _score_and_version(proj, intake, batch_path, batch, model, champion, window)
     pred_col = proj.settings.data.prediction
     measured = measure_batch(
         batch=batch,
@@ -191,6 +209,8 @@ def _process(
     found += incidents.evaluation_alerts(unevaluated, intake.batch_id, intake.index)
     labels_in = labels_taken_in(proj, intake.index)
     found += incidents.labels_apart_alerts(labels_in, intake.batch_id, intake.index)
+    if window.health_path is not None:
+        found += log_system_health(proj, window.health_path, run_id, intake.batch_id, intake.index)
     send_alerts(proj, found, intake.batch_id, intake.index, run_id)
     dry_run = proj.settings.retrain.run_mode == "dry_run"
     tag_run(*outcome_tags(measured.report, decision, verdict, retrained, dry_run=dry_run))
@@ -227,6 +247,7 @@ def _reject(
     batch: Any,
     checked: validation.ValidationResult,
     champion_version: str,
+    window: _Window,
 ) -> State:
     """A batch that failed validation: kept in quarantine (its row ids noted, so later labels
     for them are kept apart), logged, alerted, and done."""
@@ -234,6 +255,8 @@ def _reject(
     note_rejected_ids(proj, batch, intake.index)
     run_id = log_rejection(proj, intake, batch_path, checked, folder, champion_version)
     found = incidents.validation_alerts(checked, intake.batch_id, intake.index, str(folder))
+    if window.health_path is not None:  # the service's health counts even for a rejected batch
+        found += log_system_health(proj, window.health_path, run_id, intake.batch_id, intake.index)
     send_alerts(proj, found, intake.batch_id, intake.index, run_id)
     advance_batch(proj, intake, "done", status="rejected", champion_version=champion_version)
     tag_run("rejected")
@@ -241,13 +264,26 @@ def _reject(
 
 
 def _score_and_version(
-    proj: Project, intake: Intake, batch_path: Path, batch: Any, model: Any, champion: Any
+    proj: Project,
+    intake: Intake,
+    batch_path: Path,
+    batch: Any,
+    model: Any,
+    champion: Any,
+    window: _Window,
 ) -> Scored:
     """Scores the batch with the champion (and its shadow on probation) and versions the batch
-    and its predictions in the data repository."""
-    predictions = score_batch(model, batch, proj)
-    stored, shadow_version = predictions, None
-    shadow = load_shadow(proj, champion)
+    and its predictions in the data repository. A prediction-log window is not scored: its
+    predictions are what the service answered, by the version that answered."""
+    if window.served_path is not None:  # the champion's and its shadow's answers, as served
+        served = served_predictions(proj, window.served_path, batch)
+        predictions, stored = served.predictions, served.stored
+        scored_by = served.version or champion.version  # a log without model_version values
+        shadow_version, shadow = served.shadow_version, None
+    else:
+        predictions, scored_by = score_batch(model, batch, proj), champion.version
+        stored, shadow_version = predictions, None
+        shadow = load_shadow(proj, champion)
     if shadow is not None:
         shadow_model, shadow_info = shadow
         shadow_scores = probation.shadow_columns(
@@ -255,15 +291,13 @@ def _score_and_version(
         )
         stored = predictions.merge(shadow_scores, on=proj.settings.data.id, how="left")
         shadow_version = shadow_info.version
-    advance_batch(
-        proj, intake, "scored", champion_version=champion.version, shadow_version=shadow_version
-    )
+    advance_batch(proj, intake, "scored", champion_version=scored_by, shadow_version=shadow_version)
     batch_id = intake.batch_id
     files, refused = stage_batch(proj, batch_path, batch, stored, batch_id, intake.index)
     versions = version_files(proj, files, f"accept {batch_id} (step {intake.index})")
     commit = versions[f"data/batches/{batch_id}.csv"].commit
     advance_batch(proj, intake, "versioned", data_commit=commit)
-    return Scored(predictions, shadow_version, versions, champion.version, refused)
+    return Scored(predictions, shadow_version, versions, scored_by, refused)
 
 
 def _probation(proj: Project, champion: Any, batch_id: str) -> probation.ProbationVerdict | None:

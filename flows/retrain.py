@@ -27,6 +27,7 @@ from tasks.events import (
     release_events,
     start_event,
 )
+from tasks.probation import live_shadow_evidence, log_live_shadow
 from tasks.project import open_project
 from tasks.registry import apply_promotion, champion_info, newest_window_end
 from tasks.training import (
@@ -175,6 +176,9 @@ def _retrain(
         decision_id=f"promotion-{proj.model_name}-v{cand.version}",
         champion_baseline=_baseline(champion, proj.settings.promotion.metric),
     )
+    live = live_shadow_evidence(proj, champion)  # the comparison records live traffic too
+    if live is not None:
+        log_live_shadow(proj, cand.run_id, live)
     metric = proj.settings.retrain.performance_metric
     baseline = decision.candidate_metrics.get(metric, cand.cv_metrics.get(metric, float("nan")))
     if not (decision.promote and proj.settings.retrain.run_mode == "enabled"):

@@ -8,21 +8,26 @@ from pathlib import Path
 from typing import Any
 
 from flows.incoming import monitor_incoming
+from flows.predictions import collect_predictions
 from flows.retrain import retrain
 from flows.rollback import rollback
+from modelwatch.serving import windows
 from modelwatch.settings import load_settings
 
 log = logging.getLogger("modelwatch.serve")
 
 
 def build_deployments(params_path: Path) -> list:
-    """Returns the three deployments of a project:
+    """Returns the four deployments of a project:
 
     - `monitor-incoming/monitor`: on schedule.cron in schedule.timezone, processes every batch
       waiting in incoming/batches; runs never overlap (deployment concurrency limit 1);
     - `retrain/retrain`: by hand (Prefect UI "Custom run" or `prefect deployment run`), with a
       required reason, force and window_batches;
-    - `rollback/rollback`: by hand, with a required reason.
+    - `rollback/rollback`: by hand, with a required reason;
+    - `collect-predictions/collect`: every hour (serving.window hourly) or day (daily), at
+      serving.close_after_seconds past the window's end (rounded up to a minute), turns the
+      prediction log's closed windows into monitored batches; runs never overlap.
     """
     from prefect.schedules import Cron
 
@@ -50,6 +55,15 @@ def build_deployments(params_path: Path) -> list:
             parameters=params,
             tags=[model, "rollback"],
             description=f"Make {model}'s previous_champion the champion again, with a reason",
+        ),
+        collect_predictions.to_deployment(
+            name="collect",
+            schedule=Cron(windows.collect_cron(settings.serving), timezone="UTC"),
+            parameters=params,
+            concurrency_limit=1,
+            tags=[model, "collect"],
+            description=f"Collect {model}'s prediction log: each closed "
+            f"{settings.serving.window} window becomes a monitored batch",
         ),
     ]
 

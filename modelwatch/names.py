@@ -21,6 +21,7 @@ DRIFT_REFERENCE = "drift_reference"
 DATA_COMMIT = "data_commit"
 CHAMPION_VERSION = "champion_version"
 SHADOW_VERSION = "shadow_version"
+PREDICTION_WINDOW = "prediction_window"  # a run made from a window of the prediction log
 DECISION = "decision"  # keep | keep (<blocked by>) | retrain | rejected
 DECISION_SEVERITY = "decision_severity"
 DECISION_RULES = "decision_rules"

@@ -635,6 +635,43 @@ def scheduler_address(settings: ScaleSettings) -> str | None:
     return value
 
 
+class ServingSettings(_Frozen):
+    """The scoring service and its prediction log (`<project.home>/<log_dir>/window=<START>/`,
+    rows-*.parquet and requests-*.parquet part files; see README "The prediction log")."""
+
+    log_dir: str = "predictions"  # relative to project.home
+    window: Literal["hourly", "daily"] = "hourly"  # a monitor batch per window of received_at
+    flush_seconds: float = Field(2.0, gt=0)
+    shadow_share: float = Field(0.0, ge=0, le=1)
+    reload_seconds: float = Field(5.0, gt=0)
+    max_rows: StrictInt = Field(10000, ge=1)
+    host: str = "127.0.0.1"
+    port: StrictInt = Field(8300, ge=1, le=65535)
+    close_after_seconds: float = Field(60.0, ge=0)  # a window is collected this long after its end
+
+    @field_validator("log_dir")
+    @classmethod
+    def _relative_dir(cls, value: str) -> str:
+        if not value.strip() or ".." in Path(value).parts:
+            raise ValueError(
+                f"serving.log_dir: {value!r} must name a folder inside project.home "
+                "(e.g. predictions)"
+            )
+        return value
+
+
+class SystemHealthSettings(_Frozen):
+    """Thresholds on a prediction-log window's system health (each null: that check is off);
+    a window that crosses one raises a `system_health` alert of `severity`."""
+
+    max_latency_p95_ms: float | None = Field(None, gt=0)
+    max_latency_p99_ms: float | None = Field(None, gt=0)
+    max_error_rate: float | None = Field(None, ge=0, le=1)  # server errors (5xx) per request
+    max_client_error_rate: float | None = Field(None, ge=0, le=1)  # 4xx per request
+    min_requests: StrictInt | None = Field(None, ge=0)
+    severity: Severity = "warning"
+
+
 class Settings(_Frozen):
     project: ProjectSettings
     data: DataSettings
@@ -652,6 +689,8 @@ class Settings(_Frozen):
     stores: StoresSettings = StoresSettings()
     alerts: AlertSettings = AlertSettings()
     scale: ScaleSettings = ScaleSettings()
+    serving: ServingSettings = ServingSettings()
+    system_health: SystemHealthSettings = SystemHealthSettings()
 
     @model_validator(mode="before")
     @classmethod

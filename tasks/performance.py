@@ -165,7 +165,8 @@ def _report_metrics(report: PerformanceReport, prefix: str) -> dict[str, float]:
 def _shadow_report(
     proj: Project, preds: pd.DataFrame, batch: pd.DataFrame, labels: pd.DataFrame
 ) -> PerformanceReport | None:
-    """Returns the shadow model's (previous champion's) report on the same rows, if it scored."""
+    """Returns the shadow model's report on the same rows, if it scored: the previous champion
+    (probation), or the challenger the scoring service ran in shadow (on the rows it scored)."""
     data = proj.settings.data
     shadow = [c for c in preds.columns if c.startswith(probation.SHADOW_PREFIX)]
     if not shadow:
@@ -173,6 +174,11 @@ def _shadow_report(
     renamed = preds[[data.id, *shadow]].rename(
         columns={c: c[len(probation.SHADOW_PREFIX) :] for c in shadow}
     )
+    # the scoring service scores a share of its rows in shadow (serving.shadow_share): the
+    # shadow is judged on those rows only
+    renamed = renamed[renamed[data.prediction].notna()]
+    if renamed.empty:
+        return None
     _, report = scoring.evaluate_predictions(
         renamed,
         batch,

@@ -8,7 +8,8 @@ from prefect.cache_policies import NO_CACHE
 
 from modelwatch import io
 from modelwatch.decide import probation
-from modelwatch.stores import project, recovery, registry
+from modelwatch.errors import InsufficientDataError
+from modelwatch.stores import project, recovery, registry, tracking
 from modelwatch.stores.project import Project
 from modelwatch.training import scoring
 
@@ -50,3 +51,63 @@ def judge_probation(
     )
     get_run_logger().info("probation: %s", verdict.reason)
     return verdict
+
+
+@task(cache_policy=NO_CACHE)
+def live_shadow_evidence(
+    proj: Project, champion: registry.ModelVersionInfo | None
+) -> probation.LiveShadow | None:
+    """Returns how the version the scoring service ran in shadow did against the champion on
+    live traffic: the newest evaluated batches (at most training.window_batches) this champion
+    answered while that version scored beside it, on the rows it scored. None without any."""
+    if champion is None:
+        return None
+    recent = proj.ledger.evaluated_by(
+        proj.model_name, champion.version, 2**31, proj.settings.training.window_batches
+    )
+    shadowed = [r for r in recent if r.shadow_version]
+    if not shadowed:
+        return None
+    version = shadowed[-1].shadow_version
+    runs = [r for r in shadowed if r.shadow_version == version]
+    data = proj.settings.data
+    labels = project.all_labels(proj, since_step=runs[0].step)
+    frames = []
+    for run in runs:
+        preds = io.read_csv_file(proj.repo_path("data/predictions") / f"{run.batch_id}.csv")
+        frames.append(preds.merge(labels[[data.id, data.target]], on=data.id, how="inner"))
+    rows = pd.concat(frames, ignore_index=True)
+    try:
+        live = probation.live_shadow(
+            rows,
+            len(runs),
+            data,
+            proj.settings.project.task,
+            proj.settings.promotion.metric,
+            champion_version=champion.version,
+            shadow_version=version,
+            score_column=scoring.SCORE if scoring.SCORE in rows.columns else None,
+        )
+    except InsufficientDataError as exc:  # too few rows for the metric: no evidence, said so
+        get_run_logger().warning("live shadow evidence: %s", exc)
+        return None
+    if live is not None:
+        get_run_logger().info("%s", live.sentence())
+    return live
+
+
+@task(cache_policy=NO_CACHE)
+def log_live_shadow(proj: Project, run_id: str, live: probation.LiveShadow) -> None:
+    """Records the live shadow evidence beside the holdout comparison, in the challenger's
+    training run: live.champion.<metric>, live.shadow.<metric>, live_shadow.json."""
+    with tracking.resume(run_id):
+        tracking.log_metrics(
+            {
+                f"live.champion.{live.metric}": live.champion_score,
+                f"live.shadow.{live.metric}": live.shadow_score,
+                "live.rows": live.rows,
+            },
+            step=0,
+        )
+        tracking.log_json(live.to_dict(), "live_shadow.json")
+        tracking.set_tags({"live_shadow_version": live.shadow_version})

@@ -32,6 +32,7 @@ SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
 RULE_INCIDENTS = ("drift", "performance", "estimated", "staleness")
 VALIDATION_INCIDENT = "validation"
 RETRAIN_INCIDENT = "retrain_failed"
+SYSTEM_HEALTH_INCIDENT = "system_health"
 STATE_VERSION = 1
 
 AlertKind = Literal[
@@ -47,6 +48,7 @@ AlertKind = Literal[
     "probation_passed",
     "probation_failed",
     "rollback",
+    "system_health",
     "resolved",
 ]
 
@@ -411,6 +413,31 @@ def rollback_alerts(
     title = f"Rollback: champion {from_version} -> {to_version}"
     alert = Alert("rollback", "warning", title, reason, batch_id, batch_index, None, {})
     return Findings((alert,))
+
+
+def system_health_alerts(
+    problems: Sequence[str],
+    summary: str,
+    severity: Severity,
+    batch_id: str,
+    batch_index: int,
+) -> Findings:
+    """Returns one alert of `severity` when a prediction-log window crossed a system_health
+    threshold (problems: one sentence each); a window within them resolves the incident."""
+    checked = frozenset({SYSTEM_HEALTH_INCIDENT})
+    if not problems:
+        return Findings((), checked)
+    alert = Alert(
+        "system_health",
+        severity,
+        f"Scoring service unhealthy in {batch_id}",
+        "\n".join([*(f"- {p}" for p in problems), f"- {summary}"]),
+        batch_id,
+        batch_index,
+        SYSTEM_HEALTH_INCIDENT,
+        {"problems": str(len(problems))},
+    )
+    return Findings((alert,), checked)
 
 
 def slack_payload(alert: Alert) -> dict[str, Any]:

@@ -14,6 +14,7 @@ EPILOG = """examples:
   modelwatch demo                                  # bootstrap + replay the bundled year of batches
   modelwatch run incoming/batch-042.csv            # monitor one batch
   modelwatch run big/2026-11/                      # a Parquet batch (file, folder, URL): Dask
+  modelwatch collect                               # prediction-log windows -> monitor batches
   modelwatch retrain --reason "new pricing policy"  # manual retrain, promoted only if better
   modelwatch rollback --reason "complaints since v7" # previous_champion becomes champion again
   modelwatch history --at 2026-11-20T12:00         # which version was champion then
@@ -107,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("batch", type=_batch_source, help="a CSV file, or Parquet (file, folder, URL)")
     run.add_argument("--force-retrain", action="store_true", help="retrain after this batch")
     run.add_argument("--reason", type=_reason, default=None, help="why (with --force-retrain)")
+    collect = sub.add_parser(
+        "collect", help="turn every closed window of the prediction log into a monitored batch"
+    )
+    collect.add_argument(
+        "--now", type=_timestamp, default=None, help="judge windows closed as of this time (UTC)"
+    )
     boot = sub.add_parser("bootstrap", help="train the first champion on a reference file")
     boot.add_argument("reference", type=_existing_file)
     adopt = sub.add_parser(
@@ -341,6 +348,15 @@ def _dispatch(args: argparse.Namespace, params: Path, home: Path) -> int:
         )
         _out(_state_line(args.batch.name, state))
         return exit_code(state)
+    if args.command == "collect":
+        from flows.predictions import collect_predictions
+
+        state = collect_predictions(params_path=params, now=args.now, return_state=True)
+        rows = state.result(raise_on_failure=False) if state.is_completed() else []
+        for row in rows if isinstance(rows, list) else []:
+            _out(f"window {row['window']}: {row['state']}: {row['message']}".rstrip(": "))
+        _out(_state_line("collect-predictions", state))
+        return 0 if state.is_completed() else 1
     if args.command == "check-params":
         return _check_params(params, args.reference)
     if args.command == "bootstrap":

@@ -90,18 +90,7 @@ def judge(
         )
 
     def score(prefix: str) -> float:
-        values = compute_metrics(
-            rows[data.target],
-            rows[f"{prefix}{data.prediction}"],
-            task,
-            y_score=rows[f"{prefix}{score_column}"] if score_column else None,
-            positive_label=data.positive_label,
-        )
-        if metric not in values:
-            raise InsufficientDataError(
-                f"probation: {metric} is undefined on these {len(rows)} rows"
-            )
-        return values[metric]
+        return _metric_on(rows, prefix, data, task, metric, score_column, "probation")
 
     champ, prev = score(""), score(SHADOW_PREFIX)
     worse = worsening(metric, prev, champ, task)
@@ -121,4 +110,87 @@ def judge(
             f"{len(rows)} rows of {batches} labelled batches, {amount} {side} "
             f"(tolerance {format_percent(settings.tolerance)})"
         ),
+    )
+
+
+def _metric_on(
+    rows: pd.DataFrame,
+    prefix: str,
+    data: DataSettings,
+    task: str,
+    metric: str,
+    score_column: str | None,
+    what: str,
+) -> float:
+    """The metric of the answers under a column prefix ("" the champion's, SHADOW_PREFIX the
+    shadow's) against the labels of the same rows.
+
+    Raises:
+        InsufficientDataError: the metric is undefined on these rows.
+    """
+    values = compute_metrics(
+        rows[data.target],
+        rows[f"{prefix}{data.prediction}"],
+        task,
+        y_score=rows[f"{prefix}{score_column}"] if score_column else None,
+        positive_label=data.positive_label,
+    )
+    if metric not in values:
+        raise InsufficientDataError(f"{what}: {metric} is undefined on these {len(rows)} rows")
+    return values[metric]
+
+
+@dataclass(frozen=True)
+class LiveShadow:
+    """A model scored in shadow on live traffic against the champion, on the same labelled rows."""
+
+    shadow_version: str
+    champion_version: str
+    metric: str
+    rows: int
+    batches: int
+    champion_score: float
+    shadow_score: float
+
+    def sentence(self) -> str:
+        return (
+            f"in shadow: version {self.shadow_version} {self.metric} "
+            f"{format_number(self.shadow_score)} vs {format_number(self.champion_score)} for "
+            f"champion {self.champion_version} on the same {self.rows} labelled production rows "
+            f"of {self.batches} batch(es)"
+        )
+
+    def to_dict(self) -> dict:
+        """Returns a JSON-compatible dict."""
+        return asdict(self) | {"sentence": self.sentence()}
+
+
+def live_shadow(
+    rows: pd.DataFrame,
+    batches: int,
+    data: DataSettings,
+    task: str,
+    metric: str,
+    *,
+    champion_version: str,
+    shadow_version: str,
+    score_column: str | None = None,
+) -> LiveShadow | None:
+    """Returns the shadow's and the champion's metric on the labelled rows the shadow scored
+    (the scoring service scores a share of its rows in shadow); None when it scored none.
+
+    Raises:
+        InsufficientDataError, SchemaError: see compute_metrics.
+    """
+    scored = rows[rows[f"{SHADOW_PREFIX}{data.prediction}"].notna()] if len(rows) else rows
+    if len(scored) == 0:
+        return None
+    return LiveShadow(
+        shadow_version,
+        champion_version,
+        metric,
+        len(scored),
+        batches,
+        _metric_on(scored, "", data, task, metric, score_column, "live shadow"),
+        _metric_on(scored, SHADOW_PREFIX, data, task, metric, score_column, "live shadow"),
     )

@@ -7,11 +7,14 @@ with every problem said in one line each, and kept aside (stores.project.ingest_
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pandas as pd
 
 from modelwatch.settings import DataSettings
 
 MAX_SHOWN = 3
+REQUEST_ID, ROW = "request_id", "row"  # a labels file of the prediction log's requests
 MAX_KEY = 120  # characters of an id kept for matching labels to batches; longer ids are skipped
 
 
@@ -32,6 +35,38 @@ def key_of(value: object) -> str:
     """The key of one id (see id_keys); "" when it has none."""
     keys = id_keys(pd.Series([value], dtype=object))
     return keys[0] if keys else ""
+
+
+def map_request_ids(
+    frame: pd.DataFrame, data: DataSettings, known: Mapping[tuple[str, int], object]
+) -> tuple[pd.DataFrame, list[str]]:
+    """Returns a labels file keyed by `request_id` (+ `row`, default 0) instead of the id column
+    as one keyed by the id column, and the problems that stop it. Each (request_id, row) gets
+    the id its row had in the prediction log (`known`: the id the client sent), else the log's
+    rule for a row sent without one: f"{request_id}:{row}". A file with the id column, or
+    without request_id, is returned as it is."""
+    if data.id in frame.columns or REQUEST_ID not in frame.columns:
+        return frame, []
+    problems = []
+    requests = frame[REQUEST_ID]
+    if requests.isna().any():
+        missing = int(requests.isna().sum())
+        problems.append(f"column {REQUEST_ID!r}: {missing} missing request id(s)")
+    rows = frame[ROW] if ROW in frame.columns else pd.Series(0, index=frame.index)
+    numbers = pd.to_numeric(rows, errors="coerce")
+    bad = rows[numbers.isna() | (numbers < 0) | (numbers % 1 != 0)]
+    if len(bad):
+        problems.append(
+            f"column {ROW!r}: {len(bad)} value(s) are not row positions (0, 1, 2, ...)"
+            f"{_shown(bad.unique())}"
+        )
+    if problems:
+        return frame, problems
+    pairs = zip(requests.astype(str).str.strip(), numbers.astype(int), strict=True)
+    ids = [known.get((r, n), f"{r}:{n}") for r, n in pairs]
+    out = frame.drop(columns=[c for c in (REQUEST_ID, ROW) if c in frame.columns])
+    out.insert(0, data.id, pd.Series(ids, index=frame.index, dtype=object).infer_objects())
+    return out, []
 
 
 def check_labels(

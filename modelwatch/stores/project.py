@@ -99,6 +99,7 @@ def ingest_labels(project: Project, step: int) -> tuple[list[Path], list[Rejecte
     waiting = sorted(project.paths.incoming_labels.glob("*.csv"))
     reference = load_reference(project) if waiting else None
     for src in waiting:
+        by_request = False
         if src.is_symlink():
             problems = ["a symbolic link, not a file: refused (it is not followed)"]
         else:
@@ -108,12 +109,16 @@ def ingest_labels(project: Project, step: int) -> tuple[list[Path], list[Rejecte
                 problems = [str(exc).removeprefix(f"{src}: ")]
             else:
                 data, task = project.settings.data, project.settings.project.task
-                problems = check_labels(frame, reference, data, task)
+                by_request = data.id not in frame.columns
+                frame, problems = _by_request_id(project, frame)
+                problems = problems or check_labels(frame, reference, data, task)
         if problems:
             refused.append(_quarantine_labels(project, src, problems))
             continue
         target = dest / src.name
         keep = _match_labels(project, src, frame, step)
+        if keep is None and by_request:
+            keep = frame  # keyed by request_id: the file taken in is the one keyed by id
         if keep is not None:  # some rows belong to rejected batches: the rest is taken in
             if len(keep):
                 partial = target.with_name(f".{target.name}.partial")
@@ -128,6 +133,19 @@ def ingest_labels(project: Project, step: int) -> tuple[list[Path], list[Rejecte
         src.unlink()
     untracked = {p for p in dest.glob("*.csv") if not p.with_name(f"{p.name}.dvc").exists()}
     return sorted(copied | untracked), refused
+
+
+def _by_request_id(project: Project, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """A labels file keyed by request_id, keyed by the id column (performance.labels)."""
+    from modelwatch.performance.labels import REQUEST_ID, map_request_ids
+    from modelwatch.serving.logfiles import served_ids
+
+    data = project.settings.data
+    if data.id in frame.columns or REQUEST_ID not in frame.columns:
+        return frame, []
+    log_dir = project.paths.home / project.settings.serving.log_dir
+    known = served_ids(log_dir, data, frame[REQUEST_ID].dropna().astype(str).tolist())
+    return map_request_ids(frame, data, known)
 
 
 def _match_labels(

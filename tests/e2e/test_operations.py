@@ -22,8 +22,11 @@ def ops(tmp_path_factory):
 def test_deployments_schedule_and_typed_parameters(ops):
     from flows.serve import build_deployments
 
-    monitor, retrain, rollback = build_deployments(ops.params)
+    monitor, retrain, rollback, collect = build_deployments(ops.params)
     assert (monitor.name, retrain.name, rollback.name) == ("monitor", "retrain", "rollback")
+    # the prediction log's windows: hourly, one minute (serving.close_after_seconds) past the hour
+    (collected,) = collect.schedules
+    assert (collected.schedule.cron, collect.concurrency_limit) == ("1 * * * *", 1)
     (schedule,) = monitor.schedules
     assert (schedule.schedule.cron, schedule.schedule.timezone) == ("0 6 * * 1", "Europe/Berlin")
     assert monitor.concurrency_limit == 1

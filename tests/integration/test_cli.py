@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = [
     "demo",
     "run",
+    "collect",
     "bootstrap",
     "adopt",
     "check-params",
@@ -53,6 +54,15 @@ def test_help_lists_the_commands():
     for command in COMMANDS:
         assert f"\n    {command} " in proc.stdout, command
     assert 'modelwatch retrain --reason "new pricing policy"' in proc.stdout
+
+
+def test_collect_names_a_bad_now_without_touching_anything():
+    proc = modelwatch("collect", "--now", "yesterday")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert last_line(proc.stderr) == (
+        "modelwatch collect: error: argument --now: expected an ISO 8601 time such as "
+        "2026-11-20T12:00, got 'yesterday'"
+    )
 
 
 def test_missing_params_file_names_it():
@@ -110,9 +120,9 @@ def test_default_params_file_missing_in_cwd(tmp_path):
         (
             ["promote"],
             "modelwatch: error: argument command: invalid choice: 'promote' "
-            "(choose from 'demo', 'run', 'bootstrap', 'adopt', 'check-params', 'retrain', "
-            "'rollback', 'history', 'decision', 'table', 'status', 'doctor', 'serve', 'ui', "
-            "'server')",
+            "(choose from 'demo', 'run', 'collect', 'bootstrap', 'adopt', 'check-params', "
+            "'retrain', 'rollback', 'history', 'decision', 'table', 'status', 'doctor', 'serve', "
+            "'ui', 'server')",
         ),
     ],
 )

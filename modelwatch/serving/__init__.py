@@ -1,0 +1,1 @@
+"""The prediction log of the scoring service, read back as monitor batches and system health."""
