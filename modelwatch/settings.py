@@ -600,6 +600,24 @@ def scheduler_address(settings: ScaleSettings) -> str | None:
     return value
 
 
+class ServingSettings(_Frozen):
+    """`modelwatch serve-model`: the scoring service of the champion and its prediction log.
+
+    log_dir (relative to the project home) holds Parquet part files per UTC window
+    (window=<start>/rows-*.parquet, requests-*.parquet), written at most every flush_seconds and
+    at shutdown. shadow_share of the requests is also scored by the `challenger` alias, when one
+    exists; reload_seconds is how often the `champion` alias is checked for a move."""
+
+    log_dir: StrictStr = Field("predictions", min_length=1)
+    window: Literal["hourly", "daily"] = "hourly"
+    flush_seconds: StrictFloat | StrictInt = Field(2.0, gt=0, le=3600)
+    shadow_share: StrictFloat | StrictInt = Field(0.0, ge=0, le=1)
+    reload_seconds: StrictFloat | StrictInt = Field(5.0, gt=0, le=86400)
+    max_rows: StrictInt = Field(10_000, ge=1)
+    host: StrictStr = Field("127.0.0.1", min_length=1)
+    port: StrictInt = Field(8300, ge=1, le=65535)
+
+
 class Settings(_Frozen):
     project: ProjectSettings
     data: DataSettings
@@ -617,6 +635,7 @@ class Settings(_Frozen):
     stores: StoresSettings = StoresSettings()
     alerts: AlertSettings = AlertSettings()
     scale: ScaleSettings = ScaleSettings()
+    serving: ServingSettings = ServingSettings()
 
     @model_validator(mode="before")
     @classmethod
