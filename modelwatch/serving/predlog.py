@@ -148,7 +148,7 @@ def _write_parquet(frame: pd.DataFrame, path: Path) -> Path:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
-    table = pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
+    table = _arrow_table(frame.reset_index(drop=True))
     # text is `string` in every file: pandas' str columns come as large_string, and a text
     # column null in every record of a file (no error, no shadow) as null
     text = (pa.types.is_null, pa.types.is_large_string)
@@ -162,3 +162,19 @@ def _write_parquet(frame: pd.DataFrame, path: Path) -> Path:
         os.fsync(handle.fileno())
     os.replace(partial, path)
     return path
+
+
+def _arrow_table(frame: pd.DataFrame):
+    """The frame as an Arrow table; UTC times converted here, since pyarrow's own conversion
+    reads Series.values, which pandas 3.1 deprecates for tz-aware columns."""
+    import pyarrow as pa
+
+    arrays = []
+    for name in frame.columns:
+        column = frame[name]
+        if isinstance(column.dtype, pd.DatetimeTZDtype):
+            naive = column.dt.tz_convert("UTC").dt.tz_convert(None).to_numpy()
+            arrays.append(pa.array(naive, type=pa.timestamp("us", tz="UTC")))
+        else:
+            arrays.append(pa.Array.from_pandas(column))
+    return pa.Table.from_arrays(arrays, names=[str(c) for c in frame.columns])

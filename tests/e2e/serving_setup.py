@@ -35,6 +35,20 @@ class ServingProject:
     def name(self) -> str:
         return self.proj.model_name
 
+    def register(self, max_iter: int) -> str:
+        """Fits the project's pipeline on the reference and registers it; returns the version."""
+        s, proj = self.proj.settings, self.proj
+        x, y = self.reference[s.data.features], self.reference[s.data.target]
+        hyper = {**s.training.hyperparameters, "max_iter": max_iter}
+        training = s.training.model_copy(update={"hyperparameters": hyper})
+        model = build_pipeline(s.data, training, s.project.task).fit(x, y)
+        with tracking.run(proj.experiments.training, f"serving-{max_iter}", {}):
+            _, version = tracking.log_sklearn_model(model, x, proj.model_name,
+                                                    s.training.trusted_types)  # fmt: skip
+        integrity.record(proj.client, proj.ledger, proj.model_name, version)
+        self.versions.append(version)
+        return version
+
     def move(self, alias: str, version: str) -> None:
         """Moves champion (promote, recorded in the alias history) or challenger."""
         history = recovery.history_of(self.proj)
@@ -53,20 +67,10 @@ def make_project(folder: Path, **serving: object) -> ServingProject:
     plan = demo_plan(loaded, loaded.paths.home / "demo")
     reference = io.read_csv_file(plan.reference)
     proj = open_project(params)
-    s = proj.settings
-    x, y = reference[s.data.features], reference[s.data.target]
-    versions = []
+    project = ServingProject(params, proj, [], reference)
     for max_iter in (20, 60):
-        hyper = {**s.training.hyperparameters, "max_iter": max_iter}
-        training = s.training.model_copy(update={"hyperparameters": hyper})
-        model = build_pipeline(s.data, training, s.project.task).fit(x, y)
-        with tracking.run(proj.experiments.training, f"serving-{max_iter}", {}):
-            _, version = tracking.log_sklearn_model(model, x, proj.model_name,
-                                                    s.training.trusted_types)  # fmt: skip
-        integrity.record(proj.client, proj.ledger, proj.model_name, version)
-        versions.append(version)
-    project = ServingProject(params, proj, versions, reference)
-    project.move(registry.CHAMPION, versions[0])
+        project.register(max_iter)
+    project.move(registry.CHAMPION, project.versions[0])
     return project
 
 
