@@ -366,6 +366,9 @@ def _dispatch(args: argparse.Namespace, params: Path, home: Path) -> int:
         _out(status.render_table(status.batch_table(params)))
         return 0
     if args.command == "serve-model":
+        # one OpenMP thread per scoring call: requests are scored concurrently by the server's
+        # threads, and a pool per call only oversubscribes the cores (set before sklearn loads)
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
         from modelwatch.serving import app
 
         return app.run(params, args.host, args.port)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from modelwatch import io
 from modelwatch.settings import load_settings
@@ -41,7 +42,8 @@ class ServingProject:
         x, y = self.reference[s.data.features], self.reference[s.data.target]
         hyper = {**s.training.hyperparameters, "max_iter": max_iter}
         training = s.training.model_copy(update={"hyperparameters": hyper})
-        model = build_pipeline(s.data, training, s.project.task).fit(x, y)
+        with threadpool_limits(limits=1):  # as the training stage: no oversubscribed cores
+            model = build_pipeline(s.data, training, s.project.task).fit(x, y)
         with tracking.run(proj.experiments.training, f"serving-{max_iter}", {}):
             _, version = tracking.log_sklearn_model(model, x, proj.model_name,
                                                     s.training.trusted_types)  # fmt: skip
