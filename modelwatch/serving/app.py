@@ -93,9 +93,12 @@ def create_app(service: Service) -> FastAPI:
         if champion is None:
             return JSONResponse({"status": "not ready", "model_version": None}, status_code=503)
         return JSONResponse(
-            {"status": "ready", "model_version": champion.version,
-             "challenger_version": challenger.version if challenger else None}
-        )  # fmt: skip
+            {
+                "status": "ready",
+                "model_version": champion.version,
+                "challenger_version": challenger.version if challenger else None,
+            }
+        )
 
     @app.get("/metrics")
     def metrics() -> Response:
@@ -120,15 +123,17 @@ async def _score(service: Service, request: Request) -> Response:
     try:
         if sent_id is not None and sent_id != request_id:
             raise schema.refuse(
-                400, f"header X-Request-ID {sent_id[:40]!r}: expected 1-128 characters of "
-                "letters, digits and . _ : -"
-            )  # fmt: skip
+                400,
+                f"header X-Request-ID {sent_id[:40]!r}: expected 1-128 characters of "
+                "letters, digits and . _ : -",
+            )
         fmt = schema.media_type(request.headers.get("content-type"))
         body = await request.body()
         if served is None:
             raise schema.refuse(503, "no champion model is loaded yet (see GET /ready)")
-        scored = await run_in_threadpool(_score_rows, service, served, body, fmt, request_id,
-                                         received)  # fmt: skip
+        scored = await run_in_threadpool(
+            _score_rows, service, served, body, fmt, request_id, received
+        )
         status, rows, answer = 200, len(scored.rows), scored.body
     except schema.RequestError as exc:
         status, rows, answer, error = exc.status, exc.rows, exc.to_dict(), str(exc)
@@ -139,8 +144,17 @@ async def _score(service: Service, request: Request) -> Response:
     answer = {"request_id": request_id, **answer}
     seconds = time.perf_counter() - start
     service.metrics.observe(request.url.path, status, seconds, rows)
-    record = RequestRecord(request_id, received, status, seconds * 1000, rows,
-                           served.version if served else None, False, error, fmt)  # fmt: skip
+    record = RequestRecord(
+        request_id,
+        received,
+        status,
+        seconds * 1000,
+        rows,
+        served.version if served else None,
+        False,
+        error,
+        fmt,
+    )
     if scored is not None and _draw_shadow(service):
         service.shadow_pool.submit(_shadow, service, record, scored.rows)
     else:
@@ -155,8 +169,10 @@ def _score_rows(
     data = service.data
     request = schema.read_request(body, fmt, service.serving.max_rows)
     conformed = schema.conform(request, served.columns, data.id)
-    ids = [f"{request_id}:{i}" if not conformed.ids or conformed.ids[i] is None
-           else conformed.ids[i] for i in range(request.rows)]  # fmt: skip
+    ids = [
+        f"{request_id}:{i}" if not conformed.ids or conformed.ids[i] is None else conformed.ids[i]
+        for i in range(request.rows)
+    ]
     frame = conformed.frame.assign(**{data.id: ids})
     try:
         out = scoring.score_frame(served.model, frame, data, service.task)
@@ -171,18 +187,24 @@ def _score_rows(
     }
     per_class = scoring.class_score_columns(out)
     if per_class:
-        answer["probabilities"] = [dict(zip(per_class, p, strict=True)) for p in
-                                   out[list(per_class.values())].to_numpy().tolist()]  # fmt: skip
+        answer["probabilities"] = [
+            dict(zip(per_class, p, strict=True))
+            for p in out[list(per_class.values())].to_numpy().tolist()
+        ]
     elif scoring.SCORE in out.columns:
         answer["probabilities"] = out[scoring.SCORE].tolist()
     if conformed.ignored:
         answer["ignored_columns"] = conformed.ignored
     outputs = [c for c in out.columns if c != data.id]
     rows = pd.DataFrame(
-        {"request_id": request_id, "row": pd.Series(range(request.rows), dtype="int64"),
-         data.id: ids, "received_at": pd.Series([received] * request.rows),
-         "model_version": served.version}
-    )  # fmt: skip
+        {
+            "request_id": request_id,
+            "row": pd.Series(range(request.rows), dtype="int64"),
+            data.id: ids,
+            "received_at": pd.Series([received] * request.rows),
+            "model_version": served.version,
+        }
+    )
     rows = pd.concat([rows, conformed.frame, out[outputs].reset_index(drop=True)], axis=1)
     rows["shadow_version"] = pd.Series([None] * request.rows, dtype="str")
     for c in outputs:
@@ -253,16 +275,29 @@ def build_service(params_path: Path) -> Service:
         else:
             metrics.reload_failures.labels(alias).inc()
         watcher = service.watcher
-        metrics.serving({a.alias: a.served.version if a.served else None
-                         for a in (watcher.champion, watcher.challenger)})  # fmt: skip
+        metrics.serving(
+            {
+                a.alias: a.served.version if a.served else None
+                for a in (watcher.champion, watcher.challenger)
+            }
+        )
 
-    watcher = ModelWatcher(client, open_ledger(paths.ledger_url), s.project.model_name,
-                           s.training.trusted_types, s.serving.reload_seconds, on_event)  # fmt: skip
+    watcher = ModelWatcher(
+        client,
+        open_ledger(paths.ledger_url),
+        s.project.model_name,
+        s.training.trusted_types,
+        s.serving.reload_seconds,
+        on_event,
+    )
     log_dir = paths.home / s.serving.log_dir
-    predlog = PredictionLog(log_dir, s.serving.window, s.serving.flush_seconds,
-                            on_failure=lambda _: metrics.log_failures.inc())  # fmt: skip
-    service = Service(s.serving, s.data, s.project.task, watcher, predlog, metrics,
-                      random.Random())  # fmt: skip
+    predlog = PredictionLog(
+        log_dir,
+        s.serving.window,
+        s.serving.flush_seconds,
+        on_failure=lambda _: metrics.log_failures.inc(),
+    )
+    service = Service(s.serving, s.data, s.project.task, watcher, predlog, metrics, random.Random())
     return service
 
 

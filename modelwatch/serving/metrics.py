@@ -14,21 +14,29 @@ class ServingMetrics:
 
     def __init__(self) -> None:
         self.registry = r = CollectorRegistry()
-        self.latency = Histogram(f"{PREFIX}_request_latency_seconds",
-                                 "Scoring request latency, receipt to response (server side)",
-                                 ["endpoint"], buckets=LATENCY_BUCKETS, registry=r)  # fmt: skip
+        self.latency = Histogram(
+            f"{PREFIX}_request_latency_seconds",
+            "Scoring request latency, receipt to response (server side)",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.requests = Counter(
             f"{PREFIX}_requests", "Scoring requests by HTTP status", ["status"], registry=r
         )
         self.errors = Counter(
-            f"{PREFIX}_errors", "Scoring requests answered 4xx or 5xx, by status", ["status"],
+            f"{PREFIX}_errors",
+            "Scoring requests answered 4xx or 5xx, by status",
+            ["status"],
             registry=r,
-        )  # fmt: skip
+        )
         self.rows = Counter(f"{PREFIX}_rows_scored", "Rows scored by the champion", registry=r)
         self.model_version = Gauge(
-            f"{PREFIX}_model_version_info", "1 for the version that serves now", ["alias",
-            "version"], registry=r,
-        )  # fmt: skip
+            f"{PREFIX}_model_version_info",
+            "1 for the version that serves now",
+            ["alias", "version"],
+            registry=r,
+        )
         self.shadow_rows = Counter(
             f"{PREFIX}_shadow_rows_scored", "Rows scored in shadow by the challenger", registry=r
         )
@@ -36,20 +44,24 @@ class ServingMetrics:
             f"{PREFIX}_shadow_errors", "Requests the challenger failed to score", registry=r
         )
         self.shadow_skipped = Counter(
-            f"{PREFIX}_shadow_skipped", "Requests drawn for shadow scoring but not scored "
-            "(the shadow queue was full)", registry=r,
-        )  # fmt: skip
+            f"{PREFIX}_shadow_skipped",
+            "Requests drawn for shadow scoring but not scored (the shadow queue was full)",
+            registry=r,
+        )
         self.reloads = Counter(
             f"{PREFIX}_reloads", "Models loaded after an alias moved", ["alias"], registry=r
         )
         self.reload_failures = Counter(
-            f"{PREFIX}_reload_failures", "Alias checks or model loads that failed", ["alias"],
+            f"{PREFIX}_reload_failures",
+            "Alias checks or model loads that failed",
+            ["alias"],
             registry=r,
-        )  # fmt: skip
+        )
         self.log_failures = Counter(
-            f"{PREFIX}_prediction_log_write_failures", "Prediction log flushes that failed "
-            "(their records are kept for the next flush)", registry=r,
-        )  # fmt: skip
+            f"{PREFIX}_prediction_log_write_failures",
+            "Prediction log flushes that failed (their records are kept for the next flush)",
+            registry=r,
+        )
 
     def observe(self, endpoint: str, status: int, seconds: float, rows: int) -> None:
         """Counts one scoring request."""

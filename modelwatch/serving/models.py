@@ -110,8 +110,12 @@ class ModelWatcher:
         except ModelwatchError as exc:
             log.error(
                 "%s %s: version %s not loaded (version %s keeps serving): %s",
-                self.name, slot.alias, info.version, current, exc,
-            )  # fmt: skip
+                self.name,
+                slot.alias,
+                info.version,
+                current,
+                exc,
+            )
             self._on_event("failure", slot.alias, str(exc))
             return
         slot.served = served  # one reference swap: requests in flight keep their model

@@ -27,8 +27,17 @@ import pandas as pd
 log = logging.getLogger(__name__)
 
 WINDOW_FORMAT = "%Y%m%dT%H%M%SZ"
-REQUEST_COLUMNS = ("request_id", "received_at", "status", "latency_ms", "rows",
-                   "model_version", "shadow", "error", "format")  # fmt: skip
+REQUEST_COLUMNS = (
+    "request_id",
+    "received_at",
+    "status",
+    "latency_ms",
+    "rows",
+    "model_version",
+    "shadow",
+    "error",
+    "format",
+)
 
 
 def window_start(when: datetime, window: Literal["hourly", "daily"]) -> datetime:
@@ -137,9 +146,17 @@ class PredictionLog:
 
 def _request_types(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.astype(
-        {"request_id": "str", "status": "int64", "latency_ms": "float64", "rows": "int64",
-         "shadow": "bool", "model_version": "object", "error": "object", "format": "object"}
-    )  # fmt: skip
+        {
+            "request_id": "str",
+            "status": "int64",
+            "latency_ms": "float64",
+            "rows": "int64",
+            "shadow": "bool",
+            "model_version": "object",
+            "error": "object",
+            "format": "object",
+        }
+    )
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path) -> Path:

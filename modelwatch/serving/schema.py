@@ -102,8 +102,9 @@ def signature_columns(mlmodel: bytes, label: str) -> list[Column]:
     """
     try:
         inputs = json.loads(yaml.safe_load(mlmodel.decode())["signature"]["inputs"])
-        columns = [Column(str(c["name"]), str(c["type"]), bool(c.get("required", True)))
-                   for c in inputs]  # fmt: skip
+        columns = [
+            Column(str(c["name"]), str(c["type"]), bool(c.get("required", True))) for c in inputs
+        ]
     except (KeyError, TypeError, ValueError, AttributeError, yaml.YAMLError):
         raise ModelIntegrityError(
             f"{label}: its MLmodel has no column-based input signature; the service validates "
@@ -150,8 +151,14 @@ def read_request(body: bytes, fmt: Format, max_rows: int) -> Request:
     if request.rows > max_rows:
         raise RequestError(
             413,
-            [Problem(None, None, f"{request.rows} rows in one request; at most {max_rows} "
-                                 "(serving.max_rows): split the request")],  # fmt: skip
+            [
+                Problem(
+                    None,
+                    None,
+                    f"{request.rows} rows in one request; at most {max_rows} "
+                    "(serving.max_rows): split the request",
+                )
+            ],
             rows=request.rows,
         )
     return request
@@ -202,8 +209,9 @@ def _split(split: Any) -> Request:
             raise refuse(
                 400, f'"dataframe_split": row {i} has {got} values, {len(columns)} columns', row=i
             )
-    return Request("json", columns, {c: [r[j] for r in data] for j, c in enumerate(columns)},
-                   len(data))  # fmt: skip
+    return Request(
+        "json", columns, {c: [r[j] for r in data] for j, c in enumerate(columns)}, len(data)
+    )
 
 
 def _read_csv(text: str) -> Request:
@@ -223,8 +231,9 @@ def _read_csv(text: str) -> Request:
                 f"{len(header)}",
                 row=i,
             )
-    values = {c: [line[j] if line[j] != "" else None for line in data]
-              for j, c in enumerate(header)}  # fmt: skip
+    values = {
+        c: [line[j] if line[j] != "" else None for line in data] for j, c in enumerate(header)
+    }
     return Request("csv", header, values, len(data))
 
 
@@ -239,10 +248,16 @@ def conform(request: Request, columns: list[Column], id_column: str) -> Conforme
     if missing:
         raise RequestError(
             422,
-            [Problem(m, None, f"missing column {m!r} (the model needs "
-                              f"{', '.join(c.name for c in columns)})") for m in missing],
+            [
+                Problem(
+                    m,
+                    None,
+                    f"missing column {m!r} (the model needs {', '.join(c.name for c in columns)})",
+                )
+                for m in missing
+            ],
             rows=request.rows,
-        )  # fmt: skip
+        )
     problems, frame = [], {}
     for col in columns:
         raw = request.values.get(col.name, [None] * request.rows)
@@ -272,8 +287,14 @@ def _id_key(value: Any) -> str | None:
     return str(value).strip() or None
 
 
-_EXPECTED = {"long": "an integer", "integer": "an integer", "double": "a number",
-             "float": "a number", "string": "text", "boolean": "true or false"}  # fmt: skip
+_EXPECTED = {
+    "long": "an integer",
+    "integer": "an integer",
+    "double": "a number",
+    "float": "a number",
+    "string": "text",
+    "boolean": "true or false",
+}
 
 
 def _convert(values: list[Any], col: Column, fmt: Format) -> tuple[list[Any], Problem | None]:
@@ -341,8 +362,13 @@ def _as_type(value: Any, kind: str, fmt: Format) -> Any:
 
 
 def _series(values: list[Any], col: Column) -> pd.Series:
-    dtype = {"long": "int64", "integer": "int32", "double": "float64", "float": "float32",
-             "boolean": "bool"}.get(col.type)  # fmt: skip
+    dtype = {
+        "long": "int64",
+        "integer": "int32",
+        "double": "float64",
+        "float": "float32",
+        "boolean": "bool",
+    }.get(col.type)
     if any(v is None for v in values):  # an optional column left out: missing values
         dtype = "float64" if dtype and dtype != "bool" else None
     return pd.Series(values, name=col.name, dtype=dtype)

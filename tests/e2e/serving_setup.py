@@ -45,8 +45,9 @@ class ServingProject:
         with threadpool_limits(limits=1):  # as the training stage: no oversubscribed cores
             model = build_pipeline(s.data, training, s.project.task).fit(x, y)
         with tracking.run(proj.experiments.training, f"serving-{max_iter}", {}):
-            _, version = tracking.log_sklearn_model(model, x, proj.model_name,
-                                                    s.training.trusted_types)  # fmt: skip
+            _, version = tracking.log_sklearn_model(
+                model, x, proj.model_name, s.training.trusted_types
+            )
         integrity.record(proj.client, proj.ledger, proj.model_name, version)
         self.versions.append(version)
         return version
@@ -55,11 +56,23 @@ class ServingProject:
         """Moves champion (promote, recorded in the alias history) or challenger."""
         history = recovery.history_of(self.proj)
         if alias == registry.CHAMPION:
-            registry.promote(self.proj.client, self.name, version, history=history,
-                             via="tests", reason="serving test")  # fmt: skip
+            registry.promote(
+                self.proj.client,
+                self.name,
+                version,
+                history=history,
+                via="tests",
+                reason="serving test",
+            )
         else:
-            registry.set_challenger(self.proj.client, self.name, version, history=history,
-                                    via="tests", reason="serving test")  # fmt: skip
+            registry.set_challenger(
+                self.proj.client,
+                self.name,
+                version,
+                history=history,
+                via="tests",
+                reason="serving test",
+            )
 
 
 def make_project(folder: Path, **serving: object) -> ServingProject:
@@ -83,11 +96,18 @@ def start_service(params: Path, port: int, log_path: Path) -> subprocess.Popen:
         RuntimeError: it did not become ready within 120 s (its log is in the message).
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-    cmd = [str(Path(sys.executable).parent / "modelwatch"), "--params", str(params),
-           "serve-model", "--port", str(port)]  # fmt: skip
+    cmd = [
+        str(Path(sys.executable).parent / "modelwatch"),
+        "--params",
+        str(params),
+        "serve-model",
+        "--port",
+        str(port),
+    ]
     out = open(log_path, "wb")  # noqa: SIM115 (the child writes it while it lives)
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                            start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -30,8 +30,9 @@ SENT: dict[str, dict] = {}  # request id -> {"rows", "status", "shadow"}: what t
 @pytest.fixture(scope="module")
 def svc(tmp_path_factory):
     folder = tmp_path_factory.mktemp("serving")
-    project = make_project(folder, flush_seconds=0.3, reload_seconds=0.3, shadow_share=1.0,
-                           max_rows=50)  # fmt: skip
+    project = make_project(
+        folder, flush_seconds=0.3, reload_seconds=0.3, shadow_share=1.0, max_rows=50
+    )
     port = free_port()
     proc = start_service(project.params, port, folder / "service.log")
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
@@ -77,8 +78,9 @@ def test_ready_and_valid_json_and_csv_answers_equal_the_models_own(svc):
     assert ready.status_code == 200 and ready.json()["model_version"] == p.versions[0]
     rows = features(svc, 5)
     want = local_predictions(svc, p.versions[0], rows)
-    r = post(svc, json={"dataframe_records": rows.assign(extra=1).to_dict("records")},
-             rid="client-id-1")  # fmt: skip
+    r = post(
+        svc, json={"dataframe_records": rows.assign(extra=1).to_dict("records")}, rid="client-id-1"
+    )
     assert r.status_code == 200 and r.headers["X-Request-ID"] == "client-id-1"
     body = r.json()
     assert body["request_id"] == "client-id-1" and body["model_version"] == p.versions[0]
@@ -87,17 +89,26 @@ def test_ready_and_valid_json_and_csv_answers_equal_the_models_own(svc):
     split = {"columns": list(rows.columns), "data": rows.to_numpy().tolist()}
     r = post(svc, json={"dataframe_split": split})
     np.testing.assert_allclose(r.json()["predictions"], want, rtol=1e-9)
-    r = svc["http"].post("/invocations", content=rows.drop(columns="instant").to_csv(index=False),
-                         headers={"Content-Type": "text/csv"})  # fmt: skip
-    SENT[r.headers["X-Request-ID"]] = {"rows": 5, "status": r.status_code, "shadow": False,
-                                       "csv": True}  # fmt: skip
+    r = svc["http"].post(
+        "/invocations",
+        content=rows.drop(columns="instant").to_csv(index=False),
+        headers={"Content-Type": "text/csv"},
+    )
+    SENT[r.headers["X-Request-ID"]] = {
+        "rows": 5,
+        "status": r.status_code,
+        "shadow": False,
+        "csv": True,
+    }
     assert r.status_code == 200 and len(r.headers["X-Request-ID"]) == 32  # a uuid4 hex
     np.testing.assert_allclose(r.json()["predictions"], want, rtol=1e-9)
 
 
 def test_each_bad_request_is_a_4xx_naming_the_problem_and_metrics_count_them(svc):
-    before = {s: metric(svc, "modelwatch_serving_errors_total", status=s)
-              for s in ("400", "413", "415", "422")}  # fmt: skip
+    before = {
+        s: metric(svc, "modelwatch_serving_errors_total", status=s)
+        for s in ("400", "413", "415", "422")
+    }
     rows_before = metric(svc, "modelwatch_serving_rows_scored_total")
     good = features(svc, 2).to_dict("records")
     cases = [
@@ -106,13 +117,25 @@ def test_each_bad_request_is_a_4xx_naming_the_problem_and_metrics_count_them(svc
         ({"content": b"hr,temp\n1\n", "ctype": "text/csv"}, 400, None, "malformed CSV"),
         ({"content": b"<x/>", "ctype": "application/xml"}, 415, None, "unsupported content"),
         ({"json": {"dataframe_records": good * 30}}, 413, None, "60 rows in one request"),
-        ({"json": {"dataframe_records": [{k: v for k, v in good[0].items() if k != "hr"}]}},
-         422, "hr", "missing column 'hr'"),
-        ({"json": {"dataframe_records": [good[0], {**good[1], "temp": "warm"}]}}, 422, "temp",
-         "column 'temp': 1 value(s) are not a number (double); first at row 1: 'warm'"),
-        ({"json": {"dataframe_records": good}, "rid": "bad id with spaces"}, 400, None,
-         "header X-Request-ID"),
-    ]  # fmt: skip
+        (
+            {"json": {"dataframe_records": [{k: v for k, v in good[0].items() if k != "hr"}]}},
+            422,
+            "hr",
+            "missing column 'hr'",
+        ),
+        (
+            {"json": {"dataframe_records": [good[0], {**good[1], "temp": "warm"}]}},
+            422,
+            "temp",
+            "column 'temp': 1 value(s) are not a number (double); first at row 1: 'warm'",
+        ),
+        (
+            {"json": {"dataframe_records": good}, "rid": "bad id with spaces"},
+            400,
+            None,
+            "header X-Request-ID",
+        ),
+    ]
     for kwargs, status, column, message in cases:
         r = post(svc, **kwargs)
         assert r.status_code == status, (kwargs, r.text)
@@ -124,8 +147,15 @@ def test_each_bad_request_is_a_4xx_naming_the_problem_and_metrics_count_them(svc
     assert metric(svc, "modelwatch_serving_rows_scored_total") == 15
     count = metric(svc, "modelwatch_serving_request_latency_seconds_count", endpoint="/predict")
     assert count == 2 + len(cases)
-    assert metric(svc, "modelwatch_serving_model_version_info",
-                  alias="champion", version=svc["project"].versions[0]) == 1  # fmt: skip
+    assert (
+        metric(
+            svc,
+            "modelwatch_serving_model_version_info",
+            alias="champion",
+            version=svc["project"].versions[0],
+        )
+        == 1
+    )
 
 
 def test_moving_the_champion_under_load_fails_no_request(svc):
@@ -174,8 +204,10 @@ def test_a_version_that_fails_its_integrity_check_is_counted_and_the_old_one_ser
     before = metric(svc, "modelwatch_serving_reload_failures_total", alias="champion")
     p.move(registry.CHAMPION, broken)
     deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and metric(
-        svc, "modelwatch_serving_reload_failures_total", alias="champion") == before:  # fmt: skip
+    while (
+        time.monotonic() < deadline
+        and metric(svc, "modelwatch_serving_reload_failures_total", alias="champion") == before
+    ):
         time.sleep(0.2)
     assert metric(svc, "modelwatch_serving_reload_failures_total", alias="champion") > before
     r = post(svc, json={"dataframe_records": features(svc, 2).to_dict("records")})
@@ -193,8 +225,9 @@ def test_the_challenger_scores_in_shadow_and_is_never_returned(svc):
         assert time.monotonic() < deadline, "the challenger was not loaded"
         time.sleep(0.2)
     rows = features(svc, 4, start=10)
-    r = post(svc, json={"dataframe_records": rows.to_dict("records")}, rid="shadowed-1",
-             shadow=True)  # fmt: skip
+    r = post(
+        svc, json={"dataframe_records": rows.to_dict("records")}, rid="shadowed-1", shadow=True
+    )
     assert r.status_code == 200 and r.json()["model_version"] == p.versions[1]
     assert set(r.json()) == {"request_id", "model_version", "predictions"}
     np.testing.assert_allclose(
@@ -217,10 +250,23 @@ def test_sigterm_stops_gracefully_and_the_log_has_every_request_in_the_format(sv
     assert not list(folder.rglob("*.partial"))
     requests = pd.concat([pq.read_table(f).to_pandas() for f in folder.rglob("requests-*.parquet")])
     rows = pd.concat([pq.read_table(f).to_pandas() for f in folder.rglob("rows-*.parquet")])
-    assert list(requests.columns) == ["request_id", "received_at", "status", "latency_ms", "rows",
-                                      "model_version", "shadow", "error", "format"]  # fmt: skip
+    assert list(requests.columns) == [
+        "request_id",
+        "received_at",
+        "status",
+        "latency_ms",
+        "rows",
+        "model_version",
+        "shadow",
+        "error",
+        "format",
+    ]
     assert [str(requests[c].dtype) for c in ("status", "latency_ms", "rows", "shadow")] == [
-        "int64", "float64", "int64", "bool"]  # fmt: skip
+        "int64",
+        "float64",
+        "int64",
+        "bool",
+    ]
     assert str(requests["received_at"].dtype).endswith("UTC]")
     # one record per request, failed ones included; one rows record per scored row
     assert sorted(requests["request_id"]) == sorted(SENT)
@@ -236,20 +282,31 @@ def test_sigterm_stops_gracefully_and_the_log_has_every_request_in_the_format(sv
     assert len(rows) == scored["rows"].sum()
     counts = rows.groupby("request_id").size()
     assert (counts == scored.set_index("request_id")["rows"].reindex(counts.index)).all()
-    want = ["request_id", "row", data.id, "received_at", "model_version", *data.features,
-            data.prediction, "shadow_version", f"shadow.{data.prediction}"]  # fmt: skip
+    want = [
+        "request_id",
+        "row",
+        data.id,
+        "received_at",
+        "model_version",
+        *data.features,
+        data.prediction,
+        "shadow_version",
+        f"shadow.{data.prediction}",
+    ]
     assert list(rows.columns) == want
     assert str(rows["row"].dtype) == "int64" and str(rows["received_at"].dtype).endswith("UTC]")
     first = rows[rows["request_id"] == "client-id-1"].sort_values("row")
     assert first["row"].tolist() == [0, 1, 2, 3, 4]
     assert first[data.id].tolist() == [str(i) for i in features(svc, 5)["instant"]]
     csv_id = next(k for k, v in SENT.items() if v.get("csv"))  # sent no id column
-    assert rows[rows["request_id"] == csv_id][data.id].tolist() == [f"{csv_id}:{i}"
-                                                                    for i in range(5)]  # fmt: skip
+    assert rows[rows["request_id"] == csv_id][data.id].tolist() == [
+        f"{csv_id}:{i}" for i in range(5)
+    ]
     shadowed = rows[rows["request_id"] == "shadowed-1"].sort_values("row")
     assert (shadowed["shadow_version"] == p.versions[0]).all()
-    np.testing.assert_allclose(shadowed[f"shadow.{data.prediction}"],
-                               SENT["shadowed-1"]["want_shadow"], rtol=1e-9)  # fmt: skip
+    np.testing.assert_allclose(
+        shadowed[f"shadow.{data.prediction}"], SENT["shadowed-1"]["want_shadow"], rtol=1e-9
+    )
     unshadowed = rows[rows["request_id"] == "client-id-1"]
     assert unshadowed["shadow_version"].isna().all()
     assert unshadowed[f"shadow.{data.prediction}"].isna().all()

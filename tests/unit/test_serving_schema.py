@@ -15,8 +15,11 @@ from modelwatch.serving import predlog, schema
 from modelwatch.settings import load_settings
 from tests.conftest import write_params
 
-COLUMNS = [schema.Column("hr", "long"), schema.Column("temp", "double"),
-           schema.Column("city", "string")]  # fmt: skip
+COLUMNS = [
+    schema.Column("hr", "long"),
+    schema.Column("temp", "double"),
+    schema.Column("city", "string"),
+]
 MLMODEL = b"""flavors: {}
 signature:
   inputs: '[{"type": "long", "name": "hr", "required": true}, {"type": "double", "name": "temp",
@@ -43,10 +46,18 @@ def test_signature_is_read_from_the_mlmodel_and_a_model_without_one_is_refused()
 
 
 def test_records_split_and_csv_give_the_same_frame_in_signature_order_and_types():
-    records = {"dataframe_records": [{"city": "a", "temp": 1, "hr": 3, "id": 7.0, "x": 1},
-                                     {"city": "b", "temp": 2.5, "hr": 4.0, "id": "k", "x": 2}]}  # fmt: skip
-    split = {"dataframe_split": {"columns": ["hr", "temp", "city", "id", "x"],
-                                 "data": [[3, 1, "a", 7, 1], [4, 2.5, "b", "k", 2]]}}  # fmt: skip
+    records = {
+        "dataframe_records": [
+            {"city": "a", "temp": 1, "hr": 3, "id": 7.0, "x": 1},
+            {"city": "b", "temp": 2.5, "hr": 4.0, "id": "k", "x": 2},
+        ]
+    }
+    split = {
+        "dataframe_split": {
+            "columns": ["hr", "temp", "city", "id", "x"],
+            "data": [[3, 1, "a", 7, 1], [4, 2.5, "b", "k", 2]],
+        }
+    }
     csv = b"hr,temp,city,id,x\n3,1,a,7,1\n4.0,2.5,b,k,2\n"
     want = pd.DataFrame({"hr": [3, 4], "temp": [1.0, 2.5], "city": ["a", "b"]})
     for body, fmt in ((records, "json"), (split, "json"), (csv, "csv")):
@@ -65,27 +76,66 @@ def test_records_split_and_csv_give_the_same_frame_in_signature_order_and_types(
         ([1, 2], "json", 400, None, 'expected a JSON object with "dataframe_records"'),
         ({"dataframe_records": [1]}, "json", 400, None, "row 0 is not an object"),
         ({"dataframe_records": []}, "json", 400, None, "holds no rows"),
-        ({"dataframe_split": {"columns": ["hr"], "data": [[1, 2]]}}, "json", 400, None,
-         "row 0 has 2 values, 1 columns"),
+        (
+            {"dataframe_split": {"columns": ["hr"], "data": [[1, 2]]}},
+            "json",
+            400,
+            None,
+            "row 0 has 2 values, 1 columns",
+        ),
         (b'hr,temp,city\n1,2,"a\n', "csv", 400, None, "malformed CSV"),
         (b"hr,temp,city\n1,2\n", "csv", 400, None, "row 0 (line 2) has 2 fields, the header 3"),
         (b"hr,temp,city\n", "csv", 400, None, "holds no rows"),
         (b"\xff\xfe", "csv", 400, None, "not UTF-8"),
-        ({"dataframe_records": [{"hr": 1, "temp": 2.0}]}, "json", 422, "city",
-         "missing column 'city' (the model needs hr, temp, city)"),
-        ({"dataframe_records": [{"hr": 1, "temp": 2, "city": "a"},
-                                {"hr": "x", "temp": 2, "city": "a"}]}, "json", 422, "hr",
-         "column 'hr': 1 value(s) are not an integer (long); first at row 1: 'x'"),
-        (b"hr,temp,city\n1,2,a\n2,warm,b\n3,,c\n", "csv", 422, "temp",
-         "column 'temp': 2 value(s) are not a number (double); first at row 1: 'warm'"),
-        ({"dataframe_records": [{"hr": 1.5, "temp": 2, "city": "a"}]}, "json", 422, "hr",
-         "first at row 0: 1.5"),
-        ({"dataframe_records": [{"hr": 1, "temp": None, "city": "a"}]}, "json", 422, "temp",
-         "first at row 0: a missing value"),
-        ({"dataframe_records": [{"hr": True, "temp": 1, "city": "a"}]}, "json", 422, "hr",
-         "first at row 0: True"),
+        (
+            {"dataframe_records": [{"hr": 1, "temp": 2.0}]},
+            "json",
+            422,
+            "city",
+            "missing column 'city' (the model needs hr, temp, city)",
+        ),
+        (
+            {
+                "dataframe_records": [
+                    {"hr": 1, "temp": 2, "city": "a"},
+                    {"hr": "x", "temp": 2, "city": "a"},
+                ]
+            },
+            "json",
+            422,
+            "hr",
+            "column 'hr': 1 value(s) are not an integer (long); first at row 1: 'x'",
+        ),
+        (
+            b"hr,temp,city\n1,2,a\n2,warm,b\n3,,c\n",
+            "csv",
+            422,
+            "temp",
+            "column 'temp': 2 value(s) are not a number (double); first at row 1: 'warm'",
+        ),
+        (
+            {"dataframe_records": [{"hr": 1.5, "temp": 2, "city": "a"}]},
+            "json",
+            422,
+            "hr",
+            "first at row 0: 1.5",
+        ),
+        (
+            {"dataframe_records": [{"hr": 1, "temp": None, "city": "a"}]},
+            "json",
+            422,
+            "temp",
+            "first at row 0: a missing value",
+        ),
+        (
+            {"dataframe_records": [{"hr": True, "temp": 1, "city": "a"}]},
+            "json",
+            422,
+            "hr",
+            "first at row 0: True",
+        ),
     ],
-)  # fmt: skip
+)
 def test_each_bad_request_gets_its_status_and_names_what_is_wrong(
     body, fmt, status, column, message
 ):
@@ -107,9 +157,13 @@ def test_too_many_rows_is_413_and_problems_of_several_columns_are_all_listed():
 
 @pytest.mark.parametrize(
     ("header", "want"),
-    [("application/json", "json"), ("application/json; charset=utf-8", "json"),
-     ("text/csv", "csv"), ("TEXT/CSV; header=present", "csv")],
-)  # fmt: skip
+    [
+        ("application/json", "json"),
+        ("application/json; charset=utf-8", "json"),
+        ("text/csv", "csv"),
+        ("TEXT/CSV; header=present", "csv"),
+    ],
+)
 def test_content_types(header, want):
     assert schema.media_type(header) == want
 
@@ -124,7 +178,12 @@ def test_an_unsupported_content_type_is_415(header):
 def test_serving_settings_defaults_and_a_bad_value_named(tmp_path):
     s = load_settings(write_params("params.yaml", tmp_path)).settings.serving
     assert (s.window, s.flush_seconds, s.shadow_share, s.max_rows, s.port) == (
-        "hourly", 2.0, 0.0, 10000, 8300)  # fmt: skip
+        "hourly",
+        2.0,
+        0.0,
+        10000,
+        8300,
+    )
     bad = write_params("params.yaml", tmp_path / "bad", serving={"shadow_share": 1.5})
     with pytest.raises(ConfigError, match=r"serving\.shadow_share: .*less than or equal to 1"):
         load_settings(bad)
@@ -136,15 +195,23 @@ def test_serving_settings_defaults_and_a_bad_value_named(tmp_path):
 def test_the_log_writes_one_file_per_kind_and_window_atomically(tmp_path):
     """Hourly windows: 21:59 and 22:00 fall in two folders; nothing named .partial remains."""
     plog = predlog.PredictionLog(tmp_path, "hourly", 60)
-    times = [datetime(2026, 12, 5, 21, 59, 59, tzinfo=UTC), datetime(2026, 12, 5, 22, 0, tzinfo=UTC)]
+    times = [
+        datetime(2026, 12, 5, 21, 59, 59, tzinfo=UTC),
+        datetime(2026, 12, 5, 22, 0, tzinfo=UTC),
+    ]
     for i, when in enumerate(times):
-        plog.add(predlog.RequestRecord(f"r{i}", when, 200, 1.5, 1, "3", False, None, "json"),
-                 pd.DataFrame({"request_id": [f"r{i}"], "row": [0], "received_at": [when]}))  # fmt: skip
+        plog.add(
+            predlog.RequestRecord(f"r{i}", when, 200, 1.5, 1, "3", False, None, "json"),
+            pd.DataFrame({"request_id": [f"r{i}"], "row": [0], "received_at": [when]}),
+        )
     plog.add(predlog.RequestRecord("r9", times[1], 415, 0.2, 0, None, False, "no", None))
     written = plog.flush()
     assert sorted(p.parent.name for p in written) == [
-        "window=20261205T210000Z", "window=20261205T210000Z",
-        "window=20261205T220000Z", "window=20261205T220000Z"]  # fmt: skip
+        "window=20261205T210000Z",
+        "window=20261205T210000Z",
+        "window=20261205T220000Z",
+        "window=20261205T220000Z",
+    ]
     assert plog.flush() == []  # nothing buffered: nothing written
     assert not list(tmp_path.rglob("*.partial"))
     late = pq.read_table(next(tmp_path.glob("window=20261205T220000Z/requests-*.parquet")))
