@@ -79,6 +79,7 @@ class PredictionLog:
         self.log_dir, self.window, self.flush_seconds = log_dir, window, flush_seconds
         self._rows: list[pd.DataFrame] = []
         self._requests: list[RequestRecord] = []
+        self._unwritten: list[tuple[Path, pd.DataFrame]] = []  # files a flush could not write
         self._lock = threading.Lock()  # the buffers
         self._write_lock = threading.Lock()  # one flush at a time
         self._stop = threading.Event()
@@ -93,7 +94,10 @@ class PredictionLog:
                 self._rows.append(rows)
 
     def start(self) -> None:
-        """Starts the timer thread that flushes every flush_seconds."""
+        """Removes the temporary files a killed service left, then starts the timer thread
+        that flushes every flush_seconds."""
+        for partial in remove_orphaned_partials(self.log_dir):
+            log.warning("prediction log: removed %s (its writer was killed mid-write)", partial)
         self._thread = threading.Thread(target=self._run, name="predlog-flush", daemon=True)
         self._thread.start()
 
@@ -109,39 +113,47 @@ class PredictionLog:
             self.flush()
 
     def flush(self) -> list[Path]:
-        """Writes the buffered records; returns the files written. On a failure the records
-        go back to the buffer (tried again at the next flush) and the failure is reported."""
+        """Writes the buffered records; returns the files written. A file that could not be
+        written keeps its records (the very same file is tried again at the next flush, so no
+        record is written twice) and the failure is reported."""
         with self._write_lock:
             with self._lock:
                 rows, requests = self._rows, self._requests
                 self._rows, self._requests = [], []
-            if not requests and not rows:
-                return []
-            try:
-                return self._write(rows, requests)
-            except Exception as exc:  # disk full, permissions: keep the records, say so
-                log.error("prediction log: write to %s failed: %s", self.log_dir, exc)
-                with self._lock:
-                    self._rows, self._requests = rows + self._rows, requests + self._requests
-                if self._on_failure:
-                    self._on_failure(exc)
-                return []
+            if requests or rows:
+                self._unwritten += self._parts(rows, requests)
+            written, failed = [], []
+            for path, frame in self._unwritten:
+                try:
+                    written.append(_write_parquet(frame, path))
+                except Exception as exc:  # disk full, permissions: keep the records, say so
+                    log.error("prediction log: %s not written: %s", path, exc)
+                    failed.append((path, frame))
+                    if self._on_failure:
+                        self._on_failure(exc)
+            self._unwritten = failed
+            return written
 
-    def _write(self, rows: list[pd.DataFrame], requests: list[RequestRecord]) -> list[Path]:
+    def _parts(
+        self, rows: list[pd.DataFrame], requests: list[RequestRecord]
+    ) -> list[tuple[Path, pd.DataFrame]]:
+        """The files of one flush: per kind and window, named by the flush's time and the pid."""
         stamp, pid = time.time_ns(), os.getpid()
-        written = []
-        req = pd.DataFrame([vars(r) for r in requests], columns=list(REQUEST_COLUMNS))
-        req = _request_types(req)
-        frames = {"requests": req}
+        frames = {
+            "requests": pd.DataFrame([vars(r) for r in requests], columns=list(REQUEST_COLUMNS))
+        }
+        frames["requests"] = _request_types(frames["requests"])
         if rows:
             frames["rows"] = pd.concat(rows, ignore_index=True)
+        parts = []
         for kind, frame in frames.items():
+            if frame.empty:
+                continue
             starts = frame["received_at"].map(lambda t: window_start(t, self.window))
             for start, part in frame.groupby(starts, sort=True):
                 folder = window_folder(self.log_dir, start)
-                written.append(_write_parquet(part, folder / f"{kind}-{stamp}-{pid}.parquet"))
-        log.debug("prediction log: %d requests written (%d files)", len(requests), len(written))
-        return written
+                parts.append((folder / f"{kind}-{stamp}-{pid}.parquet", part))
+        return parts
 
 
 def _request_types(frame: pd.DataFrame) -> pd.DataFrame:
@@ -195,3 +207,17 @@ def _arrow_table(frame: pd.DataFrame):
         else:
             arrays.append(pa.Array.from_pandas(column))
     return pa.Table.from_arrays(arrays, names=[str(c) for c in frame.columns])
+
+
+def remove_orphaned_partials(log_dir: Path) -> list[Path]:
+    """Removes the `.<name>.partial` files whose writing process no longer runs (a kill -9
+    during a flush); their records were lost with the process's buffer. Returns them."""
+    import psutil
+
+    removed = []
+    for partial in log_dir.glob("window=*/.*.partial"):
+        pid = partial.name.removesuffix(".parquet.partial").rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and not psutil.pid_exists(int(pid)):
+            partial.unlink(missing_ok=True)
+            removed.append(partial)
+    return removed

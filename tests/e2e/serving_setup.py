@@ -75,8 +75,9 @@ class ServingProject:
             )
 
 
-def make_project(folder: Path, **serving: object) -> ServingProject:
-    """Returns a project with two registered versions (max_iter 20 and 60), version 1 champion."""
+def make_project(folder: Path, promote: bool = True, **serving: object) -> ServingProject:
+    """Returns a project with two registered versions (max_iter 20 and 60), version 1 the
+    champion (promote False: no champion yet)."""
     params = write_params("params.yaml", folder, serving=serving)
     loaded = load_settings(params)
     plan = demo_plan(loaded, loaded.paths.home / "demo")
@@ -85,12 +86,16 @@ def make_project(folder: Path, **serving: object) -> ServingProject:
     project = ServingProject(params, proj, [], reference)
     for max_iter in (20, 60):
         project.register(max_iter)
-    project.move(registry.CHAMPION, project.versions[0])
+    if promote:
+        project.move(registry.CHAMPION, project.versions[0])
     return project
 
 
-def start_service(params: Path, port: int, log_path: Path) -> subprocess.Popen:
-    """Starts `modelwatch serve-model` in its own process group; returns once /ready is 200.
+def start_service(
+    params: Path, port: int, log_path: Path, endpoint: str = "/ready"
+) -> subprocess.Popen:
+    """Starts `modelwatch serve-model` in its own process group; returns once the endpoint
+    answers 200 (/ready: a champion is loaded).
 
     Raises:
         RuntimeError: it did not become ready within 120 s (its log is in the message).
@@ -113,7 +118,7 @@ def start_service(params: Path, port: int, log_path: Path) -> subprocess.Popen:
         if proc.poll() is not None:
             break
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200:
+            if httpx.get(f"http://127.0.0.1:{port}{endpoint}", timeout=2).status_code == 200:
                 return proc
         except httpx.HTTPError:
             pass

@@ -29,14 +29,21 @@ SENT: dict[str, dict] = {}  # request id -> {"rows", "status", "shadow"}: what t
 
 @pytest.fixture(scope="module")
 def svc(tmp_path_factory):
+    """The service started before the project has a champion (503 until one is promoted)."""
     folder = tmp_path_factory.mktemp("serving")
     project = make_project(
-        folder, flush_seconds=0.3, reload_seconds=0.3, shadow_share=1.0, max_rows=50
+        folder,
+        promote=False,
+        flush_seconds=0.3,
+        reload_seconds=0.3,
+        shadow_share=1.0,
+        max_rows=50,
     )
     port = free_port()
-    proc = start_service(project.params, port, folder / "service.log")
+    proc = start_service(project.params, port, folder / "service.log", endpoint="/health")
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
-    yield {"project": project, "proc": proc, "http": client, "log": folder / "service.log"}
+    state = {"project": project, "proc": proc, "http": client, "log": folder / "service.log"}
+    yield state
     client.close()
     stop_service(proc)
 
@@ -71,9 +78,21 @@ def local_predictions(svc, version: str, frame: pd.DataFrame) -> np.ndarray:
     return model.predict(frame[p.proj.settings.data.features])
 
 
-def test_ready_and_valid_json_and_csv_answers_equal_the_models_own(svc):
+def test_not_ready_without_a_champion_then_ready_once_one_is_promoted(svc):
     p, http = svc["project"], svc["http"]
     assert http.get("/health").json() == {"status": "ok"}
+    assert http.get("/ready").status_code == 503
+    r = post(svc, json={"dataframe_records": features(svc, 1).to_dict("records")})
+    assert r.status_code == 503 and "no champion model is loaded" in r.json()["error"]
+    p.move(registry.CHAMPION, p.versions[0])
+    deadline = time.monotonic() + 15
+    while http.get("/ready").status_code != 200:
+        assert time.monotonic() < deadline, "the champion was not loaded"
+        time.sleep(0.2)
+
+
+def test_ready_and_valid_json_and_csv_answers_equal_the_models_own(svc):
+    p, http = svc["project"], svc["http"]
     ready = http.get("/ready")
     assert ready.status_code == 200 and ready.json()["model_version"] == p.versions[0]
     rows = features(svc, 5)
@@ -146,7 +165,7 @@ def test_each_bad_request_is_a_4xx_naming_the_problem_and_metrics_count_them(svc
     assert metric(svc, "modelwatch_serving_requests_total", status="200") == 3
     assert metric(svc, "modelwatch_serving_rows_scored_total") == 15
     count = metric(svc, "modelwatch_serving_request_latency_seconds_count", endpoint="/predict")
-    assert count == 2 + len(cases)
+    assert count == 3 + len(cases)  # and the 503 before the champion
     assert (
         metric(
             svc,
@@ -278,6 +297,8 @@ def test_sigterm_stops_gracefully_and_the_log_has_every_request_in_the_format(sv
         assert pd.isna(by_id.loc[rid, "error"]) == (sent["status"] == 200)
     assert by_id.loc[next(k for k, v in SENT.items() if v["status"] == 413), "rows"] == 60
     assert set(requests["format"].dropna()) == {"json", "csv"}
+    refused = by_id.loc[next(k for k, v in SENT.items() if v["status"] == 503)]
+    assert pd.isna(refused["model_version"]) and refused["rows"] == 0
     scored = requests[requests["status"] == 200]
     assert len(rows) == scored["rows"].sum()
     counts = rows.groupby("request_id").size()

@@ -4,6 +4,7 @@ server: each bad input gets its status and a message naming the column and the r
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -233,3 +234,14 @@ def test_a_failed_write_keeps_the_records_for_the_next_flush(tmp_path):
     blocker.unlink()
     (written,) = plog.flush()
     assert pq.read_table(written).column("request_id").to_pylist() == ["r0"]
+
+
+def test_temporary_files_of_a_killed_writer_are_removed_and_a_live_ones_kept(tmp_path):
+    folder = tmp_path / "window=20261205T210000Z"
+    folder.mkdir()
+    dead = folder / ".rows-1796500000000000000-999999999.parquet.partial"  # above any pid_max
+    alive = folder / f".rows-1796500000000000000-{os.getpid()}.parquet.partial"
+    for path in (dead, alive):
+        path.write_bytes(b"half a file")
+    assert predlog.remove_orphaned_partials(tmp_path) == [dead]
+    assert alive.exists() and not dead.exists()
