@@ -305,6 +305,7 @@ def run(params_path: Path, host: str | None, port: int | None) -> int:
     """Serves until SIGTERM or SIGINT (graceful: requests finish, the log is written)."""
     import uvicorn
 
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     service = build_service(params_path)
     config = uvicorn.Config(
         create_app(service),

@@ -119,5 +119,6 @@ class ModelWatcher:
             self._on_event("failure", slot.alias, str(exc))
             return
         slot.served = served  # one reference swap: requests in flight keep their model
-        log.info("%s %s: version %s -> %s", self.name, slot.alias, current, info.version)
+        was = f"was version {current}" if current else "first load"
+        log.info("%s %s: serving version %s (%s)", self.name, slot.alias, info.version, was)
         self._on_event("reload", slot.alias, info.version)
