@@ -141,6 +141,10 @@ async def _score(service: Service, request: Request) -> Response:
         status, error = 500, str(exc)
         answer = {"error": error, "column": None, "row": None, "problems": []}
         log.error("serve-model: request %s: %s", request_id, error)
+    except Exception as exc:  # a bug of the service: answered, counted and logged like the rest
+        status, error = 500, f"internal error of the scoring service: {type(exc).__name__}: {exc}"
+        answer = {"error": error, "column": None, "row": None, "problems": []}
+        log.exception("serve-model: request %s failed", request_id)
     answer = {"request_id": request_id, **answer}
     seconds = time.perf_counter() - start
     service.metrics.observe(request.url.path, status, seconds, rows)
