@@ -8,7 +8,9 @@ records the requests it sent, which the last test finds in the log."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import threading
 import time
 from pathlib import Path
@@ -332,3 +334,32 @@ def test_sigterm_stops_gracefully_and_the_log_has_every_request_in_the_format(sv
     assert unshadowed["shadow_version"].isna().all()
     assert unshadowed[f"shadow.{data.prediction}"].isna().all()
     assert "Application shutdown complete" in Path(svc["log"]).read_text()
+
+
+def test_a_kill_9_loses_at_most_the_last_flush_interval_and_leaves_whole_files(svc):
+    """After SIGKILL, every record older than flush_seconds (0.3 s) is in the log, in files that
+    read whole; a restart removes what a killed flush left (unit test of the cleanup)."""
+    p = svc["project"]
+    folder = p.proj.paths.home / "predictions"
+    before = set(folder.rglob("*.parquet"))
+    port = free_port()
+    proc = start_service(p.params, port, svc["log"].with_name("service-2.log"))
+    try:
+        url = f"http://127.0.0.1:{port}/predict"
+        body = {"dataframe_records": features(svc, 3).to_dict("records")}
+        sent = [
+            httpx.post(url, json=body, headers={"X-Request-ID": f"before-kill-{i}"})
+            for i in range(3)
+        ]
+        assert [r.status_code for r in sent] == [200, 200, 200]
+        time.sleep(1.5)  # several flush intervals
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    new = set(folder.rglob("*.parquet")) - before
+    requests = pd.concat(
+        [pq.read_table(f).to_pandas() for f in new if f.name.startswith("requests-")]
+    )
+    assert sorted(requests["request_id"]) == [f"before-kill-{i}" for i in range(3)]
+    rows = pd.concat([pq.read_table(f).to_pandas() for f in new if f.name.startswith("rows-")])
+    assert len(rows) == 9
