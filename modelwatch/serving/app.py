@@ -128,9 +128,9 @@ async def _score(service: Service, request: Request) -> Response:
                 "letters, digits and . _ : -",
             )
         fmt = schema.media_type(request.headers.get("content-type"))
-        body = await request.body()
         if served is None:
             raise schema.refuse(503, "no champion model is loaded yet (see GET /ready)")
+        body = await _read_body(request, _max_bytes(service.serving.max_rows, served))
         scored = await run_in_threadpool(
             _score_rows, service, served, body, fmt, request_id, received
         )
@@ -164,6 +164,41 @@ async def _score(service: Service, request: Request) -> Response:
     else:
         service.predlog.add(record, scored.rows if scored is not None else None)
     return JSONResponse(answer, status_code=status, headers={"X-Request-ID": request_id})
+
+
+CELL_BYTES = 256  # a generous size of one value in JSON or CSV, for the body-size bound
+
+
+def _max_bytes(max_rows: int, served: Served) -> int:
+    """The largest body read: max_rows rows of the model's columns at CELL_BYTES per value
+    (plus room for ids and extra columns); a larger one is refused before it is in memory."""
+    return max_rows * (len(served.columns) + 4) * CELL_BYTES + 65536
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """Returns the body, read up to `limit` bytes.
+
+    Raises:
+        RequestError: 413, the body (its Content-Length, or what was read) is larger.
+    """
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(int(declared), limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(size, limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(size: int, limit: int) -> schema.RequestError:
+    return schema.refuse(
+        413,
+        f"request body of {size} bytes or more; at most {limit} bytes for serving.max_rows "
+        "rows: split the request",
+    )
 
 
 def _score_rows(

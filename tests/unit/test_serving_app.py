@@ -31,11 +31,11 @@ class Broken:
         raise ValueError("boom")
 
 
-def service(tmp_path, model, shadow_share=0.0) -> app.Service:
+def service(tmp_path, model, shadow_share=0.0, max_rows=10000) -> app.Service:
     watcher = ModelWatcher(None, None, "m", [], 60.0, lambda *_: None)
     watcher.champion.served = Served("7", model, COLUMNS)
     plog = PredictionLog(tmp_path, "daily", 60)
-    settings = ServingSettings(shadow_share=shadow_share)
+    settings = ServingSettings(shadow_share=shadow_share, max_rows=max_rows)
     return app.Service(
         settings, DATA, "classification", watcher, plog, ServingMetrics(), random.Random(0)
     )
@@ -79,3 +79,18 @@ def test_a_model_that_raises_is_a_500_naming_the_version_counted_and_logged(tmp_
     record = pq.read_table(requests).to_pandas().iloc[0]
     assert (record["status"], record["model_version"], record["format"]) == (500, "7", "json")
     assert record["error"].endswith("ValueError: boom")
+
+
+def test_a_body_far_larger_than_max_rows_allow_is_413_before_it_is_read(tmp_path, classifier):
+    model, _ = classifier
+    svc = service(tmp_path, model, max_rows=1)
+    limit = 1 * (2 + 4) * app.CELL_BYTES + 65536
+    body = b'{"dataframe_records": [{"a": 1.0, "b": 2, "pad": "' + b"x" * limit + b'"}]}'
+    r = TestClient(app.create_app(svc)).post(
+        "/predict", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == 413
+    assert r.json()["error"] == (
+        f"request body of {len(body)} bytes or more; at most {limit} bytes for "
+        "serving.max_rows rows: split the request"
+    )
