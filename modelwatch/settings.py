@@ -617,6 +617,16 @@ class ServingSettings(_Frozen):
     host: StrictStr = Field("127.0.0.1", min_length=1)
     port: StrictInt = Field(8300, ge=1, le=65535)
 
+    @field_validator("log_dir")
+    @classmethod
+    def _inside_home(cls, value: str) -> str:
+        if not value.strip() or Path(value).is_absolute() or ".." in Path(value).parts:
+            raise ValueError(
+                f"serving.log_dir: {value!r} must name a folder inside project.home "
+                "(e.g. predictions)"
+            )
+        return value
+
 
 class Settings(_Frozen):
     project: ProjectSettings

@@ -191,6 +191,9 @@ def test_serving_settings_defaults_and_a_bad_value_named(tmp_path):
     bad = write_params("params.yaml", tmp_path / "bad2", serving={"window": "weekly"})
     with pytest.raises(ConfigError, match=r"serving\.window: .*'hourly' or 'daily'"):
         load_settings(bad)
+    bad = write_params("params.yaml", tmp_path / "bad3", serving={"log_dir": "../elsewhere"})
+    with pytest.raises(ConfigError, match=r"serving\.log_dir: '\.\./elsewhere' must name a folder"):
+        load_settings(bad)
 
 
 def test_the_log_writes_one_file_per_kind_and_window_atomically(tmp_path):
