@@ -1,17 +1,18 @@
-"""The scoring endpoint in process (FastAPI's TestClient, no registry): a classifier's
+"""The scoring endpoint in process (httpx's ASGI transport, no registry): a classifier's
 probabilities and score columns in the answer and the log, and a model that raises on valid input
 (a 500 with a clear message, counted, logged). The models are set into the service by hand; the
 lifespan (alias watcher, flush timer) is not started."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 
+import httpx
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from fastapi.testclient import TestClient
 from sklearn.linear_model import LogisticRegression
 
 from modelwatch.serving import app, schema
@@ -29,6 +30,17 @@ class Broken:
 
     def predict(self, x):
         raise ValueError("boom")
+
+
+def post(svc: app.Service, path: str, **kwargs) -> httpx.Response:
+    """One request to the app in process (httpx's ASGI transport; no lifespan, no server)."""
+
+    async def send() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app.create_app(svc))
+        async with httpx.AsyncClient(transport=transport, base_url="http://serving") as client:
+            return await client.post(path, **kwargs)
+
+    return asyncio.run(send())
 
 
 def service(tmp_path, model, shadow_share=0.0, max_rows=10000) -> app.Service:
@@ -53,7 +65,7 @@ def test_a_classifier_answers_with_the_positive_class_probability_and_logs_it(tm
     model, x = classifier
     svc = service(tmp_path, model)
     body = {"dataframe_records": x.head(3).to_dict("records")}
-    r = TestClient(app.create_app(svc)).post("/predict", json=body, headers={"X-Request-ID": "q1"})
+    r = post(svc, "/predict", json=body, headers={"X-Request-ID": "q1"})
     assert r.status_code == 200
     answer = r.json()
     assert answer["predictions"] == model.predict(x.head(3)).tolist()
@@ -70,7 +82,7 @@ def test_a_classifier_answers_with_the_positive_class_probability_and_logs_it(tm
 def test_a_model_that_raises_is_a_500_naming_the_version_counted_and_logged(tmp_path):
     svc = service(tmp_path, Broken())
     body = {"dataframe_records": [{"a": 1.0, "b": 2}]}
-    r = TestClient(app.create_app(svc)).post("/invocations", json=body)
+    r = post(svc, "/invocations", json=body)
     assert r.status_code == 500
     assert r.json()["error"] == "model version 7 failed to score the request: ValueError: boom"
     assert svc.metrics.errors.labels("500")._value.get() == 1
@@ -86,9 +98,7 @@ def test_a_body_far_larger_than_max_rows_allow_is_413_before_it_is_read(tmp_path
     svc = service(tmp_path, model, max_rows=1)
     limit = 1 * (2 + 4) * app.CELL_BYTES + 65536
     body = b'{"dataframe_records": [{"a": 1.0, "b": 2, "pad": "' + b"x" * limit + b'"}]}'
-    r = TestClient(app.create_app(svc)).post(
-        "/predict", content=body, headers={"Content-Type": "application/json"}
-    )
+    r = post(svc, "/predict", content=body, headers={"Content-Type": "application/json"})
     assert r.status_code == 413
     assert r.json()["error"] == (
         f"request body of {len(body)} bytes or more; at most {limit} bytes for "
