@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 UV := $(BIN)/uv
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: setup demo demo-bank test test-fast lint ui bench bench-steps bench-drift bench-quality bench-policies bench-drift-null bench-cli bench-bootstrap report-screenshot ui-check bench-scale bench-predlog server-up server-deploy server-status bench-server clean
+.PHONY: setup demo demo-bank test test-fast lint ui bench bench-steps bench-drift bench-quality bench-policies bench-drift-null bench-cli bench-bootstrap report-screenshot ui-check bench-scale bench-predlog server-up server-deploy server-status bench-server bench-serve clean
 
 $(UV):
 	python3 -m venv $(VENV) && $(BIN)/pip install --quiet --disable-pip-version-check uv==0.13.9
@@ -52,6 +52,9 @@ bench-cli: setup
 
 bench-bootstrap: setup
 	$(BIN)/python benchmarks/bench_bootstrap.py
+
+bench-serve: setup
+	$(BIN)/python benchmarks/bench_serve.py
 
 bench-scale: setup
 	$(BIN)/python benchmarks/bench_scale.py

@@ -636,23 +636,29 @@ def scheduler_address(settings: ScaleSettings) -> str | None:
 
 
 class ServingSettings(_Frozen):
-    """The scoring service and its prediction log (`<project.home>/<log_dir>/window=<START>/`,
-    rows-*.parquet and requests-*.parquet part files; see README "The prediction log")."""
+    """`modelwatch serve-model`: the scoring service of the champion and its prediction log.
 
-    log_dir: str = "predictions"  # relative to project.home
-    window: Literal["hourly", "daily"] = "hourly"  # a monitor batch per window of received_at
-    flush_seconds: float = Field(2.0, gt=0)
-    shadow_share: float = Field(0.0, ge=0, le=1)
-    reload_seconds: float = Field(5.0, gt=0)
-    max_rows: StrictInt = Field(10000, ge=1)
-    host: str = "127.0.0.1"
+    log_dir (relative to the project home) holds Parquet part files per UTC window
+    (window=<start>/rows-*.parquet, requests-*.parquet), written at most every flush_seconds and
+    at shutdown. shadow_share of the requests is also scored by the `challenger` alias, when one
+    exists; reload_seconds is how often the `champion` alias is checked for a move; `modelwatch
+    collect` turns a window into a monitor batch close_after_seconds after its end."""
+
+    log_dir: StrictStr = Field("predictions", min_length=1)
+    window: Literal["hourly", "daily"] = "hourly"
+    flush_seconds: StrictFloat | StrictInt = Field(2.0, gt=0, le=3600)
+    shadow_share: StrictFloat | StrictInt = Field(0.0, ge=0, le=1)
+    reload_seconds: StrictFloat | StrictInt = Field(5.0, gt=0, le=86400)
+    max_rows: StrictInt = Field(10_000, ge=1)
+    host: StrictStr = Field("127.0.0.1", min_length=1)
     port: StrictInt = Field(8300, ge=1, le=65535)
-    close_after_seconds: float = Field(60.0, ge=0)  # a window is collected this long after its end
+    # `modelwatch collect` takes a window this long after its end (late part files)
+    close_after_seconds: StrictFloat | StrictInt = Field(60.0, ge=0, le=86400)
 
     @field_validator("log_dir")
     @classmethod
-    def _relative_dir(cls, value: str) -> str:
-        if not value.strip() or ".." in Path(value).parts:
+    def _inside_home(cls, value: str) -> str:
+        if not value.strip() or Path(value).is_absolute() or ".." in Path(value).parts:
             raise ValueError(
                 f"serving.log_dir: {value!r} must name a folder inside project.home "
                 "(e.g. predictions)"

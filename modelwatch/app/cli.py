@@ -21,6 +21,7 @@ EPILOG = """examples:
   modelwatch decision batch-014-2011-04-30         # the retrain decision record of a batch
   modelwatch status                                # champion, last batch, last decision
   modelwatch approve 7 --reason "checked the card" # promote v7 (promotion.approval: required)
+  modelwatch serve-model --port 8300               # the champion over HTTP: POST /predict
   modelwatch doctor                                # find and repair what a crash left behind
   modelwatch server start                          # server mode: Prefect + MLflow on PostgreSQL
   modelwatch --params params.bank.yaml server deploy  # a project's deployments in the work pool
@@ -60,6 +61,13 @@ def _positive_int(value: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
     if number < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return number
+
+
+def _port(value: str) -> int:
+    number = _positive_int(value)
+    if number > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 1-65535, got {value!r}")
     return number
 
 
@@ -165,6 +173,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     srv = sub.add_parser("serve", help="serve the monitor (cron), retrain and rollback deployments")
     srv.add_argument("--prefect-port", type=_positive_int, default=4200)
+    model = sub.add_parser(
+        "serve-model",
+        help="serve the champion over HTTP (POST /predict), hot-reloaded when the alias moves",
+        description="The scoring service: POST /predict or /invocations (JSON as MLflow's "
+        "dataframe_records / dataframe_split, or text/csv), GET /health, /ready, /metrics. "
+        "Stops gracefully on SIGTERM or Ctrl-C. Defaults from params.yaml serving.*",
+    )
+    model.add_argument("--host", default=None, help="listen address (default: serving.host)")
+    model.add_argument("--port", type=_port, default=None, help="default: serving.port")
     ui = sub.add_parser("ui", help="start the Prefect UI and the MLflow UI on the project stores")
     ui.add_argument("--prefect-port", type=_positive_int, default=4200)
     ui.add_argument("--mlflow-port", type=_positive_int, default=5000)
@@ -415,6 +432,13 @@ def _dispatch(args: argparse.Namespace, params: Path, home: Path) -> int:
     if args.command == "table":
         _out(status.render_table(status.batch_table(params)))
         return 0
+    if args.command == "serve-model":
+        # one OpenMP thread per scoring call: requests are scored concurrently by the server's
+        # threads, and a pool per call only oversubscribes the cores (set before sklearn loads)
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        from modelwatch.serving import app
+
+        return app.run(params, args.host, args.port)
     if args.command == "server":
         from modelwatch.app import production_cli
 

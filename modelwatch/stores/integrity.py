@@ -87,6 +87,30 @@ def load_verified(
     Raises:
         ModelIntegrityError: any check failed (the message names the version and the check).
     """
+    files = verified_files(client, ledger, name, version)
+    return _load_files(f"model {name} version {version}", files, extra_trusted)
+
+
+def load_verified_files(
+    client: Any, ledger: Any, name: str, version: str, extra_trusted: Sequence[str] = ()
+) -> tuple[Any, dict[str, bytes]]:
+    """Returns the model of load_verified and the verified files it was built from (the
+    scoring service reads the MLmodel signature from these very bytes).
+
+    Raises:
+        ModelIntegrityError: any check failed.
+    """
+    files = verified_files(client, ledger, name, version)
+    return _load_files(f"model {name} version {version}", files, extra_trusted), files
+
+
+def verified_files(client: Any, ledger: Any, name: str, version: str) -> dict[str, bytes]:
+    """Returns a registered version's files once their digest matched the ledger's record (or,
+    without a record, its tag: trust on first use, see load_verified).
+
+    Raises:
+        ModelIntegrityError: the files changed since registration.
+    """
     label = f"model {name} version {version}"
     files = read_files(model_folder(client, name, version))
     digest = digest_of(files)
@@ -106,7 +130,7 @@ def load_verified(
             f"{label}: its files changed since registration (digest {digest[:12]}, recorded "
             f"{recorded[:12]}); refusing to load it"
         )
-    return _load_files(label, files, extra_trusted)
+    return files
 
 
 def load_source(model_uri: str, extra_trusted: Sequence[str] = ()) -> Any:

@@ -24,6 +24,7 @@ COMMANDS = [
     "status",
     "doctor",
     "serve",
+    "serve-model",
     "ui",
     "server",
 ]
@@ -118,11 +119,16 @@ def test_default_params_file_missing_in_cwd(tmp_path):
             "modelwatch demo: error: argument --max-batches: expected a positive integer, got '0'",
         ),
         (
+            ["serve-model", "--port", "70000"],
+            "modelwatch serve-model: error: argument --port: expected a port number 1-65535, "
+            "got '70000'",
+        ),
+        (
             ["promote"],
             "modelwatch: error: argument command: invalid choice: 'promote' "
             "(choose from 'demo', 'run', 'collect', 'bootstrap', 'adopt', 'check-params', "
-            "'retrain', 'rollback', 'history', 'decision', 'table', 'status', 'doctor', 'serve', "
-            "'ui', 'server')",
+            "'retrain', 'rollback', 'history', 'decision', 'approvals', 'approve', 'reject', "
+            "'table', 'status', 'doctor', 'serve', 'serve-model', 'ui', 'server')",
         ),
     ],
 )
