@@ -7,6 +7,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
+from modelwatch import names
+
 
 @dataclass(frozen=True)
 class FeatureAttribution:
@@ -44,8 +46,8 @@ class AttributionDrift:
     def metrics(self) -> dict[str, float]:
         """Returns MLflow metrics: attribution.<feature> (the batch's mean |SHAP|) and
         attribution_drift.<feature> (its change against the reference)."""
-        out = {f"attribution.{f.feature}": f.current for f in self.features}
-        return out | {f"attribution_drift.{f.feature}": f.change for f in self.features}
+        out = {names.attribution(f.feature): f.current for f in self.features}
+        return out | {names.attribution(f.feature, drift=True): f.change for f in self.features}
 
     def to_rows(self) -> list[dict]:
         """Returns one table row per feature, in rank order."""

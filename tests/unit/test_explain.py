@@ -52,8 +52,10 @@ def _shap_exact(pipe, rows: pd.DataFrame, background: pd.DataFrame, task: str) -
         return pipe.predict(frame) if task == "regression" else pipe.predict_proba(frame)[:, 1]
 
     def codes(frame):
-        return frame[FEATURES].assign(region=pd.Categorical(frame["region"], cats).codes).to_numpy(
-            dtype=float
+        return (
+            frame[FEATURES]
+            .assign(region=pd.Categorical(frame["region"], cats).codes)
+            .to_numpy(dtype=float)
         )
 
     masker = shap.maskers.Independent(codes(background), max_samples=len(background))
@@ -98,7 +100,9 @@ def test_model_agnostic_path_on_a_linear_model(frames, max_exact):
     and scaled columns), and additivity against model.predict."""
     train, background, rows = frames
     pipe = _fit(train, "linear", "regression")
-    got = explain_model(pipe, rows, background, FEATURES, "regression", exact_max_features=max_exact)
+    got = explain_model(
+        pipe, rows, background, FEATURES, "regression", exact_max_features=max_exact
+    )
     assert got.method == ("exact" if max_exact == 8 else "permutation")
     np.testing.assert_allclose(got.values, _linear_closed_form(pipe, rows, background), atol=1e-6)
     out = pipe.predict(rows[FEATURES])
@@ -107,13 +111,14 @@ def test_model_agnostic_path_on_a_linear_model(frames, max_exact):
 
 def test_hist_gradient_boosting_goes_model_agnostic_and_adds_up(frames):
     """HGB with native categorical splits: shap's tree path would be wrong, so the Exact
-    explainer runs; reference: shap.explainers.Exact on the pipeline, additivity vs predict_proba."""
+    explainer runs. Reference: shap.explainers.Exact on the pipeline; additivity (predict_proba)."""
     train, background, rows = frames
     pipe = _fit(train, "hist_gradient_boosting", "classification", max_iter=20)
     got = explain_model(pipe, rows, background, FEATURES, "classification")
     assert got.method == "exact"
-    np.testing.assert_allclose(got.values, _shap_exact(pipe, rows, background, "classification"),
-                               atol=1e-9)  # fmt: skip
+    np.testing.assert_allclose(
+        got.values, _shap_exact(pipe, rows, background, "classification"), atol=1e-9
+    )
     proba = pipe.predict_proba(rows[FEATURES])[:, 1]
     np.testing.assert_allclose(got.base_value + got.values.sum(axis=1), proba, atol=1e-6)
 
@@ -126,25 +131,46 @@ def test_attribution_drift_ranks_the_planted_feature_first(frames):
     rng = np.random.default_rng(11)
     reference = explain_model(pipe, sample_rows(train, 150, 0), background, FEATURES, "regression")
     same = explain_model(pipe, _frame(rng, 150), background, FEATURES, "regression")
-    shifted = explain_model(pipe, _frame(rng, 150, x2_scale=3.0), background, FEATURES, "regression")
-    drift = compare_attributions(reference.mean_abs(), shifted.mean_abs(), method="tree",
-                                 output="prediction", rows=150, reference_rows=150,
-                                 champion_version="1")  # fmt: skip
+    shifted = explain_model(
+        pipe, _frame(rng, 150, x2_scale=3.0), background, FEATURES, "regression"
+    )
+    drift = compare_attributions(
+        reference.mean_abs(),
+        shifted.mean_abs(),
+        method="tree",
+        output="prediction",
+        rows=150,
+        reference_rows=150,
+        champion_version="1",
+    )
     top = drift.features[0]
     assert top.feature == "x2" and top.rank == 1
     assert top.change == pytest.approx(top.current - top.reference)
     assert top.relative_change > 0.3
     assert drift.metrics()["attribution_drift.x2"] == top.change
-    calm = compare_attributions(reference.mean_abs(), same.mean_abs(), method="tree",
-                                output="prediction", rows=150, reference_rows=150,
-                                champion_version="1")  # fmt: skip
+    calm = compare_attributions(
+        reference.mean_abs(),
+        same.mean_abs(),
+        method="tree",
+        output="prediction",
+        rows=150,
+        reference_rows=150,
+        champion_version="1",
+    )
     assert max(abs(f.change) for f in calm.features) < top.change / 2
 
 
 def test_attribution_drift_needs_every_reference_feature():
     with pytest.raises(ValueError, match=r"no reference attribution for \['x9'\]"):
-        compare_attributions({"x1": 1.0}, {"x1": 1.0, "x9": 2.0}, method="tree",
-                             output="prediction", rows=1, reference_rows=1, champion_version="1")  # fmt: skip
+        compare_attributions(
+            {"x1": 1.0},
+            {"x1": 1.0, "x9": 2.0},
+            method="tree",
+            output="prediction",
+            rows=1,
+            reference_rows=1,
+            champion_version="1",
+        )
 
 
 def test_explain_names_missing_features(frames):
