@@ -247,12 +247,12 @@ class ExplainSettings(_Frozen):
     """SHAP explanations of the champion (modelwatch.explain): a sample of each batch against a
     background sample of the reference, and the attribution drift between the two."""
 
-    enabled: StrictBool = True
-    sample_rows: StrictInt = Field(100, ge=1)  # batch rows explained per batch
-    background_rows: StrictInt = Field(50, ge=1)  # reference rows the values are measured against
+    enabled: StrictBool = False  # opt-in: see README, Explanations, for what it costs
+    sample_rows: StrictInt = Field(50, ge=1)  # batch rows explained per batch
+    background_rows: StrictInt = Field(25, ge=1)  # reference rows the values are measured against
     seed: StrictInt = 0
     exact_max_features: StrictInt = Field(8, ge=1, le=16)  # model-agnostic: Exact up to this many
-    permutations: StrictInt = Field(10, ge=1)  # ... else Permutation with this many passes
+    permutations: StrictInt = Field(5, ge=1)  # ... else Permutation with this many passes
 
 
 class ReferenceSettings(_Frozen):

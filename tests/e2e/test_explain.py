@@ -1,0 +1,73 @@
+"""Explanations in the monitor flow: the champion's attribution drift per batch in MLflow, the
+JSON and HTML drift reports, the reference's attributions computed once per version."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from modelwatch import names
+from modelwatch.stores import history
+from modelwatch.stores.project import open_project
+from tests.conftest import write_params
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def replayed(tmp_path_factory):
+    """Two demo weeks monitored by the default HistGradientBoosting champion: 11 features, so
+    shap's Permutation explainer (README, Explanations: why not the tree path)."""
+    from flows.replay import replay
+
+    folder = tmp_path_factory.mktemp("explain")
+    params = write_params(
+        "params.yaml",
+        folder,
+        demo={"max_batches": 2, "bad_batch_after": None},
+        explain={"enabled": True, "sample_rows": 20, "background_rows": 10, "permutations": 2},
+    )
+    replay(params_path=params)
+    return open_project(params)
+
+
+def _artifact(proj, run_id: str, name: str) -> str:
+    return Path(proj.client.download_artifacts(run_id, name)).read_text()
+
+
+def test_each_batch_logs_its_attribution_drift(replayed):
+    proj = replayed
+    features = proj.settings.data.features
+    runs = history.batch_runs(proj.client, proj.experiments.monitoring)
+    assert len(runs) == 2
+    for run in runs:
+        assert run.tags[names.EXPLAIN_METHOD] == "permutation"
+        rows = json.loads(_artifact(proj, run.run_id, "attribution_drift.json"))["rows"]
+        assert sorted(r["feature"] for r in rows) == sorted(features)
+        assert [r["rank"] for r in rows] == list(range(1, len(features) + 1))
+        changes = [abs(r["change"]) for r in rows]
+        assert changes == sorted(changes, reverse=True)
+        for r in rows:  # the metrics are the table's numbers
+            assert run.metrics[names.attribution(r["feature"])] == pytest.approx(r["current"])
+            assert run.metrics[names.attribution(r["feature"], drift=True)] == pytest.approx(
+                r["current"] - r["reference"]
+            )
+        report = json.loads(_artifact(proj, run.run_id, "drift_report.json"))
+        assert report["attribution"]["features"] == rows
+        assert report["attribution"]["rows"] == 20 and report["attribution"]["reference_rows"] == 20
+        html = _artifact(proj, run.run_id, "drift_report.html")
+        assert "<h2>Attribution drift (SHAP)</h2>" in html
+        assert f"<td>{rows[0]['feature']}</td>" in html
+
+
+def test_reference_attributions_are_computed_once_per_version(replayed):
+    proj = replayed
+    runs = history.batch_runs(proj.client, proj.experiments.monitoring)
+    version = runs[0].champion_version
+    assert {r.champion_version for r in runs} == {version}
+    stored = json.loads(proj.ledger.get_meta(proj.model_name, names.attribution_reference(version)))
+    for run in runs:  # both batches compared with the one stored reference
+        rows = json.loads(_artifact(proj, run.run_id, "attribution_drift.json"))["rows"]
+        assert {r["feature"]: r["reference"] for r in rows} == pytest.approx(stored["values"])
