@@ -71,3 +71,24 @@ def test_reference_attributions_are_computed_once_per_version(replayed):
     for run in runs:  # both batches compared with the one stored reference
         rows = json.loads(_artifact(proj, run.run_id, "attribution_drift.json"))["rows"]
         assert {r["feature"]: r["reference"] for r in rows} == pytest.approx(stored["values"])
+
+
+def test_the_model_card_carries_the_global_explanation(replayed):
+    """The first champion's training run: explanation.json, both PNG plots, and the card's
+    section with the same numbers."""
+    proj = replayed
+    version = history.batch_runs(proj.client, proj.experiments.monitoring)[0].champion_version
+    run_id = proj.client.get_model_version(proj.model_name, version).run_id
+    found = json.loads(_artifact(proj, run_id, "explanation.json"))
+    assert found["method"] == "permutation" and found["rows"] == 20
+    assert sorted(found["mean_abs_shap"]) == sorted(proj.settings.data.features)
+    for name in ("explanation_bar.png", "explanation_beeswarm.png"):
+        png = Path(proj.client.download_artifacts(run_id, name)).read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    card = json.loads(_artifact(proj, run_id, "model_card.json"))["global_explanation"]
+    assert card["mean_abs_shap"] == pytest.approx(found["mean_abs_shap"])
+    ranked = list(card["mean_abs_shap"].values())
+    assert ranked == sorted(ranked, reverse=True)
+    markdown = _artifact(proj, run_id, "model_card.md")
+    assert "## Global explanation (SHAP, on the training window)" in markdown
+    assert "![explanation_beeswarm.png](explanation_beeswarm.png)" in markdown
