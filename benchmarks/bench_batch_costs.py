@@ -148,7 +148,9 @@ def main() -> None:
         ),
         "row ids recorded + labels matched": label_matching,
         f"SHAP {s.explain.sample_rows} rows, HGB (permutation)": lambda: explain_batch(model),
-        f"SHAP {s.explain.sample_rows} rows, forest (tree, then perm.)": lambda: explain_batch(forest),
+        f"SHAP {s.explain.sample_rows} rows, forest (tree, then perm.)": lambda: explain_batch(
+            forest
+        ),
     }
     print(f"imports (pandas, sklearn, scipy, modelwatch core): {import_s:.2f} s")
     print(f"first SHAP call in a process (numba compiles shap's maskers): {first_explain_s:.2f} s")

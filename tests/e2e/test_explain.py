@@ -92,3 +92,30 @@ def test_the_model_card_carries_the_global_explanation(replayed):
     markdown = _artifact(proj, run_id, "model_card.md")
     assert "## Global explanation (SHAP, on the training window)" in markdown
     assert "![explanation_beeswarm.png](explanation_beeswarm.png)" in markdown
+
+
+class _Opaque:
+    """A user model the explainers cannot run: its predict raises."""
+
+    def predict(self, frame):
+        raise RuntimeError("opaque model")
+
+
+def test_a_model_that_cannot_be_explained_gives_an_error_not_a_failure(replayed):
+    from prefect import flow
+
+    from modelwatch.stores import project
+    from tasks.explain import explain_batch
+
+    reference = project.load_reference(replayed)
+
+    @flow
+    def explain_opaque():
+        return explain_batch(replayed, _Opaque(), "99", reference, reference.head(30))
+
+    state = explain_opaque(return_state=True)
+    assert state.is_completed()
+    got = state.result()
+    assert got.drift is None
+    assert got.error == "no SHAP values for version 99: RuntimeError: opaque model"
+    assert replayed.ledger.get_meta(replayed.model_name, names.attribution_reference("99")) is None
