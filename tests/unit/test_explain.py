@@ -178,3 +178,17 @@ def test_explain_names_missing_features(frames):
     pipe = _fit(train, "random_forest", "regression", n_estimators=5)
     with pytest.raises(ValueError, match=r"rows lack the features \['x3'\]"):
         explain_model(pipe, rows.drop(columns="x3"), background, FEATURES, "regression")
+
+
+def test_a_bad_explain_setting_names_the_key(tmp_path):
+    from modelwatch.errors import ConfigError
+    from modelwatch.settings import load_settings
+    from tests.conftest import write_params
+
+    params = write_params("params.yaml", tmp_path, explain={"sample_rows": 0})
+    with pytest.raises(ConfigError, match=r"params.yaml: explain.sample_rows: .*\(got 0\)"):
+        load_settings(params)
+    params = write_params("params.yaml", tmp_path, explain={"rows": 10})
+    with pytest.raises(ConfigError, match=r"explain.rows: .*unknown key|explain.rows: Extra"):
+        load_settings(params)
+    assert params.exists()
