@@ -92,6 +92,33 @@ def main() -> None:
 
     ids = [str(i) for i in batch[s.data.id]]
 
+    from modelwatch import explain
+    from modelwatch.settings import TrainingSettings
+
+    def explain_batch(with_model: object) -> None:  # what tasks/explain.py does per batch
+        cfg = s.explain
+        found = explain.explain_model(
+            with_model,
+            explain.sample_rows(batch, cfg.sample_rows, cfg.seed),
+            explain.sample_rows(reference, cfg.background_rows, cfg.seed),
+            s.data.features,
+            s.project.task,
+            seed=cfg.seed,
+            exact_max_features=cfg.exact_max_features,
+            permutations=cfg.permutations,
+        )
+        explain.compare_attributions(
+            found.mean_abs(), found.mean_abs(), method=found.method, output=found.output,
+            rows=found.rows, reference_rows=found.rows, champion_version="1",
+        )  # fmt: skip
+
+    forest = fit.fit_model(
+        reference, s.data, TrainingSettings(model="random_forest"), s.project.task
+    ).pipeline
+    t0 = time.perf_counter()
+    explain_batch(model)
+    first_explain_s = time.perf_counter() - t0
+
     def label_matching() -> None:  # the ledger's row ids of an accepted batch, then a lookup
         ledger.add_row_ids("bench-model", ids, 1, True)
         ledger.match_row_ids("bench-model", ids)
@@ -120,8 +147,13 @@ def main() -> None:
             client, ledger, "bench-model", version
         ),
         "row ids recorded + labels matched": label_matching,
+        f"SHAP {s.explain.sample_rows} rows, HGB (permutation)": lambda: explain_batch(model),
+        f"SHAP {s.explain.sample_rows} rows, forest (tree, then perm.)": lambda: explain_batch(
+            forest
+        ),
     }
     print(f"imports (pandas, sklearn, scipy, modelwatch core): {import_s:.2f} s")
+    print(f"first SHAP call in a process (numba compiles shap's maskers): {first_explain_s:.2f} s")
     print(f"reference {len(reference)} rows, batch {len(batch)} rows, repeat {args.repeat}")
     print(f"{'step':36s} {'median s':>9s} {'min s':>8s}")
     for name, fn in steps.items():

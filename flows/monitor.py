@@ -25,6 +25,7 @@ from tasks.approval import resume_approvals
 from tasks.artifacts import publish_monitor_artifacts
 from tasks.drift import measure_batch
 from tasks.events import finish_event, retrain_done_at, start_event
+from tasks.explain import explain_batch
 from tasks.intake import claim_batch, recover_state
 from tasks.performance import Evaluation, estimate_performance, evaluate_labelled_batches
 from tasks.policy import decide_retraining
@@ -170,6 +171,7 @@ def _process(
     else:
         scored = _score_and_version(proj, intake, batch_path, batch, model, champion, window)
     pred_col = proj.settings.data.prediction
+    explained = explain_batch(proj, model, champion.version, reference, batch)
     measured = measure_batch(
         batch=batch,
         predictions=scored.predictions[pred_col],
@@ -182,6 +184,7 @@ def _process(
         settings=proj.settings.drift,
         multivariate_settings=proj.settings.multivariate,
         title=f"Drift: {intake.batch_id}",
+        explained=explained,
     )
     estimated = estimate_performance(proj, scored.predictions, load_calibration(proj, champion))
     # late labels first: the retrain policy reads the performance they give

@@ -105,6 +105,21 @@ def drift(statistic: str, column: str) -> str:
     return f"drift.{statistic}.{column}"
 
 
+def attribution(column: str, drift: bool = False) -> str:
+    """Mean |SHAP| of a feature on the batch (attribution.<column>), or its change against the
+    reference (attribution_drift.<column>)."""
+    return f"attribution_drift.{column}" if drift else f"attribution.{column}"
+
+
+EXPLAIN_ERROR = "explain.error"  # run tag: why a batch has no SHAP values (the batch went on)
+EXPLAIN_METHOD = "explain.method"  # run tag: tree | exact | permutation
+
+
+def attribution_reference(version: str) -> str:
+    """Ledger meta key: a champion version's mean |SHAP| on its reference (computed once)."""
+    return f"attribution_reference:{version}"
+
+
 def estimated(metric: str) -> str:
     """A performance estimate made before labels arrive (CBPE)."""
     return f"estimated.{metric}"

@@ -243,6 +243,18 @@ class MultivariateSettings(_Frozen):
     pca_variance: StrictFloat = Field(0.9, gt=0, lt=1)
 
 
+class ExplainSettings(_Frozen):
+    """SHAP explanations of the champion (modelwatch.explain): a sample of each batch against a
+    background sample of the reference, and the attribution drift between the two."""
+
+    enabled: StrictBool = False  # opt-in: see README, Explanations, for what it costs
+    sample_rows: StrictInt = Field(50, ge=1)  # batch rows explained per batch
+    background_rows: StrictInt = Field(25, ge=1)  # reference rows the values are measured against
+    seed: StrictInt = 0
+    exact_max_features: StrictInt = Field(8, ge=1, le=16)  # model-agnostic: Exact up to this many
+    permutations: StrictInt = Field(5, ge=1)  # ... else Permutation with this many passes
+
+
 class ReferenceSettings(_Frozen):
     """What a batch's drift is measured against (validation always uses the champion's data)."""
 
@@ -686,6 +698,7 @@ class Settings(_Frozen):
     drift: DriftSettings = DriftSettings()
     reference: ReferenceSettings = ReferenceSettings()
     multivariate: MultivariateSettings = MultivariateSettings()
+    explain: ExplainSettings = ExplainSettings()
     performance: PerformanceSettings = PerformanceSettings()
     retrain: RetrainSettings = RetrainSettings()
     training: TrainingSettings = TrainingSettings()

@@ -26,10 +26,13 @@ WEEK_START = pd.Timestamp("2011-06-04")
 logger = logging.getLogger("screenshot_report")
 
 
-def build_html(params: Path, broken: str | None = None) -> tuple[str, float, float]:
+def build_html(
+    params: Path, broken: str | None = None, explained: bool = False
+) -> tuple[str, float, float]:
     """Returns the report page for the demo week and render_drift_html's wall and CPU seconds.
 
-    `broken` names a feature to blank in the current week, to see how an untested column looks.
+    `broken` names a feature to blank in the current week, to see how an untested column looks;
+    `explained` adds the champion's attribution drift section (explain.* settings).
     """
     loaded = load_settings(params)
     settings, data = loaded.settings, loaded.settings.data
@@ -55,6 +58,7 @@ def build_html(params: Path, broken: str | None = None) -> tuple[str, float, flo
         prediction_current=predictions[1],
         importance=champion.importance,
     )
+    sections = (_attribution(champion.pipeline, reference, current, settings),) if explained else ()
     start, cpu = time.perf_counter(), time.process_time()
     page = render_drift_html(
         report,
@@ -62,8 +66,36 @@ def build_html(params: Path, broken: str | None = None) -> tuple[str, float, flo
         current,
         title=f"Drift: week of {WEEK_START:%Y-%m-%d} vs rows before {settings.demo.reference_end}",
         prediction=predictions,
+        sections=sections,
     )
     return page, time.perf_counter() - start, time.process_time() - cpu
+
+
+def _attribution(model, reference: pd.DataFrame, current: pd.DataFrame, settings) -> str:
+    """The attribution-drift section, computed as tasks/explain.py does."""
+    from modelwatch import explain
+    from modelwatch.explain.html import attribution_section
+
+    cfg = settings.explain
+
+    def mean_abs(rows: pd.DataFrame):
+        return explain.explain_model(
+            model,
+            explain.sample_rows(rows, cfg.sample_rows, cfg.seed),
+            explain.sample_rows(reference, cfg.background_rows, cfg.seed),
+            settings.data.features,
+            settings.project.task,
+            seed=cfg.seed,
+            exact_max_features=cfg.exact_max_features,
+            permutations=cfg.permutations,
+        )
+
+    ref, cur = mean_abs(reference), mean_abs(current)
+    drift = explain.compare_attributions(
+        ref.mean_abs(), cur.mean_abs(), method=cur.method, output=cur.output,
+        rows=cur.rows, reference_rows=ref.rows, champion_version="demo",
+    )  # fmt: skip
+    return attribution_section(drift)
 
 
 def screenshot(html_path: Path, png_path: Path, size: str = "1280,2400") -> None:
@@ -91,9 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "test-output")
     parser.add_argument("--window-size", default="1280,2400")
     parser.add_argument("--broken-column", help="blank this feature in the current week")
+    parser.add_argument("--explain", action="store_true", help="add the attribution drift")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
-    page, wall, cpu = build_html(args.params, args.broken_column)
+    page, wall, cpu = build_html(args.params, args.broken_column, args.explain)
     args.out.mkdir(parents=True, exist_ok=True)
     html_path, png_path = args.out / "drift_report.html", args.out / "drift_report.png"
     html_path.write_text(page, encoding="utf-8")

@@ -12,7 +12,7 @@ from modelwatch.drift import multivariate
 from modelwatch.drift.importance import feature_importance
 from modelwatch.drift.reference import DriftReference
 from modelwatch.settings import DataSettings, DriftSettings, MultivariateSettings
-from tasks.results import Measured
+from tasks.results import Explained, Measured
 
 
 def compute_drift(
@@ -85,12 +85,18 @@ def render_drift_report(
     title: str,
     settings: DriftSettings,
     multivariate_results: tuple = (),
+    explained: Explained | None = None,
 ) -> str | None:
     """Returns the self-contained HTML report (plots per feature, ranked), if enabled."""
     if not settings.html_report:
         return None
     from modelwatch.drift.html import render_drift_html
 
+    sections: tuple[str, ...] = ()
+    if explained is not None and explained.drift is not None:
+        from modelwatch.explain.html import attribution_section
+
+        sections = (attribution_section(explained.drift),)
     return render_drift_html(
         report,
         reference,
@@ -99,6 +105,7 @@ def render_drift_report(
         prediction=predictions,
         max_plots=settings.html_max_plots,
         multivariate=multivariate_results,
+        sections=sections,
     )
 
 
@@ -114,8 +121,10 @@ def measure_batch(
     settings: DriftSettings,
     multivariate_settings: MultivariateSettings,
     title: str,
+    explained: Explained | None = None,
 ) -> Measured:
-    """Drift of the features, the predictions and the whole dataset against the reference."""
+    """Drift of the features, the predictions and the whole dataset against the reference
+    (and, when given, the champion's attribution drift in the HTML report)."""
     report = compute_drift(
         reference.frame,
         batch,
@@ -135,5 +144,6 @@ def measure_batch(
         f"{title} vs {reference.label}",
         settings,
         overall,
+        explained,
     )
-    return Measured(report, overall, html, reference)
+    return Measured(report, overall, html, reference, explained)

@@ -185,7 +185,17 @@ def _model_card(proj: Project, decision: Any, run_id: str, outcome: str) -> dict
         importance=mlflow.artifacts.load_dict(f"runs:/{run_id}/feature_importance.json"),
         on_holdout=any(k.startswith("holdout.challenger.") for k in metrics),
         outcome=outcome,
+        explanation=_explanation(proj, run_id),
     )
+
+
+def _explanation(proj: Project, run_id: str) -> dict | None:
+    """The global explanation train_candidate logged (explanation.json), if it did."""
+    import mlflow.artifacts
+
+    if not any(a.path == "explanation.json" for a in proj.client.list_artifacts(run_id)):
+        return None
+    return mlflow.artifacts.load_dict(f"runs:/{run_id}/explanation.json")
 
 
 def _comparison_markdown(decision: Any) -> str:

@@ -11,6 +11,7 @@ import pandas as pd
 from modelwatch import drift
 from modelwatch.drift import multivariate
 from modelwatch.drift.reference import DriftReference
+from modelwatch.explain import AttributionDrift
 from modelwatch.stores import project, versioning
 
 
@@ -35,3 +36,13 @@ class Measured:
     multivariate: tuple[multivariate.MultivariateDrift, ...]
     html: str | None
     reference: DriftReference
+    explained: Explained | None = None  # None: explain.enabled is false
+
+
+@dataclass(frozen=True)
+class Explained:
+    """The champion's attribution drift on a batch, or why there is none (a model the
+    explainers cannot read: the batch goes on without it)."""
+
+    drift: AttributionDrift | None
+    error: str | None = None

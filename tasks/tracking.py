@@ -137,7 +137,8 @@ def log_monitoring_run(
         _open_batch_run(proj, intake, run_id)
         tracking.log_metrics(metrics, step=index)
         tracking.log_json(checked.to_dict(), "validation.json")
-        tracking.log_json(report.to_dict(), "drift_report.json")
+        tracking.log_json(report.to_dict() | _attribution_json(measured), "drift_report.json")
+        _log_attribution(measured, index)
         if measured.html is not None:
             tracking.log_text(measured.html, "drift_report.html")
         tracking.log_json(
@@ -165,6 +166,29 @@ def log_monitoring_run(
     )
     get_run_logger().info("MLflow run %s for %s (step %d)", run_id, batch_id, index)
     return run_id
+
+
+def _attribution_json(measured: Measured) -> dict:
+    """The attribution drift's entry in the monitoring JSON report (drift_report.json)."""
+    explained = measured.explained
+    if explained is None:
+        return {}
+    drift = explained.drift
+    return {"attribution": drift.to_dict() if drift else {"error": explained.error}}
+
+
+def _log_attribution(measured: Measured, index: int) -> None:
+    """Logs attribution.<feature> and attribution_drift.<feature> at the batch's step and the
+    ranked table (attribution_drift.json); or the reason there are none (tag explain.error)."""
+    explained = measured.explained
+    if explained is None:
+        return
+    if explained.drift is None:
+        tracking.set_tags({names.EXPLAIN_ERROR: explained.error})
+        return
+    tracking.log_metrics(explained.drift.metrics(), step=index)
+    tracking.set_tags({names.EXPLAIN_METHOD: explained.drift.method})
+    tracking.log_json({"rows": explained.drift.to_rows()}, "attribution_drift.json")
 
 
 def _version_number(version: str | None) -> float | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 from prefect import get_run_logger, task
@@ -87,6 +88,44 @@ def write_window(
     return {v.path: v for v in versions}
 
 
+EXPLANATION = "explanation.json"  # the version's global explanation (model card, Explanations)
+
+
+def _log_explanation(proj: Project, model: Any, train: pd.DataFrame) -> None:
+    """Logs the new version's global explanation to its training run when explain.enabled:
+    mean |SHAP| per feature on a sample of its window (explanation.json) and the bar and
+    beeswarm plots. A model the explainers cannot read gives a warning, not a failed retrain."""
+    cfg = proj.settings.explain
+    if not cfg.enabled:
+        return
+    from modelwatch import explain
+    from modelwatch.explain.plots import PLOTS, global_plots
+
+    try:
+        rows = explain.sample_rows(train, cfg.sample_rows, cfg.seed)
+        background = explain.sample_rows(train, cfg.background_rows, cfg.seed + 1)
+        found = explain.explain_model(
+            model,
+            rows,
+            background,
+            proj.settings.data.features,
+            proj.settings.project.task,
+            positive_label=proj.settings.data.positive_label,
+            seed=cfg.seed,
+            exact_max_features=cfg.exact_max_features,
+            permutations=cfg.permutations,
+        )
+        plots = global_plots(found)
+    except Exception as exc:  # an exotic user model: the version is registered without it
+        get_run_logger().warning("explain: no global explanation: %s: %s", type(exc).__name__, exc)
+        return
+    summary = {"method": found.method, "output": found.output, "rows": found.rows}
+    tracking.log_json(summary | {"mean_abs_shap": found.mean_abs(), "plots": list(PLOTS.values())},
+                      EXPLANATION)  # fmt: skip
+    for name, png in plots.items():
+        tracking.log_bytes(png, name)
+
+
 @task(cache_policy=NO_CACHE)
 def train_candidate(
     proj: Project,
@@ -124,6 +163,7 @@ def train_candidate(
         )
         tracking.log_json(metrics.get("importance", {}), "feature_importance.json")
         tracking.log_json(profile.to_dict(), "training_window.json")
+        _log_explanation(proj, model, train)
         if metrics.get("calibration"):
             tracking.log_json(metrics["calibration"], "calibration.json")
         tracking.set_tags(

@@ -49,10 +49,12 @@ def render_drift_html(
     target: tuple[pd.Series, pd.Series] | None = None,
     max_plots: int | None = None,
     multivariate: tuple[Any, ...] = (),
+    sections: tuple[str, ...] = (),
 ) -> str:
     """Returns one self-contained HTML page: verdict, table, then a plot per feature in rank order.
 
-    `multivariate` takes MultivariateDrift results (domain classifier, PCA), shown as a table.
+    `multivariate` takes MultivariateDrift results (domain classifier, PCA), shown as a table;
+    `sections` are whole <section> elements placed after it (attribution drift).
 
     `prediction` and `target` are (reference, current) series; each gets its own section when given.
     Features past `max_plots` are listed without a plot. Columns that cannot be plotted (missing,
@@ -76,7 +78,9 @@ def render_drift_html(
         "<section><h2>All columns, most important drift first</h2>",
         _table([("feature", f) for f in ranked] + [(role, f) for role, f, _ in roles]),
         *_multivariate_section(multivariate),
-        "</section><section><h2>Reference vs current, per feature</h2>",
+        "</section>",
+        *sections,
+        "<section><h2>Reference vs current, per feature</h2>",
         f'<div class="grid">{"".join(cards)}</div></section>',
     ]
     if task_cards:

@@ -134,6 +134,19 @@ def log_text(text: str, artifact_file: str) -> None:
     mlflow.log_text(text, artifact_file)
 
 
+def log_bytes(data: bytes, artifact_file: str) -> None:
+    """Logs a binary artifact (a PNG) of the active run under its file name."""
+    import tempfile
+    from pathlib import Path
+
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / artifact_file
+        path.write_bytes(data)
+        mlflow.log_artifact(str(path))
+
+
 def set_tags(tags: Mapping[str, object]) -> None:
     import mlflow
 

@@ -68,6 +68,7 @@ def card_dict(
     importance: Mapping[str, float],
     on_holdout: bool,
     outcome: str | None = None,
+    explanation: Mapping | None = None,
 ) -> dict:
     """Returns the model card of decision.candidate_version as a JSON-compatible dict.
 
@@ -94,6 +95,7 @@ def card_dict(
             "checks": checks,
         },
         "feature_importance": dict(sorted(_finite(importance).items(), key=lambda kv: -kv[1])),
+        "global_explanation": _explanation(explanation),
         "intended_use": (
             f"Predicts {data.target!r} ({task}) for one row of the {len(data.features)} features "
             f"listed above, identified by {data.id!r}. It is retrained on the newest labelled data "
@@ -136,8 +138,27 @@ def card_markdown(card: Mapping) -> str:
     out += ["", "## Feature importance (permutation, on the training window)", ""]
     importance = card["feature_importance"].items()
     out += _table(["feature", "importance"], importance) if importance else ["Not recorded."]
+    out += _explanation_lines(card.get("global_explanation"))
     out += ["", "## Intended use", "", card["intended_use"], "", "## Limitations", ""]
     return "\n".join(out + [f"- {line}" for line in card["limitations"]]) + "\n"
+
+
+def _explanation(raw: Mapping | None) -> dict | None:
+    if raw is None:
+        return None
+    ranked = dict(sorted(_finite(raw["mean_abs_shap"]).items(), key=lambda kv: -kv[1]))
+    return {k: raw[k] for k in ("method", "output", "rows", "plots")} | {"mean_abs_shap": ranked}
+
+
+def _explanation_lines(found: Mapping | None) -> list[str]:
+    """The global-explanation section: the mean |SHAP| table and the plots (artifacts of the
+    same run, so the relative links resolve beside model_card.md)."""
+    if found is None:
+        return []
+    out = ["", "## Global explanation (SHAP, on the training window)", ""]
+    out += [f"Mean |SHAP| of {found['output']} on {found['rows']} rows ({found['method']}).", ""]
+    out += _table(["feature", "mean |SHAP|"], found["mean_abs_shap"].items())
+    return out + [""] + [f"![{name}]({name})" for name in found["plots"]]
 
 
 def _window_lines(win: Mapping | None) -> list[str]:

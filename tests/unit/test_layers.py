@@ -98,6 +98,7 @@ def test_the_rule_check_can_fail(tmp_path):
         "modelwatch.settings",
         "modelwatch.scale.drift",
         "modelwatch.scale.validation",
+        "modelwatch.explain",
     ],
 )
 def test_importing_the_core_loads_neither_prefect_nor_mlflow(module):
