@@ -55,24 +55,15 @@ class ServingProject:
     def move(self, alias: str, version: str) -> None:
         """Moves champion (promote, recorded in the alias history) or challenger."""
         history = recovery.history_of(self.proj)
-        if alias == registry.CHAMPION:
-            registry.promote(
-                self.proj.client,
-                self.name,
-                version,
-                history=history,
-                via="tests",
-                reason="serving test",
-            )
-        else:
-            registry.set_challenger(
-                self.proj.client,
-                self.name,
-                version,
-                history=history,
-                via="tests",
-                reason="serving test",
-            )
+        move = registry.promote if alias == registry.CHAMPION else registry.set_challenger
+        move(
+            self.proj.client,
+            self.name,
+            version,
+            history=history,
+            via="tests",
+            reason="serving test",
+        )
 
 
 def make_project(folder: Path, promote: bool = True, **serving: object) -> ServingProject:
