@@ -858,8 +858,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 raise yaml.constructor.ConstructorError(
                     f"in a mapping (line {node.start_mark.line + 1})",
                     node.start_mark,
-                    f"key {key!r} is given twice (first on line {seen[key].line + 1}): "
-                    "keep one",
+                    f"key {key!r} is given twice (first on line {seen[key].line + 1}): keep one",
                     key_node.start_mark,
                 )
             seen[key] = key_node.start_mark

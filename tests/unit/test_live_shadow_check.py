@@ -7,7 +7,6 @@ from pydantic import ValidationError
 
 from modelwatch.decide.probation import LiveShadow
 from modelwatch.decide.promotion import live_shadow_check
-from modelwatch.settings import PromotionSettings
 from tests.unit.test_promotion import check, compare, regression, settings
 
 
