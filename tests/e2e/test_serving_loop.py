@@ -12,8 +12,11 @@ request takes (a Python call into a fitted pipeline)."""
 
 from __future__ import annotations
 
+import json
 import re
+import threading
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
 import httpx
@@ -36,12 +39,38 @@ CLOSE = 1  # serving.close_after_seconds
 
 
 @pytest.fixture(scope="module")
-def loop(tmp_path_factory):
+def hook():
+    """A local incoming webhook (the alert routing's target): every POSTed JSON body, in order."""
+    got: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # the name http.server calls
+            got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):  # keep the test output quiet
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield SimpleNamespace(url=f"http://127.0.0.1:{server.server_address[1]}/hook", bodies=got)
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def loop(tmp_path_factory, hook):
     folder = tmp_path_factory.mktemp("loop")
     life = Life(
         folder,
         serving={"flush_seconds": 0.3, "reload_seconds": 0.5, "close_after_seconds": CLOSE},
         system_health={"max_latency_p95_ms": 1, "max_error_rate": 0.01, "severity": "warning"},
+        alerts={"webhooks": [{"name": "ops", "url": hook.url, "min_severity": "warning"}]},
     )
     life.bootstrap()
     port = free_port()
@@ -52,6 +81,7 @@ def loop(tmp_path_factory):
         proc=proc,
         http=http,
         log=folder / "service.log",
+        hook=hook,
         answers=[],  # one frame per successful request: request_id, row, instant, prediction
         statuses=[],  # every request's status, in order
     )
@@ -171,6 +201,8 @@ def test_sigterm_then_collect_monitors_the_window_with_its_health_alert_and_answ
     assert incident["severity"] == "warning" and "Scoring service unhealthy" in incident["title"]
     assert incident["opened_batch_id"] == loop.batch_ids[0]
     assert "warning" in runs[0].tags["alerts"].split(",")
+    posted = [json.dumps(b) for b in loop.hook.bodies if "Scoring service unhealthy" in b["text"]]
+    assert len(posted) == 1 and "system_health.max_latency_p95_ms" in posted[0], posted  # blocks
 
     # the batch's stored predictions are the ones the service returned (not rescored)
     answered = pd.concat(loop.answers, ignore_index=True)
