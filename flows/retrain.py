@@ -162,6 +162,7 @@ def _retrain(
     log_holdout_evaluation(
         proj, cand.run_id, window.holdout, {"challenger": cand_scored, "champion": champ_scored}
     )
+    live = live_shadow_evidence(proj, champion)  # live traffic: recorded, and judged if set
     decision = promotion.compare_models(
         window.holdout,
         cand_scored,
@@ -175,8 +176,8 @@ def _retrain(
         min_segment_rows=proj.settings.performance.min_segment_rows,
         decision_id=f"promotion-{proj.model_name}-v{cand.version}",
         champion_baseline=_baseline(champion, proj.settings.promotion.metric),
+        live=live,
     )
-    live = live_shadow_evidence(proj, champion)  # the comparison records live traffic too
     if live is not None:
         log_live_shadow(proj, cand.run_id, live)
     metric = proj.settings.retrain.performance_metric

@@ -429,6 +429,15 @@ class ProbationSettings(_Frozen):
     tolerance: StrictFloat = Field(0.05, ge=0)
 
 
+class LiveShadowSettings(_Frozen):
+    """The challenger's live shadow metric as a promotion check: on at least `min_rows` labelled
+    production rows it scored in shadow, it may be worse than the champion's on the same rows by
+    at most `max_worse` (relative); fewer rows: the check is skipped and says why."""
+
+    min_rows: StrictInt = Field(200, ge=1)
+    max_worse: StrictFloat | StrictInt = Field(0.05, ge=0)
+
+
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -474,6 +483,7 @@ class PromotionSettings(_Frozen):
     segment_margin: StrictFloat | None = Field(None, ge=0)  # per segment: not worse by more (rel.)
     fairness: FairnessSettings = FairnessSettings()
     probation: ProbationSettings = ProbationSettings()
+    live_shadow: LiveShadowSettings | None = None  # null: the live shadow is recorded, not judged
     approval: Literal["none", "required"] = "none"  # required: a person approves in Prefect
     approval_timeout: float = 86400.0  # seconds; "24h", "30m", "90s", "2d" or a number
 
@@ -836,6 +846,25 @@ class LoadedSettings:
     paths: Paths
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping: PyYAML would keep the
+    last one silently (two `serving:` sections, the first one's keys lost)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[object, yaml.Mark] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    f"in a mapping (line {node.start_mark.line + 1})",
+                    node.start_mark,
+                    f"key {key!r} is given twice (first on line {seen[key].line + 1}): keep one",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_settings(path: Path | str) -> LoadedSettings:
     """Returns the validated settings of a params file and the resolved store paths.
 
@@ -844,7 +873,7 @@ def load_settings(path: Path | str) -> LoadedSettings:
     """
     path = Path(path).resolve()
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
     except yaml.YAMLError as exc:

@@ -19,18 +19,22 @@ import numpy as np
 import pandas as pd
 
 from modelwatch.decide.checks import (
+    TOLERANCE,
     Check,
     Gate,
     cap_check,
     guard_check,
     significance_check,
     threshold_check,
+    verdict,
 )
 from modelwatch.decide.group_checks import Groups, fairness_checks, segment_checks
+from modelwatch.decide.probation import LiveShadow
 from modelwatch.errors import InsufficientDataError, SchemaError
 from modelwatch.performance.metrics import (
     compute_metrics,
     format_number,
+    format_percent,
     metric_direction,
     worsening,
 )
@@ -38,7 +42,14 @@ from modelwatch.performance.significance import Predictions
 from modelwatch.settings import DataSettings, PromotionSettings
 from modelwatch.training.scoring import SCORE
 
-__all__ = ["Check", "Gate", "PromotionDecision", "compare_models", "decide_first_model"]
+__all__ = [
+    "Check",
+    "Gate",
+    "PromotionDecision",
+    "compare_models",
+    "decide_first_model",
+    "live_shadow_check",
+]
 
 
 @dataclass(frozen=True)
@@ -121,6 +132,7 @@ def compare_models(
     min_segment_rows: int = 30,
     decision_id: str = "",
     champion_baseline: float | None = None,
+    live: LiveShadow | None = None,
 ) -> PromotionDecision:
     """Returns whether the challenger should become champion, both scored on the same holdout.
 
@@ -130,7 +142,9 @@ def compare_models(
     the challenger is promoted only when every check passes; without any value or change
     threshold configured it never is. champion_baseline: the champion's own value of
     settings.metric when it was promoted (the cap on suspicious gains uses it when the
-    champion has since become worse).
+    champion has since become worse). live: the live shadow evidence (the scoring service's
+    shadow against the champion on labelled production rows), judged by live_shadow_check when
+    settings.live_shadow is set.
 
     Raises:
         InsufficientDataError: a metric needed for a check is missing or not finite.
@@ -177,6 +191,8 @@ def compare_models(
     groups = Groups(frame, truth, cand, champ, task, data)
     checks += segment_checks(groups, settings, data, min_segment_rows)
     checks += fairness_checks(groups, settings)
+    if settings.live_shadow is not None:
+        checks.append(live_shadow_check(live, settings, task, candidate_version))
     return PromotionDecision(
         promote=all(c.passed for c in checks),
         candidate_version=candidate_version,
@@ -238,6 +254,73 @@ def decide_first_model(
         champion_metrics=None,
         decision_id=decision_id,
     )
+
+
+def live_shadow_check(
+    live: LiveShadow | None, settings: PromotionSettings, task: str, candidate_version: str
+) -> Check:
+    """Returns the check of the candidate's live shadow metric (settings.live_shadow must be
+    set): on at least min_rows labelled production rows the service scored in shadow with this
+    candidate, its settings.metric may be worse than the champion's on the same rows by at most
+    max_worse (relative, as probation's tolerance). Without such evidence (none, another shadow
+    version, another metric, fewer rows) the check passes as skipped and says why.
+
+    Raises:
+        ValueError: settings.live_shadow is not set.
+        ConfigError: the metric is not one of the task's metrics.
+    """
+    rule = settings.live_shadow
+    if rule is None:
+        raise ValueError("live_shadow_check needs promotion.live_shadow to be set")
+    limits = {"min_rows": rule.min_rows, "max_worse": rule.max_worse}
+    said = "live shadow"
+
+    def skipped(why: str, details: dict | None = None) -> Check:
+        return Check(
+            "live_shadow",
+            True,
+            f"{said}: skipped, {why}",
+            {"skipped": True, "reason": why, **limits, **(details or {})},
+        )
+
+    if live is None:
+        return skipped("no labelled production rows were scored in shadow")
+    numbers = {
+        "shadow_version": live.shadow_version,
+        "champion_version": live.champion_version,
+        "metric": live.metric,
+        "rows": live.rows,
+        "batches": live.batches,
+        "shadow_score": live.shadow_score,
+        "champion_score": live.champion_score,
+    }
+    if live.shadow_version != candidate_version:
+        return skipped(
+            f"the service scored version {live.shadow_version} in shadow, "
+            f"not candidate version {candidate_version}",
+            numbers,
+        )
+    if live.metric != settings.metric:
+        return skipped(f"the shadow was measured in {live.metric}, not {settings.metric}", numbers)
+    if live.rows < rule.min_rows:
+        return skipped(
+            f"only {live.rows} labelled production rows were scored in shadow "
+            f"(< promotion.live_shadow.min_rows {rule.min_rows})",
+            numbers,
+        )
+    worse = worsening(live.metric, live.champion_score, live.shadow_score, task)
+    passed = worse <= rule.max_worse + TOLERANCE
+    relation = f"{format_percent(worse)} worse" if worse > 0 else f"{format_percent(-worse)} better"
+    sentence = (
+        f"{said}: candidate version {candidate_version} {live.metric} "
+        f"{format_number(live.shadow_score)} vs {format_number(live.champion_score)} for "
+        f"champion version {live.champion_version} on the same {live.rows} labelled production "
+        f"rows of {live.batches} batch(es): {relation} "
+        f"({'<=' if passed else '>'} {format_percent(rule.max_worse)} allowed, "
+        f"promotion.live_shadow.max_worse): {verdict(passed)}"
+    )
+    return Check("live_shadow", passed, sentence, {"skipped": False, "worse": worse, **limits,
+                                                   **numbers})  # fmt: skip
 
 
 # ---------------------------------------------------------------- inputs and metrics

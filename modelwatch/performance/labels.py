@@ -63,9 +63,16 @@ def map_request_ids(
     if problems:
         return frame, problems
     pairs = zip(requests.astype(str).str.strip(), numbers.astype(int), strict=True)
-    ids = [known.get((r, n), f"{r}:{n}") for r, n in pairs]
+    ids = pd.Series(
+        [known.get((r, n), f"{r}:{n}") for r, n in pairs], index=frame.index, dtype=object
+    )
+    # the log keeps ids as text ("7": the service's rule, as the ledger matches ids); numbers
+    # are numbers again, as they are when the file keyed by id is read back from CSV
+    numbers = pd.to_numeric(ids, errors="coerce")
+    if len(ids) and numbers.notna().all():
+        ids = numbers
     out = frame.drop(columns=[c for c in (REQUEST_ID, ROW) if c in frame.columns])
-    out.insert(0, data.id, pd.Series(ids, index=frame.index, dtype=object).infer_objects())
+    out.insert(0, data.id, ids.infer_objects())
     return out, []
 
 

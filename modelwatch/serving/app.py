@@ -207,7 +207,7 @@ def _score_rows(
     """Reads, validates and scores a request; returns the answer and the rows to log."""
     data = service.data
     request = schema.read_request(body, fmt, service.serving.max_rows)
-    conformed = schema.conform(request, served.columns, data.id)
+    conformed = schema.conform(request, served.columns, data.id, data.timestamp)
     ids = [
         f"{request_id}:{i}" if not conformed.ids or conformed.ids[i] is None else conformed.ids[i]
         for i in range(request.rows)
@@ -244,6 +244,8 @@ def _score_rows(
             "model_version": served.version,
         }
     )
+    if data.timestamp and conformed.timestamps is not None:  # the rows' own time, as sent
+        rows[data.timestamp] = pd.Series(conformed.timestamps, dtype="str")
     rows = pd.concat([rows, conformed.frame, out[outputs].reset_index(drop=True)], axis=1)
     rows["shadow_version"] = pd.Series([None] * request.rows, dtype="str")
     for c in outputs:

@@ -86,12 +86,14 @@ class Request:
 @dataclass(frozen=True)
 class Conformed:
     """A request checked against the signature: the model's input frame (signature order and
-    types), the client's ids (None when it sent none) and the columns it sent that the model
-    does not use."""
+    types), the client's ids (None when it sent none), the columns it sent that the model
+    does not use, and its values of the project's timestamp column as text (None when it sent
+    none: the prediction log keeps them, so a batch built from the log has the rows' own time)."""
 
     frame: pd.DataFrame
     ids: list[str | None] | None
     ignored: list[str] = field(default_factory=list)
+    timestamps: list[str | None] | None = None
 
 
 def signature_columns(mlmodel: bytes, label: str) -> list[Column]:
@@ -237,8 +239,11 @@ def _read_csv(text: str) -> Request:
     return Request("csv", header, values, len(data))
 
 
-def conform(request: Request, columns: list[Column], id_column: str) -> Conformed:
-    """Returns the model's input frame built from a request, in signature order and types.
+def conform(
+    request: Request, columns: list[Column], id_column: str, timestamp_column: str | None = None
+) -> Conformed:
+    """Returns the model's input frame built from a request, in signature order and types, and
+    the client's id and timestamp column values (as text) when it sent them.
 
     Raises:
         RequestError: 422, a required column is missing, or values are missing or of the wrong
@@ -267,14 +272,18 @@ def conform(request: Request, columns: list[Column], id_column: str) -> Conforme
         frame[col.name] = converted
     if problems:
         raise RequestError(422, problems, rows=request.rows)
-    known = {c.name for c in columns} | {id_column}
+    known = {c.name for c in columns} | {id_column} | ({timestamp_column} - {None})
     ids = None
     if id_column in request.values:
         ids = [_id_key(v) for v in request.values[id_column]]
+    stamps = None
+    if timestamp_column is not None and timestamp_column in request.values:
+        stamps = [_id_key(v) for v in request.values[timestamp_column]]
     return Conformed(
         pd.DataFrame({c.name: _series(frame[c.name], c) for c in columns}),
         ids,
         [c for c in request.columns if c not in known],
+        stamps,
     )
 
 

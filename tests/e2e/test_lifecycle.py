@@ -45,7 +45,7 @@ class Life:
             "params.yaml",
             folder,
             retrain=QUIET_RETRAIN,
-            promotion=LAX_PROMOTION,
+            promotion={**LAX_PROMOTION, **overrides.pop("promotion", {})},
             **overrides,
         )
         self.loaded = load_settings(self.params)

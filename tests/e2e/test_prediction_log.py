@@ -35,7 +35,11 @@ class Served:
     """A bootstrapped project whose scoring service 'wrote' the prediction log."""
 
     def __init__(self, folder) -> None:
-        self.life = Life(folder, system_health={"max_latency_p95_ms": 250, "max_error_rate": 0.2})
+        self.life = Life(
+            folder,
+            system_health={"max_latency_p95_ms": 250, "max_error_rate": 0.2},
+            promotion={"live_shadow": {"min_rows": 10, "max_worse": 0.05}},
+        )
         self.life.bootstrap()
         self.log_dir = self.life.loaded.paths.home / "predictions"
         self.latencies: dict[datetime, list[float]] = {}
@@ -196,6 +200,15 @@ def test_the_retrain_comparison_records_the_shadow_on_live_traffic(served):
     assert (
         run.data.metrics["live.rows"] == len(shadow) and run.data.tags["live_shadow_version"] == "2"
     )
+    # promotion.live_shadow judged it: the decision record names both numbers and the rows
+    (check,) = [c for c in decision.checks if c.name == "live_shadow"]
+    assert decision.candidate_version == "2" and check.passed
+    assert check.sentence == (
+        "live shadow: candidate version 2 mae 4 vs 10 for champion version 1 on the same 20 "
+        "labelled production rows of 1 batch(es): 60% better (<= 5% allowed, "
+        "promotion.live_shadow.max_worse): pass"
+    )
+    assert check.sentence in decision.reasons
 
 
 def test_a_killed_collect_run_finishes_exactly_once_when_run_again(served):

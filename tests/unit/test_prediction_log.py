@@ -169,6 +169,16 @@ def test_a_window_of_failed_requests_has_health_and_no_batch(tmp_path):
     assert files.health.latency_p50_ms == pytest.approx(np.percentile([12.0, 3.0], 50))
 
 
+def test_labels_keyed_by_request_id_get_numeric_ids_back_from_the_logs_text():
+    """The service logs ids as text ("7"); with a numeric id column the labels file keyed by
+    id has numbers, as it has when read back from CSV (found by tests/e2e/test_serving_loop)."""
+    frame = pd.DataFrame({"request_id": ["a", "a"], "row": [0, 1], "cnt": [1, 2]})
+    out, _ = map_request_ids(frame, DATA, {("a", 0): "17", ("a", 1): "18"})
+    assert out["instant"].tolist() == [17, 18] and str(out["instant"].dtype) == "int64"
+    mixed, _ = map_request_ids(frame, DATA, {("a", 0): "17"})
+    assert mixed["instant"].tolist() == ["17", "a:1"]  # a text id stays text: all as sent
+
+
 def test_labels_keyed_by_request_id_take_the_row_id_of_the_log():
     frame = pd.DataFrame({"request_id": ["a", "a", "b"], "row": [0, 1, 0], "cnt": [1, 2, 3]})
     out, problems = map_request_ids(frame, DATA, {("a", 0): 17, ("a", 1): 18})

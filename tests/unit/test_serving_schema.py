@@ -69,6 +69,19 @@ def test_records_split_and_csv_give_the_same_frame_in_signature_order_and_types(
         assert got.ignored == ["x"]
 
 
+def test_the_timestamp_column_is_kept_as_sent_and_not_reported_as_ignored():
+    """The log keeps the rows' own time (data.timestamp): a batch built from the log has it,
+    not the time of the request (found by tests/e2e/test_serving_loop.py)."""
+    body = {"dataframe_records": [{"city": "a", "temp": 1, "hr": 3, "day": "2011-01-29"},
+                                  {"city": "b", "temp": 2, "hr": 4, "day": None}]}  # fmt: skip
+    raw = schema.read_request(json.dumps(body).encode(), "json", 10)
+    got = schema.conform(raw, COLUMNS, "id", "day")
+    assert got.timestamps == ["2011-01-29", None] and got.ignored == []
+    assert schema.conform(raw, COLUMNS, "id").ignored == ["day"]  # no timestamp column set
+    csv = schema.read_request(b"hr,temp,city\n3,1,a\n", "csv", 10)
+    assert schema.conform(csv, COLUMNS, "id", "day").timestamps is None
+
+
 @pytest.mark.parametrize(
     ("body", "fmt", "status", "column", "message"),
     [
