@@ -176,7 +176,8 @@ def test_served_batch_was_monitored_and_recorded_in_mlflow(project, served):
 
 def test_served_deployments_are_retrain_and_rollback_by_hand_with_a_reason(served):
     by_name = {d["name"]: d for d in served["deployments"]}
-    assert sorted(by_name) == ["monitor", "retrain", "rollback"]
+    assert sorted(by_name) == ["collect", "monitor", "retrain", "rollback"]
+    assert by_name["collect"]["schedules"]  # the prediction log, hourly (serving.window)
     for name in ("retrain", "rollback"):
         assert by_name[name]["schedules"] == []
         assert by_name[name]["parameter_openapi_schema"]["required"] == ["reason"]
