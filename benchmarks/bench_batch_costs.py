@@ -97,15 +97,11 @@ def main() -> None:
 
     def explain_batch(with_model: object) -> None:  # what tasks/explain.py does per batch
         cfg = s.explain
-        found = explain.explain_model(
+        found = explain.explain_with_settings(
             with_model,
             explain.sample_rows(batch, cfg.sample_rows, cfg.seed),
             explain.sample_rows(reference, cfg.background_rows, cfg.seed),
-            s.data.features,
-            s.project.task,
-            seed=cfg.seed,
-            exact_max_features=cfg.exact_max_features,
-            permutations=cfg.permutations,
+            s,
         )
         explain.compare_attributions(
             found.mean_abs(), found.mean_abs(), method=found.method, output=found.output,

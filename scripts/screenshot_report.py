@@ -79,15 +79,11 @@ def _attribution(model, reference: pd.DataFrame, current: pd.DataFrame, settings
     cfg = settings.explain
 
     def mean_abs(rows: pd.DataFrame):
-        return explain.explain_model(
+        return explain.explain_with_settings(
             model,
             explain.sample_rows(rows, cfg.sample_rows, cfg.seed),
             explain.sample_rows(reference, cfg.background_rows, cfg.seed),
-            settings.data.features,
-            settings.project.task,
-            seed=cfg.seed,
-            exact_max_features=cfg.exact_max_features,
-            permutations=cfg.permutations,
+            settings,
         )
 
     ref, cur = mean_abs(reference), mean_abs(current)

@@ -19,17 +19,8 @@ from tasks.results import Explained
 def explain_rows(model: Any, rows: pd.DataFrame, reference: pd.DataFrame, settings: Settings):
     """SHAP values of `rows` against a seeded background sample of `reference` (explain.*)."""
     cfg = settings.explain
-    return explain.explain_model(
-        model,
-        rows,
-        explain.sample_rows(reference, cfg.background_rows, cfg.seed),
-        settings.data.features,
-        settings.project.task,
-        positive_label=settings.data.positive_label,
-        seed=cfg.seed,
-        exact_max_features=cfg.exact_max_features,
-        permutations=cfg.permutations,
-    )
+    background = explain.sample_rows(reference, cfg.background_rows, cfg.seed)
+    return explain.explain_with_settings(model, rows, background, settings)
 
 
 def reference_attribution(

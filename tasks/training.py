@@ -104,17 +104,7 @@ def _log_explanation(proj: Project, model: Any, train: pd.DataFrame) -> None:
     try:
         rows = explain.sample_rows(train, cfg.sample_rows, cfg.seed)
         background = explain.sample_rows(train, cfg.background_rows, cfg.seed + 1)
-        found = explain.explain_model(
-            model,
-            rows,
-            background,
-            proj.settings.data.features,
-            proj.settings.project.task,
-            positive_label=proj.settings.data.positive_label,
-            seed=cfg.seed,
-            exact_max_features=cfg.exact_max_features,
-            permutations=cfg.permutations,
-        )
+        found = explain.explain_with_settings(model, rows, background, proj.settings)
         plots = global_plots(found)
     except Exception as exc:  # an exotic user model: the version is registered without it
         get_run_logger().warning("explain: no global explanation: %s: %s", type(exc).__name__, exc)

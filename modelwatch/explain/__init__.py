@@ -6,7 +6,12 @@ from modelwatch.explain.attribution import (
     FeatureAttribution,
     compare_attributions,
 )
-from modelwatch.explain.shap_values import Explanation, explain_model, sample_rows
+from modelwatch.explain.shap_values import (
+    Explanation,
+    explain_model,
+    explain_with_settings,
+    sample_rows,
+)
 
 __all__ = [
     "AttributionDrift",
@@ -14,5 +19,6 @@ __all__ = [
     "FeatureAttribution",
     "compare_attributions",
     "explain_model",
+    "explain_with_settings",
     "sample_rows",
 ]

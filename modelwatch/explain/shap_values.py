@@ -131,6 +131,26 @@ def explain_model(
                          exact_max_features, permutations)  # fmt: skip
 
 
+def explain_with_settings(
+    model: Any, rows: pd.DataFrame, background: pd.DataFrame, settings: Any
+) -> Explanation:
+    """explain_model with a project's settings: its features, task and positive label, and the
+    explain.* seed and explainer sizes (the monitor and retrain tasks, the benchmark and the
+    report screenshot all explain the same way)."""
+    cfg = settings.explain
+    return explain_model(
+        model,
+        rows,
+        background,
+        settings.data.features,
+        settings.project.task,
+        positive_label=settings.data.positive_label,
+        seed=cfg.seed,
+        exact_max_features=cfg.exact_max_features,
+        permutations=cfg.permutations,
+    )
+
+
 def _tree(
     model: Any, x: pd.DataFrame, bg: pd.DataFrame, out: np.ndarray, name: str, task: str,
     positive_label: object,
