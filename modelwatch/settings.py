@@ -247,11 +247,11 @@ class ExplainSettings(_Frozen):
     """SHAP explanations of the champion (modelwatch.explain): a sample of each batch against a
     background sample of the reference, and the attribution drift between the two."""
 
-    enabled: StrictBool = False  # opt-in: see README, Explanations, for what it costs
+    enabled: StrictBool = True  # README, Explanations: what it costs per batch
     sample_rows: StrictInt = Field(50, ge=1)  # batch rows explained per batch
     background_rows: StrictInt = Field(25, ge=1)  # reference rows the values are measured against
     seed: StrictInt = 0
-    exact_max_features: StrictInt = Field(8, ge=1, le=16)  # model-agnostic: Exact up to this many
+    exact_max_features: StrictInt = Field(8, ge=1, le=12)  # model-agnostic: Exact up to this many
     permutations: StrictInt = Field(5, ge=1)  # ... else Permutation with this many passes
 
 

@@ -13,11 +13,14 @@ Two paths compute it:
   (additivity, 1e-6); a miss falls back to the next path. It misses more often than not: shap
   0.51's interventional sums were off by 5-9% of the output for forests on the bike data at
   every depth tried (6-12), while small forests matched shap's Exact explainer to 1e-8.
-- model-agnostic: shap's Exact explainer (up to `exact_max_features` features) or its Permutation
-  explainer (antithetic permutations, exact for additive models) over the model's own prediction
-  function on the raw input frame. HistGradientBoosting always takes this path: shap 0.51
-  ignores its native categorical splits, and its interventional sums missed the model's output
-  from 6 boosting iterations on (measured, README "Explanations").
+- model-agnostic: exact Shapley values from every coalition (up to `exact_max_features`
+  features), else antithetic permutation sampling (`permutations` orders per row; exact for
+  additive models and pairwise interactions), over the model's own prediction function on the
+  raw input frame, vectorized in modelwatch.explain.coalitions (why not shap's own Exact and
+  Permutation explainers: measured there, 7-12x slower per batch plus 10-18 s of numba
+  compilation per process). HistGradientBoosting always takes this path: shap 0.51 ignores its
+  native categorical splits, and its interventional sums missed the model's output from 6
+  boosting iterations on (measured, README "Explanations").
 """
 
 from __future__ import annotations
@@ -119,14 +122,15 @@ def explain_model(
     from threadpoolctl import threadpool_limits
 
     x, bg = rows[features], background[features]
-    # one thread: the explainers call the model hundreds of times on small frames, where
-    # OpenMP's thread start-up (HistGradientBoosting) costs more than it saves (16x on 2 cores)
-    with threadpool_limits(1):
+    # one OpenMP/BLAS thread, as in the training stage: on a small shared machine
+    # HistGradientBoosting's thread per core oversubscribes it (same calls, measured 0.9 s with
+    # one thread against 5.1 s with two on 2 busy cores; benchmarks/README.md)
+    with threadpool_limits(limits=1):
         out, name = model_output(model, x, task, positive_label)
         try:
             return _tree(model, x, bg, out, name, task, positive_label)
         except _NotExact as exc:
-            log.info("explain: %s; using shap's model-agnostic explainer", exc)
+            log.info("explain: %s; using the model-agnostic explainer", exc)
         return _agnostic(model, x, bg, out, name, task, positive_label, seed,
                          exact_max_features, permutations)  # fmt: skip
 
@@ -229,12 +233,13 @@ def _agnostic(
     model: Any, x: pd.DataFrame, bg: pd.DataFrame, out: np.ndarray, name: str, task: str,
     positive_label: object, seed: int, exact_max_features: int, permutations: int,
 ) -> Explanation:  # fmt: skip
-    """The model-agnostic path: shap's Exact or Permutation explainer over the model's own
-    prediction function, with the background as an independent masker."""
-    import shap
+    """The model-agnostic path: interventional Shapley values of the model's own prediction
+    function, every coalition value computed in a few large vectorized model calls (see
+    modelwatch.explain.coalitions for why not shap's explainers)."""
+    from modelwatch.explain import coalitions
 
     columns, dtypes = list(x.columns), bg.dtypes.to_dict()
-    # shap's maskers compare values numerically: non-numeric columns go in as category codes
+    # coalitions are built on a numeric matrix: non-numeric columns travel as category codes
     codes = {c: pd.unique(pd.concat([bg[c], x[c]]).dropna()) for c in columns if _is_text(bg[c])}
 
     def encode(frame: pd.DataFrame) -> np.ndarray:
@@ -254,19 +259,13 @@ def _agnostic(
             frame[c] = decoded
         return model_output(model, frame.astype(dtypes), task, positive_label)[0]
 
-    data = encode(bg)
-    masker = shap.maskers.Independent(data, max_samples=len(data))
-    m = len(columns)
-    if m <= exact_max_features:
-        explainer, method = shap.explainers.Exact(predict, masker), "exact"
-        result = explainer(encode(x), silent=True)
+    game = coalitions.Game(predict, encode(x), encode(bg), full=out)
+    if len(columns) <= exact_max_features:
+        values, method = coalitions.exact_shapley(game), "exact"
     else:
-        explainer, method = shap.explainers.Permutation(predict, masker, seed=seed), "permutation"
-        evals = permutations * (2 * m + 1)
-        result = explainer(encode(x), max_evals=evals, silent=True)
-    values = np.asarray(result.values, dtype=float)
-    base = float(np.ravel(result.base_values)[0])
-    return Explanation(tuple(columns), values, base, name, method, x)  # type: ignore[arg-type]
+        rng = np.random.default_rng(seed)
+        values, method = coalitions.permutation_shapley(game, permutations, rng), "permutation"
+    return Explanation(tuple(columns), values, game.base, name, method, x)  # type: ignore[arg-type]
 
 
 def _is_text(series: pd.Series) -> bool:

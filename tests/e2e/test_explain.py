@@ -18,8 +18,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def replayed(tmp_path_factory):
-    """Two demo weeks monitored by the default HistGradientBoosting champion: 11 features, so
-    shap's Permutation explainer (README, Explanations: why not the tree path)."""
+    """Two demo weeks monitored by the default HistGradientBoosting champion with the default
+    explain settings: 11 features, so the permutation estimator (README, Explanations)."""
     from flows.replay import replay
 
     folder = tmp_path_factory.mktemp("explain")
@@ -27,7 +27,6 @@ def replayed(tmp_path_factory):
         "params.yaml",
         folder,
         demo={"max_batches": 2, "bad_batch_after": None},
-        explain={"enabled": True, "sample_rows": 20, "background_rows": 10, "permutations": 2},
     )
     replay(params_path=params)
     return open_project(params)
@@ -56,7 +55,7 @@ def test_each_batch_logs_its_attribution_drift(replayed):
             )
         report = json.loads(_artifact(proj, run.run_id, "drift_report.json"))
         assert report["attribution"]["features"] == rows
-        assert report["attribution"]["rows"] == 20 and report["attribution"]["reference_rows"] == 20
+        assert report["attribution"]["rows"] == 50 and report["attribution"]["reference_rows"] == 50
         html = _artifact(proj, run.run_id, "drift_report.html")
         assert "<h2>Attribution drift (SHAP)</h2>" in html
         assert f"<td>{rows[0]['feature']}</td>" in html
@@ -80,7 +79,7 @@ def test_the_model_card_carries_the_global_explanation(replayed):
     version = history.batch_runs(proj.client, proj.experiments.monitoring)[0].champion_version
     run_id = proj.client.get_model_version(proj.model_name, version).run_id
     found = json.loads(_artifact(proj, run_id, "explanation.json"))
-    assert found["method"] == "permutation" and found["rows"] == 20
+    assert found["method"] == "permutation" and found["rows"] == 50
     assert sorted(found["mean_abs_shap"]) == sorted(proj.settings.data.features)
     for name in ("explanation_bar.png", "explanation_beeswarm.png"):
         png = Path(proj.client.download_artifacts(run_id, name)).read_bytes()

@@ -123,6 +123,69 @@ def test_hist_gradient_boosting_goes_model_agnostic_and_adds_up(frames):
     np.testing.assert_allclose(got.base_value + got.values.sum(axis=1), proba, atol=1e-6)
 
 
+def test_permutation_path_is_exact_for_pairwise_interactions(frames):
+    """Antithetic permutations are exact when no effect involves more than two features:
+    HistGradientBoosting with depth-2 trees (each leaf is reached by at most two splits).
+    Reference: shap.explainers.Exact on the pipeline, same background (1e-9)."""
+    train, background, rows = frames
+    pipe = _fit(train, "hist_gradient_boosting", "regression", max_iter=30, max_depth=2)
+    got = explain_model(
+        pipe, rows, background, FEATURES, "regression", exact_max_features=1, permutations=2
+    )
+    assert got.method == "permutation"
+    want = _shap_exact(pipe, rows, background, "regression")
+    np.testing.assert_allclose(got.values, want, atol=1e-9)
+
+
+def test_permutation_estimate_converges_to_the_exact_values(frames):
+    """Depth-5 trees carry three- and four-way interactions, where the permutation estimate is
+    only an estimate: its error against shap.explainers.Exact (the reference) shrinks as the
+    number of permutations grows, and every estimate adds up to the model's output."""
+    train, background, rows = frames
+    pipe = _fit(train, "hist_gradient_boosting", "classification", max_iter=40, max_depth=5)
+    want = _shap_exact(pipe, rows, background, "classification")
+    proba = pipe.predict_proba(rows[FEATURES])[:, 1]
+    errors = {}
+    for permutations in (1, 200):
+        got = explain_model(
+            pipe, rows, background, FEATURES, "classification",
+            exact_max_features=1, permutations=permutations,
+        )  # fmt: skip
+        np.testing.assert_allclose(got.base_value + got.values.sum(axis=1), proba, atol=1e-9)
+        errors[permutations] = float(np.abs(got.values - want).max())
+    assert errors[1] > 1e-4  # the game really has higher-order interactions
+    assert errors[200] < errors[1] / 4
+    assert errors[200] < 0.03 * float(np.abs(want).max())
+
+
+def test_permutation_path_is_seeded(frames):
+    train, background, rows = frames
+    pipe = _fit(train, "hist_gradient_boosting", "regression", max_iter=20, max_depth=5)
+
+    def run(seed: int) -> np.ndarray:
+        return explain_model(
+            pipe, rows, background, FEATURES, "regression",
+            exact_max_features=1, permutations=1, seed=seed,
+        ).values  # fmt: skip
+
+    np.testing.assert_array_equal(run(3), run(3))
+    assert not np.allclose(run(3), run(4))
+
+
+def test_coalition_values_do_not_depend_on_the_chunk_size(frames, monkeypatch):
+    """The model is called in chunks of MAX_MODEL_ROWS rows; chunks of 10 coalitions (168 do not
+    divide into them) give the same exact values as one call."""
+    from modelwatch.explain import coalitions
+
+    train, background, rows = frames
+    pipe = _fit(train, "hist_gradient_boosting", "regression", max_iter=20)
+    whole = explain_model(pipe, rows, background, FEATURES, "regression").values
+    monkeypatch.setattr(coalitions, "MAX_MODEL_ROWS", 10 * len(background))
+    np.testing.assert_allclose(
+        explain_model(pipe, rows, background, FEATURES, "regression").values, whole, atol=1e-12
+    )
+
+
 def test_attribution_drift_ranks_the_planted_feature_first(frames):
     """x2's spread triples in the batch, so its effect on the model's output triples; the
     other features keep their distribution. Reference values: mean |SHAP| on each side."""
