@@ -100,9 +100,12 @@ def check_labels(
     numeric_ids = _is_number(reference[data.id])
     if numeric_ids and not _is_number(ids.dropna()):
         bad = ids[pd.to_numeric(ids, errors="coerce").isna() & ids.notna()]
+        # every value may parse as a number and still be text (a mixed or boolean column)
+        kind = "true/false" if pd.api.types.is_bool_dtype(ids) else "text"
+        here = f"here {len(bad)} are not" if len(bad) else f"here they are {kind}"
         problems.append(
-            f"column {data.id!r}: ids are numbers in the reference, here {len(bad)} are not"
-            f"{_shown(bad.unique())}"
+            f"column {data.id!r}: ids are numbers in the reference, {here}"
+            f"{_shown((bad if len(bad) else ids.dropna()).unique())}"
         )
     if target.isna().any():
         problems.append(f"column {data.target!r}: {int(target.isna().sum())} missing label(s)")

@@ -28,7 +28,12 @@ def test_good_labels_have_no_problem():
         ({"cnt": [4]}, "column 'instant' is missing"),
         ({"instant": [4, 5], "cnt": ["30", "thirty"]}, "column 'cnt': the target must be a num"),
         ({"instant": [4, 5], "cnt": [True, False]}, "column 'cnt': the target must be a number"),
-        ({"instant": ["1,001", "7"], "cnt": [1, 2]}, "column 'instant': ids are numbers in the"),
+        ({"instant": ["1,001", "7"], "cnt": [1, 2]},
+         "column 'instant': ids are numbers in the reference, here 1 are not (e.g. '1,001')"),
+        ({"instant": ["4", 5], "cnt": [1, 2]},  # every value parses, the column is still text
+         "column 'instant': ids are numbers in the reference, here they are text (e.g. '4', 5)"),
+        ({"instant": [True, False], "cnt": [1, 2]},
+         "column 'instant': ids are numbers in the reference, here they are true/false"),
         ({"instant": [4, 4, 5], "cnt": [1, 2, 3]}, "column 'instant': 1 duplicate id(s) (e.g. 4)"),
         ({"instant": [4, None], "cnt": [1, 2]}, "column 'instant': 1 missing id(s)"),
         ({"instant": [4, 5], "cnt": [1, None]}, "column 'cnt': 1 missing label(s)"),
