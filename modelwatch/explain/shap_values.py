@@ -12,7 +12,8 @@ Two paths compute it:
   OrdinalEncoder/passthrough). The result is checked against the model's own output
   (additivity, 1e-6); a miss falls back to the next path. It misses more often than not: shap
   0.51's interventional sums were off by 5-9% of the output for forests on the bike data at
-  every depth tried (6-12), while small forests matched shap's Exact explainer to 1e-8.
+  every depth tried (6-12), while small forests matched shap's Exact explainer to 1e-8 (shap's
+  interventional TreeSHAP on deep trees, shap/shap#3267).
 - model-agnostic: exact Shapley values from every coalition (up to `exact_max_features`
   features), else antithetic permutation sampling (`permutations` orders per row; exact for
   additive models and pairwise interactions), over the model's own prediction function on the
