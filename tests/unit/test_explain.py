@@ -262,8 +262,7 @@ def test_attribution_drift_on_a_planted_stream():
     one seed share every draw; only x3 differs from batch 15 on (moved inside its old range, the
     relation unchanged), and the reference, hence the champion (HistGradientBoosting), is the
     same. So the difference between the two streams' attribution drift at batch 15 isolates the
-    planted change from the sampling noise of 50 explained rows (which the table itself carries:
-    README, Explanations). Reference values: mean |SHAP| on each side (default explain sizes)."""
+    planted change from the sampling noise of 50 explained rows (README, Explanations: noise). Reference values: mean |SHAP| on each side (default explain sizes)."""
     from modelwatch.streams.planted import CATEGORICAL, NUMERIC, make_stream
 
     features = NUMERIC + CATEGORICAL
