@@ -289,9 +289,9 @@ def live_shadow_check(
         return Check(  # not "skipped": the candidate is shadowed, and judged, while it waits
             "live_shadow",
             True,
-            f"{said}: evaluated at approval: candidate version {candidate_version} is scored in "
-            "shadow on live traffic while it waits, and the evidence when a person approves "
-            "decides (promotion.approval is required)",
+            f"{said}: evaluated at approval: candidate version {candidate_version} has not been "
+            "scored in shadow yet; while it waits for approval the service scores it in shadow, "
+            "and the evidence when a person approves decides (promotion.approval is required)",
             {"skipped": False, "at_approval": True, **limits},
         )
     if live is None:
