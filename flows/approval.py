@@ -18,7 +18,8 @@ from tasks.project import open_project
 def await_approval(event_id: int, params_path: Path = DEFAULT_PARAMS) -> str:
     """Waits for a person to approve or reject a challenger that passed every check (the
     Prefect UI's "Resume" form, or `modelwatch approve|reject`), then promotes it exactly as an
-    automatic promotion does, or records the rejection; no answer before the deadline
+    automatic promotion does unless the live shadow evidence at that moment
+    stops it (promotion.live_shadow), or records the rejection; no answer before the deadline
     (promotion.approval_timeout) rejects it. Started in a process of its own by the retrain that
     asked, so monitoring never waits for it. Rerun after a kill: an answer already given (in
     the ledger or to the killed run's form) is carried out, a half-done promotion finished.
@@ -50,9 +51,10 @@ def await_approval(event_id: int, params_path: Path = DEFAULT_PARAMS) -> str:
         event = proj.ledger.get_event(event_id)
         if event.state != "started":  # superseded while this run waited for the slot
             return event.outcome or event.state
+        answer = approval.judge_live(proj, event, answer)  # the live evidence, kept first
         alerts = approval.carry_out(proj, event, answer, approval.approval_via())
         step = event.step or 0
         send_alerts(proj, alerts, approval.subject_of(event), step)
         outcome = approval.close(proj, event, answer)
-    tag_run("promoted" if answer.promotes else "rejected")
+    tag_run("promoted" if answer.promotes else "rejected")  # rejected: also by live evidence
     return outcome

@@ -56,7 +56,9 @@ WINDOW_TAG = "window_tag"
 WINDOW_MD5 = "window_md5"
 STAGES_RUN = "stages_run"
 PARAM_PREFIX = "param."
-PROMOTION = "promotion"  # promoted | rejected | dry_run
+# promoted | rejected | dry_run | awaiting_approval | not_promoted_live_shadow (approved, but
+# worse on live traffic than the champion: promotion.live_shadow)
+PROMOTION = "promotion"
 DECISION_ID = "decision_id"
 CHAMPION_VERSION_BEFORE = "champion_version_before"
 
@@ -72,6 +74,7 @@ APPROVAL = "approval"  # pending | approved | rejected | timeout | superseded (a
 APPROVAL_BY = "approval_by"  # the person who answered (or "modelwatch" for timeout, superseded)
 APPROVAL_REASON = "approval_reason"
 APPROVAL_AT = "approval_at"  # ISO 8601 UTC time of the answer
+APPROVAL_LIVE_SHADOW = "approval_live_shadow"  # the live shadow evidence when approved
 APPROVAL_FLOW_RUN = "approval_flow_run_id"  # the paused Prefect flow run that waits for it
 
 

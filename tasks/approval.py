@@ -24,8 +24,8 @@ from pydantic import Field
 
 from modelwatch import names
 from modelwatch.alerts import incidents
-from modelwatch.decide import approval
-from modelwatch.decide.promotion import PromotionDecision
+from modelwatch.decide import approval, promotion
+from modelwatch.decide.promotion import Check, PromotionDecision
 from modelwatch.stores import ledger as ledger_mod
 from modelwatch.stores import recovery, registry
 from modelwatch.stores.project import Project
@@ -201,7 +201,8 @@ def wait_for_answer(proj: Project, event: ledger_mod.Event) -> approval.Answer:
     decision = PromotionDecision.from_dict(event.detail["decision"])
     form = ApprovalForm.with_initial_data(
         description=f"**Promote version {decision.candidate_version} of {proj.model_name}?**\n\n"
-        f"{decision.summary()}\n\nNo answer within {approval.format_duration(timeout)}: rejected.",
+        f"{decision.summary()}\n\n{describe_live(proj, event)}\n\n"
+        f"No answer within {approval.format_duration(timeout)}: rejected.",
         decision="approve",
     )
     try:
@@ -214,6 +215,64 @@ def wait_for_answer(proj: Project, event: ledger_mod.Event) -> approval.Answer:
     except FlowPauseTimeout:
         return approval.timed_out(timeout)
     return approval.from_form(got.decision, got.reason, got.by)
+
+
+def live_evidence(proj: Project, event: ledger_mod.Event) -> Check:
+    """Returns the live shadow evidence on a pending approval's candidate now: its metric and
+    the champion's on the labelled production rows the service scored it on in shadow, judged
+    against promotion.live_shadow (the retrain's computation, modelwatch.stores.live_shadow)."""
+    from modelwatch.errors import InsufficientDataError
+    from modelwatch.stores import live_shadow
+
+    version, champion = str(event.detail["candidate"]), event.detail.get("champion")
+    settings = proj.settings.promotion
+    live, error = None, ""
+    if champion is not None:
+        try:
+            live = live_shadow.gather(proj, str(champion), version)
+        except InsufficientDataError as exc:
+            error = str(exc)
+    return promotion.live_shadow_at_approval(
+        live, settings, proj.settings.project.task, version, error
+    )
+
+
+def judge_live(proj: Project, event: ledger_mod.Event, answer: approval.Answer) -> approval.Answer:
+    """Returns the answer with the live shadow evidence at the moment of approval, kept in the
+    ledger before anything acts on it (a rerun after a kill reuses it, never re-judges): with
+    promotion.live_shadow set and min_rows labelled rows, a candidate worse live than the
+    champion by more than max_worse is not promoted. A rejection or timeout is not judged."""
+    if answer.verdict != "approved" or answer.live_shadow is not None:
+        return answer
+    check = live_evidence(proj, event)
+    judged = proj.settings.promotion.live_shadow is not None
+    answer = replace(
+        answer,
+        live_shadow=check.sentence if judged else "",
+        live_shadow_blocks=judged and not check.passed,
+    )
+    proj.ledger.update_event(event.id, {"answer": answer.to_dict()})
+    get_run_logger().info("approval of version %s: %s", event.detail["candidate"], check.sentence)
+    return answer
+
+
+def describe_live(proj: Project, event: ledger_mod.Event) -> str:
+    """Returns the live shadow evidence as the paused run's form shows it (markdown)."""
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    rule = proj.settings.promotion.live_shadow
+    gate = (
+        "When you approve it is evaluated again on the evidence at that moment: with at least "
+        f"{rule.min_rows} rows, a candidate worse than the champion by more than "
+        f"{rule.max_worse:.0%} is not promoted (promotion.live_shadow)."
+        if rule
+        else "promotion.live_shadow is not set: shown, not judged."
+    )
+    return (
+        f"**Live evidence** (as of {now}; `modelwatch approvals` shows it now): "
+        f"{live_evidence(proj, event).sentence}\n\n{gate}"
+    )
 
 
 def supersede(proj: Project, event: ledger_mod.Event, newer: str) -> None:

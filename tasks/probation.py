@@ -9,7 +9,7 @@ from prefect.cache_policies import NO_CACHE
 from modelwatch import io
 from modelwatch.decide import probation
 from modelwatch.errors import InsufficientDataError
-from modelwatch.stores import project, recovery, registry, tracking
+from modelwatch.stores import live_shadow, project, recovery, registry, tracking
 from modelwatch.stores.project import Project
 from modelwatch.training import scoring
 
@@ -62,32 +62,8 @@ def live_shadow_evidence(
     answered while that version scored beside it, on the rows it scored. None without any."""
     if champion is None:
         return None
-    recent = proj.ledger.evaluated_by(
-        proj.model_name, champion.version, 2**31, proj.settings.training.window_batches
-    )
-    shadowed = [r for r in recent if r.shadow_version]
-    if not shadowed:
-        return None
-    version = shadowed[-1].shadow_version
-    runs = [r for r in shadowed if r.shadow_version == version]
-    data = proj.settings.data
-    labels = project.all_labels(proj, since_step=runs[0].step)
-    frames = []
-    for run in runs:
-        preds = io.read_csv_file(proj.repo_path("data/predictions") / f"{run.batch_id}.csv")
-        frames.append(preds.merge(labels[[data.id, data.target]], on=data.id, how="inner"))
-    rows = pd.concat(frames, ignore_index=True)
     try:
-        live = probation.live_shadow(
-            rows,
-            len(runs),
-            data,
-            proj.settings.project.task,
-            proj.settings.promotion.metric,
-            champion_version=champion.version,
-            shadow_version=version,
-            score_column=scoring.SCORE if scoring.SCORE in rows.columns else None,
-        )
+        live = live_shadow.gather(proj, champion.version)
     except InsufficientDataError as exc:  # too few rows for the metric: no evidence, said so
         get_run_logger().warning("live shadow evidence: %s", exc)
         return None

@@ -16,8 +16,10 @@ ANSWER_WAIT_SECONDS = 180  # how long the CLI waits for the waiting flow run to 
 
 
 def list_pending(params: Path) -> str:
-    """Returns one line per pending approval. One whose waiting process died is carried on: an
-    answer it got is carried out here (the outcome is printed), else a new waiter starts."""
+    """Returns two lines per pending approval: what waits, and its live shadow evidence against
+    the champion as of now, judged as the approval will be. One whose waiting process died is
+    carried on: an answer it got is carried out here (the outcome is printed), else a new
+    waiter starts."""
     from modelwatch.stores import ledger as ledger_mod
     from modelwatch.stores.project import open_project
     from tasks import approval
@@ -32,7 +34,8 @@ def list_pending(params: Path) -> str:
         else:
             approval.start_waiter(proj.paths.params_file, event.id, proj.paths.home)
             lines.append(f"v{event.detail.get('candidate')}: restarted its waiting flow run")
-    lines += [describe(e) for e in approval.pending(proj)]
+    for event in approval.pending(proj):  # each with its live evidence as of now
+        lines += [describe(event), f"  {approval.live_evidence(proj, event).sentence}"]
     return "\n".join(lines) or f"{proj.model_name}: no pending approvals"
 
 

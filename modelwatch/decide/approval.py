@@ -37,13 +37,24 @@ class Answer:
     by: str
     reason: str
     at: str
+    # the live shadow evidence when the approval was given (None: not judged yet; "": nothing
+    # to record, promotion.live_shadow is not set) and whether it stops the promotion
+    live_shadow: str | None = None
+    live_shadow_blocks: bool = False
 
     @property
     def promotes(self) -> bool:
-        return self.verdict == "approved"
+        return self.verdict == "approved" and not self.live_shadow_blocks
 
     def outcome(self) -> str:
         """Returns the sentence recorded as the approval's outcome."""
+        if self.verdict == "approved" and self.live_shadow_blocks:
+            return (
+                f"approved by {self.by}: {self.reason}; not promoted because of the live shadow "
+                f"evidence: {self.live_shadow}"
+            )
+        if self.verdict == "approved" and self.live_shadow:
+            return f"approved by {self.by}: {self.reason}; {self.live_shadow}"
         if self.verdict == "approved":
             return f"approved by {self.by}: {self.reason}"
         if self.verdict == "rejected":
@@ -52,17 +63,26 @@ class Answer:
 
     def tags(self) -> dict[str, str]:
         """Returns the MLflow tags (model version and decision run) that record the answer."""
-        return {
+        tags = {
             names.APPROVAL: self.verdict,
             names.APPROVAL_BY: self.by,
             names.APPROVAL_REASON: self.reason,
             names.APPROVAL_AT: self.at,
         }
+        if self.live_shadow:
+            tags[names.APPROVAL_LIVE_SHADOW] = self.live_shadow
+        if self.live_shadow_blocks:
+            tags[names.PROMOTION] = "not_promoted_live_shadow"
+        return tags
 
     def markdown(self, candidate: str) -> str:
         """Returns a paragraph for the model version's description."""
         head = f"**Approval of version {candidate}: {self.verdict}**"
-        return f"{head} by {self.by} at {self.at}: {self.reason}"
+        text = f"{head} by {self.by} at {self.at}: {self.reason}"
+        if self.live_shadow_blocks:
+            said = "**Not promoted because of the live shadow evidence**"
+            return f"{text}. {said}: {self.live_shadow}"
+        return f"{text}. {self.live_shadow}" if self.live_shadow else text
 
     def to_dict(self) -> dict[str, str]:
         return asdict(self)
@@ -70,7 +90,12 @@ class Answer:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Answer:
         return cls(
-            verdict=raw["verdict"], by=str(raw["by"]), reason=str(raw["reason"]), at=str(raw["at"])
+            verdict=raw["verdict"],
+            by=str(raw["by"]),
+            reason=str(raw["reason"]),
+            at=str(raw["at"]),
+            live_shadow=raw.get("live_shadow"),
+            live_shadow_blocks=bool(raw.get("live_shadow_blocks", False)),
         )
 
 

@@ -49,6 +49,7 @@ __all__ = [
     "compare_models",
     "decide_first_model",
     "live_shadow_check",
+    "live_shadow_at_approval",
 ]
 
 
@@ -283,6 +284,16 @@ def live_shadow_check(
             {"skipped": True, "reason": why, **limits, **(details or {})},
         )
 
+    elsewhere = live is None or live.shadow_version != candidate_version
+    if settings.approval == "required" and elsewhere:
+        return Check(  # not "skipped": the candidate is shadowed, and judged, while it waits
+            "live_shadow",
+            True,
+            f"{said}: evaluated at approval: candidate version {candidate_version} has not been "
+            "scored in shadow yet; while it waits for approval the service scores it in shadow, "
+            "and the evidence when a person approves decides (promotion.approval is required)",
+            {"skipped": False, "at_approval": True, **limits},
+        )
     if live is None:
         return skipped("no labelled production rows were scored in shadow")
     numbers = {
@@ -321,6 +332,45 @@ def live_shadow_check(
     )
     return Check("live_shadow", passed, sentence, {"skipped": False, "worse": worse, **limits,
                                                    **numbers})  # fmt: skip
+
+
+def live_shadow_at_approval(
+    live: LiveShadow | None,
+    settings: PromotionSettings,
+    task: str,
+    candidate_version: str,
+    error: str = "",
+) -> Check:
+    """Returns the live shadow evidence on a candidate that waits for approval, judged as the
+    retrain's live_shadow_check judges it once settings.live_shadow.min_rows rows are there.
+    Fewer rows (or none, or a metric undefined on them: `error`) pass as "not enough rows yet:
+    n of min_rows"; without settings.live_shadow the evidence is shown, never judged."""
+    rule = settings.live_shadow
+    rows = live.rows if live is not None else 0
+    so_far = ""
+    if live is not None:
+        so_far = (
+            f"; so far {live.metric} {format_number(live.shadow_score)} vs "
+            f"{format_number(live.champion_score)} for champion version {live.champion_version}"
+        )
+    details = {"rows": rows, "at_approval": True, **(live.to_dict() if live else {})}
+    if rule is None:
+        text = (
+            f"{rows} labelled production rows scored in shadow{so_far}"
+            if live
+            else ("no labelled production rows scored in shadow yet")
+        )
+        return Check("live_shadow", True, f"live shadow (not judged: promotion.live_shadow is "
+                     f"not set): {text}", {"skipped": True, **details})  # fmt: skip
+    if live is None or live.rows < rule.min_rows or error:
+        why = f" ({error})" if error else ""
+        sentence = (
+            f"live shadow: not enough rows yet: {rows} of {rule.min_rows} "
+            f"(promotion.live_shadow.min_rows){so_far}{why}"
+        )
+        limits = {"min_rows": rule.min_rows, "max_worse": rule.max_worse}
+        return Check("live_shadow", True, sentence, {"skipped": True, **limits, **details})
+    return live_shadow_check(live, settings, task, candidate_version)
 
 
 # ---------------------------------------------------------------- inputs and metrics

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,6 +92,14 @@ def start_service(
     Raises:
         RuntimeError: it did not become ready within 120 s (its log is in the message).
     """
+    proc = launch_service(params, port, log_path)
+    wait_ready(proc, port, log_path, endpoint)
+    return proc
+
+
+def launch_service(params: Path, port: int, log_path: Path) -> subprocess.Popen:
+    """Starts `modelwatch serve-model` in its own process group and returns at once (it loads
+    while the caller does something else; wait_ready waits for it)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
     cmd = [
         str(Path(sys.executable).parent / "modelwatch"),
@@ -101,16 +110,31 @@ def start_service(
         str(port),
     ]
     out = open(log_path, "wb")  # noqa: SIM115 (the child writes it while it lives)
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         cmd, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
     )
+
+
+def wait_ready(
+    proc: subprocess.Popen,
+    port: int,
+    log_path: Path,
+    endpoint: str = "/ready",
+    until: Callable[[httpx.Response], bool] = lambda r: True,
+) -> httpx.Response:
+    """Returns the endpoint's first 200 answer that `until` accepts (e.g. a challenger loaded).
+
+    Raises:
+        RuntimeError: none within 120 s, or the process ended (its log is in the message).
+    """
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             break
         try:
-            if httpx.get(f"http://127.0.0.1:{port}{endpoint}", timeout=2).status_code == 200:
-                return proc
+            r = httpx.get(f"http://127.0.0.1:{port}{endpoint}", timeout=2)
+            if r.status_code == 200 and until(r):
+                return r
         except httpx.HTTPError:
             pass
         time.sleep(0.3)
