@@ -257,12 +257,35 @@ def test_a_bad_explain_setting_names_the_key(tmp_path):
     assert params.exists()
 
 
+@pytest.mark.parametrize("max_exact", [8, 1])
+def test_a_feature_that_cannot_matter_gets_exactly_zero(frames, max_exact):
+    """x3 has one value in the explained rows and the background alike, so no coalition changes
+    with it: its Shapley value is 0 on both paths, not the 1e-16 that summing differences of the
+    same predictions computed in different calls leaves, so attribution drift gives it no
+    relative change (the bike report showed +169 % on 1e-16 before)."""
+    train, background, rows = frames
+    pipe = _fit(train, "hist_gradient_boosting", "regression", max_iter=30)
+    background, rows = background.assign(x3=0.25), rows.assign(x3=0.25)
+    got = explain_model(pipe, rows, background, FEATURES, "regression",
+                        exact_max_features=max_exact)  # fmt: skip
+    assert (got.values[:, FEATURES.index("x3")] == 0.0).all()
+    np.testing.assert_allclose(
+        got.base_value + got.values.sum(axis=1), pipe.predict(rows[FEATURES]), atol=1e-9
+    )
+    drift = compare_attributions(
+        got.mean_abs(), got.mean_abs(), method=got.method, output=got.output, rows=12,
+        reference_rows=12, champion_version="1",
+    )  # fmt: skip
+    assert next(f for f in drift.features if f.feature == "x3").relative_change is None
+
+
 def test_attribution_drift_on_a_planted_stream():
     """Data not tuned for: modelwatch.streams.planted. Its covariate and stationary streams with
     one seed share every draw; only x3 differs from batch 15 on (moved inside its old range, the
     relation unchanged), and the reference, hence the champion (HistGradientBoosting), is the
     same. So the difference between the two streams' attribution drift at batch 15 isolates the
-    planted change from the sampling noise of 50 explained rows (README, Explanations: noise). Reference values: mean |SHAP| on each side (default explain sizes)."""
+    planted change from the sampling noise of 50 explained rows (README, Explanations: noise).
+    Reference values: mean |SHAP| on each side (default explain sizes)."""
     from modelwatch.streams.planted import CATEGORICAL, NUMERIC, make_stream
 
     features = NUMERIC + CATEGORICAL
