@@ -424,10 +424,16 @@ def choose_window(
     trainer = entry.make_trainer(spec, data, training, task, search_path)
     hold = options[0].holdout
     sign = -1.0 if metric_direction(metric, task) == "min" else 1.0
+    from threadpoolctl import threadpool_limits
+
     scored = []
     for option in options:
-        model = trainer(option.train.dropna(subset=[data.target]))
-        preds = scoring.score_frame(model, hold, data, task)
+        # one OpenMP thread, as in the training stage (stage.py): on a shared 2-core machine
+        # HistGradientBoosting's thread per core made three fits take 70-78 s (measured: one fit
+        # 58-95 s with the default threads, 3-4.5 s with one, on the same loaded machine)
+        with threadpool_limits(limits=1):
+            model = trainer(option.train.dropna(subset=[data.target]))
+            preds = scoring.score_frame(model, hold, data, task)
         values = compute_metrics(
             hold[data.target],
             preds[data.prediction],
